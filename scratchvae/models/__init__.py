@@ -1,0 +1,44 @@
+"""Model zoo: ``build_model`` puts an encoder/decoder pair into a VAE or an Autoencoder."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..objective import make_loss
+from .conv import faces_conv, keras_conv, mnist_conv
+from .mlp import mlp_decoder, mlp_encoder
+from .vae import VAE, Autoencoder, Losses
+
+
+def _mlp(latent_dim: int, enc_out: int, final_sigmoid: bool, hidden: int = 400):
+    shape = (1, 28, 28)
+    return mlp_encoder(shape, hidden, enc_out), mlp_decoder(latent_dim, hidden, shape, final_sigmoid)
+
+
+#: architecture name -> (builder, image shape (C, H, W), default latent size)
+ARCHITECTURES = {
+    "mlp": (_mlp, (1, 28, 28), 20),
+    "conv": (mnist_conv, (1, 28, 28), 32),
+    "keras": (keras_conv, (1, 28, 28), 2),
+    "faces": (faces_conv, (1, 64, 64), 64),
+}
+
+
+def build_model(arch: str = "mlp", kind: str = "vae", latent_dim: int | None = None, loss: str = "bce",
+                beta: float = 1.0, rng: np.random.Generator | None = None) -> VAE | Autoencoder:
+    """A VAE (kind='vae') or plain Autoencoder (kind='ae') of a named architecture."""
+    if arch not in ARCHITECTURES:
+        raise ValueError(f"unknown model '{arch}', choose from {sorted(ARCHITECTURES)}")
+    if kind not in ("vae", "ae"):
+        raise ValueError(f"unknown kind '{kind}', choose 'vae' or 'ae'")
+    builder, _, default_latent = ARCHITECTURES[arch]
+    latent_dim = latent_dim or default_latent
+    final_sigmoid = not make_loss(loss).takes_logits
+    enc_out = 2 * latent_dim if kind == "vae" else latent_dim
+    encoder, decoder = builder(latent_dim, enc_out, final_sigmoid)
+    if kind == "vae":
+        return VAE(encoder, decoder, latent_dim, loss, beta, rng)
+    return Autoencoder(encoder, decoder, latent_dim, loss)
+
+
+__all__ = ["ARCHITECTURES", "Autoencoder", "Losses", "VAE", "build_model", "faces_conv", "keras_conv",
+           "mlp_decoder", "mlp_encoder", "mnist_conv"]

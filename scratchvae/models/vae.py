@@ -1,0 +1,140 @@
+"""The VAE and the plain Autoencoder: an encoder, a decoder, and the objective between them.
+
+Both take images (N, C, H, W) and let the encoder/decoder be any Module, so the
+MLP and the convolutional models share this file. The backward chains are
+written out in full, one step a line, so a reader can follow every gradient.
+"""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from ..nn.activations import sigmoid
+from ..nn.module import Module
+from ..objective import GaussianKL, Reparameterize, make_loss
+
+
+class Losses(NamedTuple):
+    """Per-image averages over the batch: total = recon + beta * kl."""
+
+    total: float
+    recon: float
+    kl: float
+
+
+class _AutoencoderBase(Module):
+    def __init__(self, encoder: Module, decoder: Module, latent_dim: int, loss: str) -> None:
+        self.encoder, self.decoder = encoder, decoder
+        self.latent_dim = latent_dim
+        self.loss_name = loss
+        self.recon_loss = make_loss(loss)
+
+    def decode(self, z: np.ndarray) -> np.ndarray:
+        """Decoder output: logits for 'bce', image-space values otherwise."""
+        return self.decoder.forward(z.astype(self.dtype, copy=False))
+
+    def decode_mean(self, z: np.ndarray) -> np.ndarray:
+        """The decoded image in pixel space [0, 1] (sigmoid of the logits for 'bce')."""
+        out = self.decode(z)
+        return sigmoid(out) if self.recon_loss.takes_logits else out
+
+    def extra_repr(self) -> str:
+        return f"latent_dim={self.latent_dim}, loss={self.loss_name!r}"
+
+
+class VAE(_AutoencoderBase):
+    """Variational autoencoder, trained on the negative ELBO.
+
+    forward:  h = encoder(x)                           (N, 2L)
+              mu, logvar = h[:, :L], h[:, L:]          (N, L) each
+              z = mu + exp(logvar / 2) * eps           (N, L), eps ~ N(0, I)
+              pred = decoder(z)                        (N, C, H, W)
+    loss:     recon(pred, x) + beta * KL(N(mu, exp(logvar)) || N(0, I))
+    backward: dpred = d recon / d pred
+              dz = decoder.backward(dpred)
+              dmu     = dz + beta * mu / N
+              dlogvar = dz * eps * exp(logvar / 2) / 2 + beta * (exp(logvar) - 1) / (2 N)
+              dx = encoder.backward(concat(dmu, dlogvar))
+    beta = 1 is the VAE; beta > 1 is the beta-VAE of Higgins et al. (2017).
+    """
+
+    def __init__(self, encoder: Module, decoder: Module, latent_dim: int, loss: str = "bce",
+                 beta: float = 1.0, rng: np.random.Generator | None = None) -> None:
+        super().__init__(encoder, decoder, latent_dim, loss)
+        self.beta = beta
+        self.reparam = Reparameterize()
+        self.kl = GaussianKL()
+        self.rng = rng if rng is not None else np.random.default_rng()
+
+    def encode(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        h = self.encoder.forward(x)                              # (N, 2L)
+        if h.ndim != 2 or h.shape[1] != 2 * self.latent_dim:
+            raise ValueError(f"VAE: encoder must output (N, {2 * self.latent_dim}), got {h.shape}")
+        return h[:, :self.latent_dim], h[:, self.latent_dim:]    # (N, L), (N, L)
+
+    def forward(self, x: np.ndarray, eps: np.ndarray | None = None) -> np.ndarray:
+        mu, logvar = self.encode(x)
+        z = self.reparam.forward(mu, logvar, eps, self.rng)      # (N, L)
+        return self.decoder.forward(z)                           # (N, C, H, W)
+
+    def loss(self, x: np.ndarray, target: np.ndarray | None = None,
+             eps: np.ndarray | None = None) -> Losses:
+        """Forward pass and the negative ELBO; call ``backward()`` next for gradients."""
+        mu, logvar = self.encode(x)
+        z = self.reparam.forward(mu, logvar, eps, self.rng)      # (N, L)
+        pred = self.decoder.forward(z)                           # (N, C, H, W)
+        recon = self.recon_loss.forward(pred, x if target is None else target)
+        kl = self.kl.forward(mu, logvar)
+        return Losses(recon + self.beta * kl, recon, kl)
+
+    def backward(self) -> np.ndarray:
+        dpred = self.recon_loss.backward()                       # (N, C, H, W)
+        dz = self.decoder.backward(dpred)                        # (N, L)
+        dmu, dlogvar = self.reparam.backward(dz)                 # (N, L) each
+        dmu_kl, dlogvar_kl = self.kl.backward()                  # (N, L) each
+        dmu = dmu + self.beta * dmu_kl                           # (N, L)
+        dlogvar = dlogvar + self.beta * dlogvar_kl               # (N, L)
+        dh = np.concatenate([dmu, dlogvar], axis=1)              # (N, 2L)
+        return self.encoder.backward(dh)                         # (N, C, H, W)
+
+    def reconstruct(self, x: np.ndarray) -> np.ndarray:
+        """Decode the posterior mean (no sampling): the usual reconstruction figure."""
+        mu, _ = self.encode(x)
+        return self.decode_mean(mu)
+
+    def sample(self, n: int, rng: np.random.Generator | None = None) -> np.ndarray:
+        """Decode n draws z ~ N(0, I) from the prior."""
+        z = (rng or self.rng).standard_normal((n, self.latent_dim))  # (n, L)
+        return self.decode_mean(z)
+
+
+class Autoencoder(_AutoencoderBase):
+    """Plain deterministic autoencoder, for comparison with the VAE.
+
+    forward:  z = encoder(x)  (N, L);   pred = decoder(z)
+    loss:     recon(pred, x)             (no KL, no sampling)
+    backward: dz = decoder.backward(dpred);  dx = encoder.backward(dz)
+    """
+
+    def encode(self, x: np.ndarray) -> np.ndarray:
+        z = self.encoder.forward(x)                              # (N, L)
+        if z.ndim != 2 or z.shape[1] != self.latent_dim:
+            raise ValueError(f"Autoencoder: encoder must output (N, {self.latent_dim}), got {z.shape}")
+        return z
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        return self.decoder.forward(self.encode(x))              # (N, C, H, W)
+
+    def loss(self, x: np.ndarray, target: np.ndarray | None = None, eps: None = None) -> Losses:
+        pred = self.forward(x)                                   # (N, C, H, W)
+        recon = self.recon_loss.forward(pred, x if target is None else target)
+        return Losses(recon, recon, 0.0)
+
+    def backward(self) -> np.ndarray:
+        dpred = self.recon_loss.backward()                       # (N, C, H, W)
+        dz = self.decoder.backward(dpred)                        # (N, L)
+        return self.encoder.backward(dz)                         # (N, C, H, W)
+
+    def reconstruct(self, x: np.ndarray) -> np.ndarray:
+        return self.decode_mean(self.encode(x))

@@ -1,0 +1,76 @@
+"""Elementwise activations. Each caches only what its derivative needs."""
+from __future__ import annotations
+
+import numpy as np
+
+from .module import Module
+
+
+class ReLU(Module):
+    """y = max(x, 0);   dx = dy * (x > 0)   (the kink at 0 gets slope 0, as in torch)."""
+
+    def __init__(self) -> None:
+        self.cache: np.ndarray | None = None  # the mask x > 0
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        self.cache = x > 0                                       # (same as x)
+        return np.maximum(x, 0, dtype=x.dtype)
+
+    def backward(self, dy: np.ndarray) -> np.ndarray:
+        mask = self._require_cache()
+        return dy * mask                                         # (same as x)
+
+
+class LeakyReLU(Module):
+    """y = x if x > 0 else negative_slope * x;   dx = dy * (1 if x > 0 else negative_slope)."""
+
+    def __init__(self, negative_slope: float = 0.01) -> None:
+        self.negative_slope = negative_slope
+        self.cache: np.ndarray | None = None  # the mask x > 0
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        self.cache = x > 0
+        return np.where(self.cache, x, x * x.dtype.type(self.negative_slope))
+
+    def backward(self, dy: np.ndarray) -> np.ndarray:
+        mask = self._require_cache()
+        return np.where(mask, dy, dy * dy.dtype.type(self.negative_slope))
+
+    def extra_repr(self) -> str:
+        return f"negative_slope={self.negative_slope}"
+
+
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    """1 / (1 + exp(-x)) without overflow: exp is only ever taken of -|x|."""
+    e = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e)).astype(x.dtype, copy=False)
+
+
+class Sigmoid(Module):
+    """y = 1 / (1 + exp(-x));   dx = dy * y * (1 - y)   (caches y, not x)."""
+
+    def __init__(self) -> None:
+        self.cache: np.ndarray | None = None  # y
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        self.cache = sigmoid(x)
+        return self.cache
+
+    def backward(self, dy: np.ndarray) -> np.ndarray:
+        y = self._require_cache()
+        return dy * y * (1 - y)
+
+
+class Tanh(Module):
+    """y = tanh(x);   dx = dy * (1 - y**2)   (caches y, not x)."""
+
+    def __init__(self) -> None:
+        self.cache: np.ndarray | None = None  # y
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        self.cache = np.tanh(x)
+        return self.cache
+
+    def backward(self, dy: np.ndarray) -> np.ndarray:
+        y = self._require_cache()
+        return dy * (1 - y * y)

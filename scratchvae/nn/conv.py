@@ -1,0 +1,122 @@
+"""2-D convolution as im2col + one matrix product, and the argument checks both conv layers share."""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from ..kernels.im2col import Pair, col2im, conv_output_size, im2col, pair
+from .init import uniform_fan_in
+from .module import Module, Parameter
+
+# -- shared by Conv2d and ConvTranspose2d -------------------------------------------------
+
+
+def conv_arguments(layer: str, in_channels: int, out_channels: int, kernel_size: int | Pair,
+                   stride: int | Pair, padding: int | Pair, dilation: int | Pair) -> tuple[Pair, Pair, Pair, Pair]:
+    """Normalise ints to (h, w) pairs and reject sizes no convolution can have."""
+    for name, value in (("in_channels", in_channels), ("out_channels", out_channels)):
+        if not isinstance(value, (int, np.integer)) or value < 1:
+            raise ValueError(f"{layer}: {name} must be a positive int, got {value!r}")
+    k, s, p, d = (pair(v, f"{layer}: {name}") for v, name in (
+        (kernel_size, "kernel_size"), (stride, "stride"), (padding, "padding"), (dilation, "dilation")))
+    for name, value in (("kernel_size", k), ("stride", s), ("dilation", d)):
+        if min(value) < 1:
+            raise ValueError(f"{layer}: {name} must be positive, got {value}")
+    if min(p) < 0:
+        raise ValueError(f"{layer}: padding must be non-negative, got {p}")
+    return k, s, p, d
+
+
+def check_conv_input(layer: Module, x: np.ndarray, in_channels: int) -> None:
+    """x must be (N, in_channels, H, W); the message names the layer, like check_shape's."""
+    if x.ndim != 4 or x.shape[1] != in_channels:
+        raise ValueError(f"{type(layer).__name__}: expected input of shape (N, {in_channels}, H, W), "
+                         f"got {x.shape}")
+
+
+def check_output_size(layer: Module, in_hw: Pair, out_hw: Pair, settings: str) -> None:
+    """An input too small for the kernel gives a size < 1; say so with every number involved."""
+    if min(out_hw) < 1:
+        raise ValueError(f"{type(layer).__name__}: input of spatial size {in_hw} gives output size "
+                         f"{out_hw} (must be >= 1) with {settings}")
+
+
+# -- Conv2d -----------------------------------------------------------------------------------
+
+
+class _ConvCache(NamedTuple):
+    x_shape: tuple[int, int, int, int]
+    cols: np.ndarray  # (N, C_in*kH*kW, H_out*W_out), the receptive fields of x
+
+
+class Conv2d(Module):
+    """out[n, co] = bias[co] + sum over ci of cross-correlate(x[n, ci], weight[co, ci])   (NCHW)
+
+    Computed as im2col and one matrix product per image (np.matmul batches them):
+        cols = im2col(x)                   (N, C_in*kH*kW, H_out*W_out), one column per window
+        W2d  = weight.reshape(C_out, -1)   (C_out, C_in*kH*kW)
+        out  = W2d @ cols + bias           (N, C_out, H_out*W_out) -> reshaped to (N, C_out, H_out, W_out)
+
+    shapes:   x (N, C_in, H, W), weight (C_out, C_in, kH, kW) as in torch, bias (C_out,)
+              H_out = floor((H + 2*p_h - d_h*(kH-1) - 1) / s_h) + 1   (same for W)
+    backward: with dout reshaped to (N, C_out, H_out*W_out),
+              dweight = sum_n dout[n] @ cols[n].T          (C_out, C_in*kH*kW) -> weight's shape
+              dbias   = dout.sum over n and positions      (C_out,)
+              dcols   = W2d.T @ dout[n]                    (N, C_in*kH*kW, H_out*W_out)
+              dx      = col2im(dcols)                      (N, C_in, H, W)
+              col2im is the transpose of im2col: it adds every column entry back onto the
+              pixel it was copied from, so a pixel seen by k windows gets k contributions.
+    init:     weight, bias ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in)), fan_in = C_in*kH*kW (PyTorch's default)
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int | Pair, stride: int | Pair = 1,
+                 padding: int | Pair = 0, dilation: int | Pair = 1, bias: bool = True,
+                 rng: np.random.Generator | None = None) -> None:
+        self.kernel_size, self.stride, self.padding, self.dilation = conv_arguments(
+            "Conv2d", in_channels, out_channels, kernel_size, stride, padding, dilation)
+        self.in_channels, self.out_channels = int(in_channels), int(out_channels)
+        kH, kW = self.kernel_size
+        fan_in = in_channels * kH * kW
+        self.weight = Parameter(uniform_fan_in((out_channels, in_channels, kH, kW), fan_in, rng))
+        self.bias = Parameter(uniform_fan_in((out_channels,), fan_in, rng)) if bias else None
+        self.cache: _ConvCache | None = None
+
+    def output_size(self, H: int, W: int) -> Pair:
+        """(H_out, W_out) for an H x W input; raises ValueError if either is < 1."""
+        out = tuple(conv_output_size(size, *args) for size, args in
+                    zip((H, W), zip(self.kernel_size, self.stride, self.padding, self.dilation)))
+        check_output_size(self, (H, W), out, self._settings())
+        return out
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        check_conv_input(self, x, self.in_channels)
+        N, _, H, W = x.shape
+        H_out, W_out = self.output_size(H, W)
+        cols = im2col(x, self.kernel_size, self.stride, self.padding, self.dilation)  # (N, C_in*kH*kW, H_out*W_out)
+        W2d = self.weight.data.reshape(self.out_channels, -1)     # (C_out, C_in*kH*kW)
+        out = W2d @ cols                                           # (N, C_out, H_out*W_out)
+        if self.bias is not None:
+            out += self.bias.data[:, None]
+        self.cache = _ConvCache(x.shape, cols)
+        return out.reshape(N, self.out_channels, H_out, W_out)     # (N, C_out, H_out, W_out)
+
+    def backward(self, dout: np.ndarray) -> np.ndarray:
+        x_shape, cols = self._require_cache()
+        N = x_shape[0]
+        dout = dout.reshape(N, self.out_channels, -1)              # (N, C_out, H_out*W_out)
+        dweight = (dout @ cols.transpose(0, 2, 1)).sum(axis=0)     # (C_out, C_in*kH*kW)
+        self.weight.grad += dweight.reshape(self.weight.shape)     # (C_out, C_in, kH, kW)
+        if self.bias is not None:
+            self.bias.grad += dout.sum(axis=(0, 2))                # (C_out,)
+        W2d = self.weight.data.reshape(self.out_channels, -1)     # (C_out, C_in*kH*kW)
+        dcols = W2d.T @ dout                                       # (N, C_in*kH*kW, H_out*W_out)
+        dx = col2im(dcols, x_shape, self.kernel_size, self.stride, self.padding, self.dilation)  # (N, C_in, H, W)
+        return dx
+
+    def _settings(self) -> str:
+        return (f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}, "
+                f"dilation={self.dilation}")
+
+    def extra_repr(self) -> str:
+        return f"{self.in_channels}, {self.out_channels}, {self._settings()}, bias={self.bias is not None}"

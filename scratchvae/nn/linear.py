@@ -1,0 +1,51 @@
+"""Linear (fully connected) layer."""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from .init import uniform_fan_in
+from .module import Module, Parameter, check_shape
+
+
+class _LinearCache(NamedTuple):
+    x: np.ndarray  # (N, in_features)
+
+
+class Linear(Module):
+    """y = x @ weight.T + bias
+
+    shapes:   x (N, in_features), weight (out_features, in_features) as in torch,
+              bias (out_features,), y (N, out_features)
+    backward: dx      = dy @ weight            (N, in)
+              dweight = dy.T @ x               (out, in)
+              dbias   = dy.sum(axis=0)         (out,)
+    init:     weight, bias ~ U(-1/sqrt(in_features), 1/sqrt(in_features)) (PyTorch's default)
+    """
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True,
+                 rng: np.random.Generator | None = None) -> None:
+        self.in_features, self.out_features = in_features, out_features
+        self.weight = Parameter(uniform_fan_in((out_features, in_features), in_features, rng))
+        self.bias = Parameter(uniform_fan_in((out_features,), in_features, rng)) if bias else None
+        self.cache: _LinearCache | None = None
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        check_shape(self, x, (None, self.in_features))
+        self.cache = _LinearCache(x)
+        y = x @ self.weight.data.T                               # (N, out)
+        if self.bias is not None:
+            y += self.bias.data
+        return y
+
+    def backward(self, dy: np.ndarray) -> np.ndarray:
+        x = self._require_cache().x
+        self.weight.grad += dy.T @ x                             # (out, in)
+        if self.bias is not None:
+            self.bias.grad += dy.sum(axis=0)                     # (out,)
+        dx = dy @ self.weight.data                               # (N, in)
+        return dx
+
+    def extra_repr(self) -> str:
+        return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"

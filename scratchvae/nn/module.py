@@ -1,0 +1,229 @@
+"""Parameter, Buffer, Module and Sequential: the whole module system.
+
+A Module finds its parameters by walking its own attributes, the way
+``torch.nn.Module`` does, so a new layer needs no registration:
+
+    self.weight = Parameter(...)     -> found as "weight"
+    self.encoder = Sequential(...)   -> its parameters found as "encoder.0.weight", ...
+
+Names follow PyTorch's dotted convention, so ``state_dict()`` keys line up one to
+one with the keys of the equivalent ``torch.nn`` model.
+
+The contract every layer keeps:
+    forward(x)     -> out, and stores on the layer what backward needs (``self.cache``)
+    backward(dout) -> dx, and ADDS (+=) into each ``Parameter.grad``
+Accumulating (not overwriting) is what lets a parameter used twice, or two
+backward calls before one optimizer step, get the sum of its gradients.
+"""
+from __future__ import annotations
+
+from typing import Any, Iterator
+
+import numpy as np
+
+DEFAULT_DTYPE = np.float32
+
+
+class Parameter:
+    """A trainable array and its gradient: ``data`` and ``grad`` have the same shape."""
+
+    def __init__(self, data: np.ndarray, dtype: Any = None) -> None:
+        dtype = DEFAULT_DTYPE if dtype is None else dtype
+        self.data = np.ascontiguousarray(data, dtype=dtype)
+        self.grad = np.zeros_like(self.data)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.data.shape
+
+    def zero_grad(self) -> None:
+        self.grad[...] = 0.0
+
+    def __repr__(self) -> str:
+        return f"Parameter(shape={self.data.shape}, dtype={self.data.dtype})"
+
+
+class Buffer:
+    """State that is saved with the model but not trained (e.g. BatchNorm's running mean)."""
+
+    def __init__(self, data: np.ndarray, dtype: Any = None) -> None:
+        self.data = np.array(data, dtype=DEFAULT_DTYPE if dtype is None else dtype)
+
+    def __repr__(self) -> str:
+        return f"Buffer(shape={self.data.shape}, dtype={self.data.dtype})"
+
+
+class Module:
+    """Base class of every layer and model.
+
+    Subclasses set Parameters, Buffers and sub-Modules as attributes and write
+    ``forward`` and ``backward``; everything else here is bookkeeping.
+    """
+
+    training: bool = True
+
+    # -- the two methods a layer writes -------------------------------------------
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        raise NotImplementedError(f"{type(self).__name__}.forward")
+
+    def backward(self, dout: np.ndarray) -> np.ndarray:
+        raise NotImplementedError(f"{type(self).__name__}.backward")
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        return self.forward(x)
+
+    # -- walking the attribute tree ---------------------------------------------------
+    def named_children(self) -> Iterator[tuple[str, "Module"]]:
+        """Sub-modules held as attributes, or in a list/tuple attribute (named "attr.i")."""
+        for name, value in vars(self).items():
+            if isinstance(value, Module):
+                yield name, value
+            elif isinstance(value, (list, tuple)):
+                for i, item in enumerate(value):
+                    if isinstance(item, Module):
+                        yield f"{name}.{i}", item
+
+    def _named(self, kind: type, prefix: str = "") -> Iterator[tuple[str, Any]]:
+        for name, value in vars(self).items():
+            if isinstance(value, kind):
+                yield prefix + name, value
+        for name, child in self.named_children():
+            yield from child._named(kind, prefix + name + ".")
+
+    def named_parameters(self) -> Iterator[tuple[str, Parameter]]:
+        """(dotted name, Parameter) pairs, e.g. ("encoder.0.weight", p), as in PyTorch."""
+        return self._named(Parameter)
+
+    def parameters(self) -> list[Parameter]:
+        return [p for _, p in self.named_parameters()]
+
+    def named_buffers(self) -> Iterator[tuple[str, Buffer]]:
+        return self._named(Buffer)
+
+    def modules(self) -> Iterator["Module"]:
+        yield self
+        for _, child in self.named_children():
+            yield from child.modules()
+
+    # -- state ----------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """Parameters and buffers by PyTorch-style name (arrays are copies)."""
+        state = {name: p.data.copy() for name, p in self.named_parameters()}
+        state.update({name: b.data.copy() for name, b in self.named_buffers()})
+        return state
+
+    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
+        """Copy arrays into this model; names and shapes must match exactly."""
+        own = dict(self.named_parameters())
+        own.update(self.named_buffers())
+        missing = sorted(set(own) - set(state))
+        unexpected = sorted(set(state) - set(own))
+        if missing or unexpected:
+            raise KeyError(f"state_dict mismatch: missing {missing}, unexpected {unexpected}")
+        for name, holder in own.items():
+            value = np.asarray(state[name])
+            if value.shape != holder.data.shape:
+                raise ValueError(
+                    f"state_dict['{name}'] has shape {value.shape}, "
+                    f"the model expects {holder.data.shape}"
+                )
+            holder.data[...] = value
+
+    def zero_grad(self) -> None:
+        for p in self.parameters():
+            p.zero_grad()
+
+    def train(self, mode: bool = True) -> "Module":
+        for m in self.modules():
+            m.training = mode
+        return self
+
+    def eval(self) -> "Module":
+        return self.train(False)
+
+    def to(self, dtype: Any) -> "Module":
+        """Cast every parameter, gradient and buffer (float64 is for gradient checks)."""
+        for p in self.parameters():
+            p.data = p.data.astype(dtype)
+            p.grad = p.grad.astype(dtype)
+        for _, b in self.named_buffers():
+            if np.issubdtype(b.data.dtype, np.floating):
+                b.data = b.data.astype(dtype)
+        for m in self.modules():
+            m._cast_hook(dtype)
+        return self
+
+    def _cast_hook(self, dtype: Any) -> None:
+        """Layers that keep dtype-specific workspaces drop them here."""
+
+    @property
+    def dtype(self) -> np.dtype:
+        params = self.parameters()
+        return params[0].data.dtype if params else np.dtype(DEFAULT_DTYPE)
+
+    def num_parameters(self) -> int:
+        return int(sum(p.data.size for p in self.parameters()))
+
+    # -- helpers for layers -------------------------------------------------------------------
+    def _require_cache(self) -> Any:
+        cache = getattr(self, "cache", None)
+        if cache is None:
+            raise RuntimeError(f"{type(self).__name__}.backward called before forward")
+        return cache
+
+    def extra_repr(self) -> str:
+        return ""
+
+    def __repr__(self) -> str:
+        children = list(self.named_children())
+        head = f"{type(self).__name__}({self.extra_repr()}"
+        if not children:
+            return head + ")"
+        lines = [f"  ({name}): " + repr(child).replace("\n", "\n  ") for name, child in children]
+        return head + "\n" + "\n".join(lines) + "\n)"
+
+
+class Sequential(Module):
+    """Layers applied in order; backward visits them in reverse.
+
+    forward:  out = layer_k(...layer_1(layer_0(x)))
+    backward: dx  = layer_0.backward(...layer_k.backward(dout))   (chain rule)
+    Children are named "0", "1", ... as in ``torch.nn.Sequential``.
+    """
+
+    def __init__(self, *layers: Module) -> None:
+        self.layers = list(layers)
+
+    def named_children(self) -> Iterator[tuple[str, Module]]:
+        for i, layer in enumerate(self.layers):
+            yield str(i), layer
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        for layer in self.layers:
+            x = layer.forward(x)
+        return x
+
+    def backward(self, dout: np.ndarray) -> np.ndarray:
+        for layer in reversed(self.layers):
+            dout = layer.backward(dout)
+        return dout
+
+    def __getitem__(self, i: int) -> Module:
+        return self.layers[i]
+
+    def __len__(self) -> int:
+        return len(self.layers)
+
+    def __iter__(self) -> Iterator[Module]:
+        return iter(self.layers)
+
+
+def check_shape(layer: Module, x: np.ndarray, expected: tuple, what: str = "input") -> None:
+    """Raise a ValueError naming the layer, the expected and the actual shape.
+
+    ``expected`` holds ints, or None for "any size" (e.g. the batch axis).
+    """
+    ok = x.ndim == len(expected) and all(e is None or e == s for e, s in zip(expected, x.shape))
+    if not ok:
+        want = "(" + ", ".join("N" if e is None else str(e) for e in expected) + ")"
+        raise ValueError(f"{type(layer).__name__}: expected {what} of shape {want}, got {x.shape}")

@@ -1,0 +1,45 @@
+"""Layers that only change an array's shape; backward undoes the reshape."""
+from __future__ import annotations
+
+import numpy as np
+
+from .module import Module
+
+
+class Flatten(Module):
+    """(N, d1, d2, ...) -> (N, d1*d2*...);   dx = dy.reshape(x.shape)."""
+
+    def __init__(self) -> None:
+        self.cache: tuple[int, ...] | None = None  # the input shape
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        if x.ndim < 2:
+            raise ValueError(f"Flatten: expected input of shape (N, ...), got {x.shape}")
+        self.cache = x.shape
+        return x.reshape(x.shape[0], -1)                         # (N, prod(d))
+
+    def backward(self, dy: np.ndarray) -> np.ndarray:
+        return dy.reshape(self._require_cache())
+
+
+class Reshape(Module):
+    """(N, prod(shape)) -> (N, *shape);   dx = dy.reshape(x.shape). The batch axis is kept."""
+
+    def __init__(self, shape: tuple[int, ...]) -> None:
+        self.shape = tuple(shape)
+        self.cache: tuple[int, ...] | None = None
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        size = int(np.prod(self.shape))
+        if x.ndim < 1 or x[0].size != size:
+            raise ValueError(
+                f"Reshape: expected input of shape (N, {size}) to reshape to (N, {self.shape}), got {x.shape}"
+            )
+        self.cache = x.shape
+        return x.reshape((x.shape[0],) + self.shape)             # (N, *shape)
+
+    def backward(self, dy: np.ndarray) -> np.ndarray:
+        return dy.reshape(self._require_cache())
+
+    def extra_repr(self) -> str:
+        return f"shape={self.shape}"

@@ -1,0 +1,132 @@
+"""Reconstruction losses: BCE (from logits, or on probabilities), MSE and RMSE.
+
+Every loss here is summed over the pixels of an image and averaged over the
+batch, so BCE reads as nats per image, comparable with published VAE numbers.
+``forward(pred, target)`` returns that float; ``backward()`` returns dpred,
+the gradient of the returned number (hence the 1/N in every formula).
+Inputs are flattened to (N, D) views; dpred has pred's shape.
+"""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from ..nn.activations import sigmoid
+
+
+class _LossCache(NamedTuple):
+    pred: np.ndarray    # (N, D)
+    target: np.ndarray  # (N, D)
+    shape: tuple        # pred's original shape
+
+
+class ReconstructionLoss:
+    """Shared plumbing: flatten, cache, and the batch mean of ``per_image``."""
+
+    #: True when ``pred`` is a logit and the decoder must NOT end with a Sigmoid
+    takes_logits = False
+
+    def __init__(self) -> None:
+        self.cache: _LossCache | None = None
+
+    def per_image(self, pred: np.ndarray, target: np.ndarray) -> np.ndarray:
+        """Loss of each image, (N,): what an importance-sampled likelihood needs."""
+        raise NotImplementedError
+
+    def forward(self, pred: np.ndarray, target: np.ndarray) -> float:
+        if pred.shape != target.shape:
+            raise ValueError(f"{type(self).__name__}: pred {pred.shape} and target {target.shape} differ")
+        n = pred.shape[0]
+        self.cache = _LossCache(pred.reshape(n, -1), target.reshape(n, -1), pred.shape)
+        return float(self.per_image(self.cache.pred, self.cache.target).mean())
+
+    def backward(self) -> np.ndarray:
+        if self.cache is None:
+            raise RuntimeError(f"{type(self).__name__}.backward called before forward")
+        pred, target, shape = self.cache
+        return self._dpred(pred, target).reshape(shape)
+
+    def _dpred(self, pred: np.ndarray, target: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+
+class BCEWithLogits(ReconstructionLoss):
+    """Binary cross-entropy on logits a, targets t in [0, 1] (nats per image).
+
+    per pixel:  l = -t log sigmoid(a) - (1 - t) log(1 - sigmoid(a))
+                  = max(a, 0) - a t + log(1 + exp(-|a|))      (never overflows)
+    backward:   da = (sigmoid(a) - t) / N
+    """
+
+    takes_logits = True
+
+    def per_image(self, pred: np.ndarray, target: np.ndarray) -> np.ndarray:
+        a, t = pred, target
+        return np.sum(np.maximum(a, 0) - a * t + np.log1p(np.exp(-np.abs(a))), axis=1)  # (N,)
+
+    def _dpred(self, pred: np.ndarray, target: np.ndarray) -> np.ndarray:
+        return (sigmoid(pred) - target) / pred.shape[0]          # (N, D)
+
+
+class BCE(ReconstructionLoss):
+    """Binary cross-entropy on probabilities p (a decoder ending in Sigmoid), as the seed writes it.
+
+    per pixel:  l = -t log p - (1 - t) log(1 - p),   log clamped at -100 as torch's BCELoss does
+    backward:   dp = (p - t) / (p (1 - p)) / N
+    Less stable than BCEWithLogits: once sigmoid saturates, p(1-p) underflows.
+    """
+
+    def per_image(self, pred: np.ndarray, target: np.ndarray) -> np.ndarray:
+        with np.errstate(divide="ignore"):
+            log_p = np.maximum(np.log(pred), -100.0)
+            log_1mp = np.maximum(np.log1p(-pred), -100.0)
+        return -np.sum(target * log_p + (1 - target) * log_1mp, axis=1)  # (N,)
+
+    def _dpred(self, pred: np.ndarray, target: np.ndarray) -> np.ndarray:
+        tiny = np.finfo(pred.dtype).tiny
+        return (pred - target) / np.maximum(pred * (1 - pred), tiny) / pred.shape[0]  # (N, D)
+
+
+class MSE(ReconstructionLoss):
+    """Squared error summed over pixels, averaged over images.
+
+    per image:  l = sum_i (p_i - t_i)**2
+    backward:   dp = 2 (p - t) / N
+    """
+
+    def per_image(self, pred: np.ndarray, target: np.ndarray) -> np.ndarray:
+        diff = pred - target
+        return np.sum(diff * diff, axis=1)                       # (N,)
+
+    def _dpred(self, pred: np.ndarray, target: np.ndarray) -> np.ndarray:
+        return 2.0 * (pred - target) / pred.shape[0]             # (N, D)
+
+
+class RMSE(ReconstructionLoss):
+    """Root-mean-square error of each image, averaged over images.
+
+    per image:  r = sqrt( sum_i (p_i - t_i)**2 / D )
+    backward:   dp = (p - t) / (D r) / N          (undefined at r = 0: r is floored at 1e-12)
+    Its scale is ~0.1 per image, far below the KL's, so pair it with a small --beta.
+    """
+
+    def per_image(self, pred: np.ndarray, target: np.ndarray) -> np.ndarray:
+        diff = pred - target
+        return np.sqrt(np.mean(diff * diff, axis=1))             # (N,)
+
+    def _dpred(self, pred: np.ndarray, target: np.ndarray) -> np.ndarray:
+        n, d = pred.shape
+        r = np.maximum(self.per_image(pred, target), 1e-12)      # (N,)
+        return (pred - target) / (d * r[:, None]) / n            # (N, D)
+
+
+LOSSES = {"bce": BCEWithLogits, "bce-prob": BCE, "mse": MSE, "rmse": RMSE}
+
+
+def make_loss(name: str) -> ReconstructionLoss:
+    """The loss called ``name``: one of bce (from logits), bce-prob, mse, rmse."""
+    try:
+        return LOSSES[name]()
+    except KeyError:
+        raise ValueError(f"unknown reconstruction loss '{name}', choose from {sorted(LOSSES)}") from None

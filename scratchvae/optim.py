@@ -1,0 +1,121 @@
+"""Optimizers (Adam, SGD with momentum) and global-norm gradient clipping.
+
+An optimizer takes the parameter list (``model.parameters()``) and reads each
+``Parameter.grad``; it never zeroes them (call ``model.zero_grad()``), so
+gradients from several backward calls can be accumulated before a step.
+Updates are written in place into ``p.data``, matching torch.optim exactly.
+"""
+from __future__ import annotations
+
+import math
+from typing import Iterable
+
+import numpy as np
+
+from .nn.module import Parameter
+
+
+class Optimizer:
+    def __init__(self, params: Iterable[Parameter], lr: float) -> None:
+        self.params = list(params)
+        if not self.params:
+            raise ValueError(f"{type(self).__name__} got an empty parameter list")
+        if lr <= 0:
+            raise ValueError(f"{type(self).__name__}: learning rate must be positive, got {lr}")
+        self.lr = lr
+
+    def step(self) -> None:
+        raise NotImplementedError
+
+    def zero_grad(self) -> None:
+        for p in self.params:
+            p.zero_grad()
+
+
+class SGD(Optimizer):
+    """Stochastic gradient descent with (optional) momentum, torch.optim.SGD's form:
+
+        g = grad + weight_decay * p
+        v = momentum * v + g          (v = g at the first step)
+        p = p - lr * v
+    """
+
+    def __init__(self, params: Iterable[Parameter], lr: float = 1e-2, momentum: float = 0.0,
+                 weight_decay: float = 0.0) -> None:
+        super().__init__(params, lr)
+        self.momentum, self.weight_decay = momentum, weight_decay
+        self.velocity: list[np.ndarray | None] = [None] * len(self.params)
+
+    def step(self) -> None:
+        for i, p in enumerate(self.params):
+            g = p.grad + self.weight_decay * p.data if self.weight_decay else p.grad
+            if self.momentum:
+                if self.velocity[i] is None:
+                    self.velocity[i] = g.copy()
+                else:
+                    self.velocity[i] *= self.momentum
+                    self.velocity[i] += g
+                g = self.velocity[i]
+            p.data -= self.lr * g
+
+
+class Adam(Optimizer):
+    """Adam (Kingma & Ba, 2015) with bias correction, torch.optim.Adam's update:
+
+        g = grad + weight_decay * p                  (L2 penalty, as torch's Adam, not AdamW)
+        m = beta1 * m + (1 - beta1) * g
+        v = beta2 * v + (1 - beta2) * g**2
+        m_hat = m / (1 - beta1**t);  v_hat = v / (1 - beta2**t)
+        p = p - lr * m_hat / (sqrt(v_hat) + eps)
+    """
+
+    def __init__(self, params: Iterable[Parameter], lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
+                 eps: float = 1e-8, weight_decay: float = 0.0) -> None:
+        super().__init__(params, lr)
+        self.beta1, self.beta2 = betas
+        self.eps, self.weight_decay = eps, weight_decay
+        self.t = 0
+        self.m = [np.zeros_like(p.data) for p in self.params]
+        self.v = [np.zeros_like(p.data) for p in self.params]
+
+    def step(self) -> None:
+        self.t += 1
+        b1, b2 = self.beta1, self.beta2
+        step_size = self.lr / (1 - b1 ** self.t)               # lr / bias correction of m
+        v_scale = 1.0 / math.sqrt(1 - b2 ** self.t)             # sqrt(v_hat) = sqrt(v) * v_scale
+        for p, m, v in zip(self.params, self.m, self.v):
+            g = p.grad + self.weight_decay * p.data if self.weight_decay else p.grad
+            m *= b1
+            m += (1 - b1) * g
+            v *= b2
+            v += (1 - b2) * (g * g)
+            denom = np.sqrt(v)
+            denom *= v_scale
+            denom += self.eps
+            p.data -= step_size * m / denom
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """Moments by parameter index, and the step count (for checkpoints)."""
+        state = {"t": np.array(self.t)}
+        for i, (m, v) in enumerate(zip(self.m, self.v)):
+            state[f"m.{i}"], state[f"v.{i}"] = m, v
+        return state
+
+    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
+        self.t = int(state["t"])
+        for i, (m, v) in enumerate(zip(self.m, self.v)):
+            m[...], v[...] = state[f"m.{i}"], state[f"v.{i}"]
+
+
+def clip_grad_norm(params: Iterable[Parameter], max_norm: float) -> float:
+    """Scale all gradients together so their global L2 norm is at most ``max_norm``.
+
+    Returns the norm before clipping (as torch.nn.utils.clip_grad_norm_ does).
+    """
+    params = list(params)
+    total = math.sqrt(sum(float(np.sum(p.grad.astype(np.float64) ** 2)) for p in params))
+    if total > max_norm:
+        scale = max_norm / (total + 1e-6)
+        for p in params:
+            p.grad *= scale
+    return total

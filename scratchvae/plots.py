@@ -1,0 +1,60 @@
+"""Figures: image grids for reconstructions and samples (matplotlib, no screen needed)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # write files; never open a window
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+
+def tile(images: np.ndarray, ncols: int) -> np.ndarray:
+    """(N, 1, H, W) or (N, H, W) -> one (rows*H, ncols*W) mosaic, blank-padded."""
+    images = images.reshape(images.shape[0], images.shape[-2], images.shape[-1])  # (N, H, W)
+    n, h, w = images.shape
+    rows = -(-n // ncols)
+    grid = np.ones((rows * h, ncols * w), dtype=np.float32)
+    for i, img in enumerate(images):
+        r, c = divmod(i, ncols)
+        grid[r * h:(r + 1) * h, c * w:(c + 1) * w] = img
+    return grid
+
+
+def save_grid(images: np.ndarray, path: Path, ncols: int = 10, title: str | None = None) -> Path:
+    grid = tile(np.clip(images, 0.0, 1.0), ncols)
+    fig, ax = plt.subplots(figsize=(ncols * 0.6, grid.shape[0] / grid.shape[1] * ncols * 0.6 + 0.4))
+    ax.imshow(grid, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+    ax.axis("off")
+    if title:
+        ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return Path(path)
+
+
+def save_reconstructions(originals: np.ndarray, recons: np.ndarray, path: Path, ncols: int = 10,
+                         title: str = "top: test images, bottom: reconstructions") -> Path:
+    """Alternate rows of originals and their reconstructions."""
+    pairs = []
+    for start in range(0, len(originals), ncols):
+        pairs += [originals[start:start + ncols], recons[start:start + ncols]]
+    return save_grid(np.concatenate(pairs), path, ncols, title)
+
+
+def save_loss_curves(history: list[dict], path: Path) -> Path:
+    """Train and test loss per epoch from metrics rows."""
+    epochs = [r["epoch"] for r in history]
+    fig, ax = plt.subplots(figsize=(5, 3.2))
+    ax.plot(epochs, [r["train_loss"] for r in history], "o-", label="train")
+    ax.plot(epochs, [r["test_loss"] for r in history], "s-", label="test")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("loss per image")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return Path(path)
