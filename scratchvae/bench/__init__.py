@@ -1,0 +1,197 @@
+"""``scratchvae bench``: how fast a training step and inference run, optionally against PyTorch.
+
+Every figure is measured in the run that prints it: medians of repeated timings
+after warm-up; with --vs-torch the identical PyTorch model (same weights) is timed
+in the same process, alternating step by step, so both see the same machine load.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+
+import numpy as np
+
+from ..models import ARCHITECTURES, build_model
+from ..nn.init import manual_seed
+from ..optim import Adam
+from .startup import startup_report
+from .timing import alternating_ms, gemm_peak_gflops, layer_gemm_flops, median_ms, trace_layers
+
+MNIST_TRAIN_IMAGES = 60000
+
+
+def _batch(shape: tuple, n: int, seed: int = 0) -> np.ndarray:
+    """Binarized random images: the same statistics a training batch has."""
+    return (np.random.default_rng(seed).random((n,) + shape) < 0.3).astype(np.float32)
+
+
+def _model_flops(model, x: np.ndarray) -> int:
+    """GEMM FLOPs of one training step (forward + backward) of a VAE or autoencoder."""
+    total = 0
+    for seq, inp in ((model.encoder, x), (model.decoder, np.zeros((x.shape[0], model.latent_dim), np.float32))):
+        for i, (_, layer, in_shape, out_shape) in enumerate(trace_layers(seq, inp)):
+            f, b = layer_gemm_flops(layer, in_shape, out_shape, first=seq is model.encoder and i == 0)
+            total += f + b
+    return total
+
+
+def _train_step(model, optimizer, x):
+    def step():
+        model.zero_grad()
+        model.loss(x)
+        model.backward()
+        optimizer.step()
+    return step
+
+
+def _torch_steps(model, x, x_inf):
+    import torch
+
+    from .torch_mirror import TorchVAE
+    tmodel = TorchVAE(model)
+    topt = torch.optim.Adam(tmodel.parameters(), lr=1e-3)
+    tx, tx_inf = torch.from_numpy(x), torch.from_numpy(x_inf)
+
+    def step():
+        topt.zero_grad(set_to_none=True)
+        loss, _ = tmodel.loss(tx)
+        loss.backward()
+        topt.step()
+
+    def infer():
+        with torch.no_grad():
+            tmodel.eval()
+            return tmodel.reconstruct(tx_inf)
+    return step, infer
+
+
+def bench_model(arch: str, args: argparse.Namespace, peak: float, torch_ok: bool) -> dict:
+    manual_seed(0)
+    model = build_model(arch, rng=np.random.default_rng(0))
+    shape = ARCHITECTURES[arch][1]
+    x, x_inf = _batch(shape, args.batch_size), _batch(shape, args.inference_batch, seed=1)
+    step = _train_step(model, Adam(model.parameters()), x)
+
+    def infer():
+        model.eval()
+        out = model.reconstruct(x_inf)
+        model.train()
+        return out
+
+    fns = [step, infer]
+    if torch_ok:
+        fns += list(_torch_steps(model, x, x_inf))
+        ours_step, torch_step = alternating_ms([step, fns[2]], args.repeats, args.warmup)
+        ours_inf, torch_inf = alternating_ms([infer, fns[3]], max(3, args.repeats // 4), 1)
+    else:
+        ours_step, ours_inf = median_ms(step, args.repeats, args.warmup), median_ms(infer, max(3, args.repeats // 4), 1)
+        torch_step = torch_inf = None
+    flops = _model_flops(model, x)
+    row = {
+        "model": arch, "batch_size": args.batch_size, "parameters": model.num_parameters(),
+        "train_ms": ours_step, "train_images_per_s": args.batch_size / ours_step * 1e3,
+        "mnist_epoch_s": MNIST_TRAIN_IMAGES / args.batch_size * ours_step / 1e3,
+        "gemm_gflop_per_step": flops / 1e9, "gflops": flops / ours_step / 1e6,
+        "fraction_of_peak": flops / ours_step / 1e6 / peak,
+        "inference_batch": args.inference_batch, "inference_ms": ours_inf,
+        "inference_images_per_s": args.inference_batch / ours_inf * 1e3,
+    }
+    if torch_ok:
+        row.update({"torch_train_ms": torch_step, "train_ratio": ours_step / torch_step,
+                    "torch_inference_ms": torch_inf, "inference_ratio": ours_inf / torch_inf})
+    if args.layers:
+        row["layers"] = layer_breakdown(model, x, args.repeats)
+    return row
+
+
+def layer_breakdown(model, x: np.ndarray, repeats: int) -> list[dict]:
+    """Forward and backward ms of every layer on the shapes of one training step."""
+    rows = []
+    z = np.random.default_rng(0).standard_normal((x.shape[0], model.latent_dim)).astype(np.float32)
+    for part, seq, inp in (("encoder", model.encoder, x), ("decoder", model.decoder, z)):
+        for name, layer, in_shape, out_shape in trace_layers(seq, inp):
+            xin = np.random.default_rng(1).standard_normal(in_shape).astype(np.float32)
+            dout = np.random.default_rng(2).standard_normal(out_shape).astype(np.float32)
+            fwd = median_ms(lambda: layer.forward(xin), repeats, 1)
+            layer.forward(xin)
+            bwd = median_ms(lambda: layer.backward(dout), repeats, 1)
+            rows.append({"layer": f"{part}.{name}", "type": repr(layer).split("\n")[0],
+                         "out_shape": list(out_shape), "forward_ms": fwd, "backward_ms": bwd})
+    model.zero_grad()
+    return rows
+
+
+def _torch_available() -> tuple[bool, str]:
+    try:
+        import torch
+    except ImportError:
+        return False, "torch is not installed: timing scratchvae alone (pip install torch==2.13.0 to compare)"
+    return True, f"torch {torch.__version__}, {torch.get_num_threads()} threads"
+
+
+def print_report(report: dict) -> None:
+    print(f"machine: {report['machine']}; numpy {report['numpy']}; GEMM peak {report['gemm_peak_gflops']:.0f} "
+          f"GFLOP/s (float32, measured now)")
+    print(report["torch"])
+    vs = report["results"] and "torch_train_ms" in report["results"][0]
+    head = f"{'model':<6} {'train ms':>9} {'img/s':>8} {'s/epoch':>8} {'GFLOP/s':>8} {'%peak':>6}"
+    head += f" {'torch ms':>9} {'ratio':>6}" if vs else ""
+    head += f" | {'infer ms':>9} {'img/s':>8}" + (f" {'torch ms':>9} {'ratio':>6}" if vs else "")
+    print(f"\ntraining step (forward + backward + Adam), batch {report['results'][0]['batch_size']}; "
+          f"inference = encode + decode, batch {report['results'][0]['inference_batch']}; medians")
+    print(head)
+    for r in report["results"]:
+        line = (f"{r['model']:<6} {r['train_ms']:9.1f} {r['train_images_per_s']:8.0f} {r['mnist_epoch_s']:8.1f} "
+                f"{r['gflops']:8.1f} {100 * r['fraction_of_peak']:5.0f}%")
+        line += f" {r['torch_train_ms']:9.1f} {r['train_ratio']:5.2f}x" if vs else ""
+        line += f" | {r['inference_ms']:9.1f} {r['inference_images_per_s']:8.0f}"
+        line += f" {r['torch_inference_ms']:9.1f} {r['inference_ratio']:5.2f}x" if vs else ""
+        print(line)
+    for r in report["results"]:
+        for lr in r.get("layers", []):
+            print(f"  {r['model']:<6} {lr['layer']:<11} {lr['type'][:58]:<58} fwd {lr['forward_ms']:6.2f} ms  "
+                  f"bwd {lr['backward_ms']:6.2f} ms")
+    if "startup" in report:
+        s = report["startup"]
+        print(f"\nstart-up (import + build + first conv step, fresh process): cold {s['cold_s']:.2f} s "
+              f"(compiling), warm {s['warm_s']:.2f} s (from the numba cache)")
+        print(f"peak memory of a conv VAE MNIST training run ({s['memory_steps']} steps): "
+              f"{s['peak_rss_mb']:.0f} MB")
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    torch_ok, torch_note = _torch_available() if args.vs_torch else (False, "--vs-torch not given")
+    peak = gemm_peak_gflops()
+    report = {"machine": f"{platform.machine()}, {os.cpu_count()} cores", "numpy": np.__version__,
+              "gemm_peak_gflops": peak, "torch": torch_note, "results": []}
+    for arch in args.models.split(","):
+        if arch not in ARCHITECTURES:
+            raise SystemExit(f"unknown model '{arch}', choose from {sorted(ARCHITECTURES)}")
+        print(f"timing {arch} ...", file=sys.stderr)
+        report["results"].append(bench_model(arch, args, peak, torch_ok))
+    if args.startup:
+        print("timing start-up and memory in fresh processes ...", file=sys.stderr)
+        report["startup"] = startup_report()
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        print_report(report)
+    return 0
+
+
+def add_bench_parser(sub) -> None:
+    p = sub.add_parser("bench", help="time training steps and inference (optionally against PyTorch)",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--models", default="mlp,conv,keras", help="comma-separated architectures")
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--inference-batch", type=int, default=1000)
+    p.add_argument("--repeats", type=int, default=30, help="timed steps per model (the median is reported)")
+    p.add_argument("--warmup", type=int, default=5)
+    p.add_argument("--layers", action="store_true", help="per-layer forward/backward breakdown")
+    p.add_argument("--vs-torch", action="store_true", help="time the identical PyTorch model in the same run")
+    p.add_argument("--startup", action="store_true", help="also measure cold/warm start and peak memory")
+    p.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    p.set_defaults(func=cmd_bench)

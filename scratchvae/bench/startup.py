@@ -1,0 +1,43 @@
+"""Start-up time (cold: compiling every kernel; warm: loading them from Numba's cache) and peak memory."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+_FIRST_STEP = """
+import time, json, resource
+t = time.perf_counter()
+import numpy as np, scratchvae as sv
+model = sv.build_model("conv")
+x = (np.random.default_rng(0).random((8, 1, 28, 28)) < 0.3).astype(np.float32)
+model.loss(x); model.backward(); sv.Adam(model.parameters()).step()
+print(json.dumps({"seconds": time.perf_counter() - t}))
+"""
+
+_MEMORY = """
+import json, resource, numpy as np, scratchvae as sv
+from scratchvae.data import load_split, binarize
+x = load_split("train").images
+model = sv.build_model("conv"); opt = sv.Adam(model.parameters()); rng = np.random.default_rng(0)
+for i in range({steps}):
+    xb = binarize(x[(i * 128) % 59904:(i * 128) % 59904 + 128], rng)
+    model.zero_grad(); model.loss(xb); model.backward(); opt.step()
+print(json.dumps({{"peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
+"""
+
+
+def _run(code: str, env: dict) -> dict:
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def startup_report(memory_steps: int = 200) -> dict:
+    with tempfile.TemporaryDirectory() as cache:
+        env = dict(os.environ, NUMBA_CACHE_DIR=cache)
+        cold = _run(_FIRST_STEP, env)["seconds"]
+        warm = _run(_FIRST_STEP, env)["seconds"]
+    mem = _run(_MEMORY.format(steps=memory_steps), dict(os.environ))["peak_rss_mb"]
+    return {"cold_s": cold, "warm_s": warm, "peak_rss_mb": mem, "memory_steps": memory_steps}
