@@ -6,6 +6,7 @@
     model.backward()                       # gradients into every Parameter.grad
     sv.Adam(model.parameters()).step()
 """
+from . import _threads  # noqa: F401  (must run before NumPy is imported)
 from .gradcheck import check_loss, check_model, check_module, gradcheck
 from .models import VAE, Autoencoder, Losses, build_model
 from .nn import *  # noqa: F401,F403

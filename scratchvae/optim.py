@@ -12,6 +12,7 @@ from typing import Iterable
 
 import numpy as np
 
+from .kernels.fused import adam_update
 from .nn.module import Parameter
 
 
@@ -85,14 +86,9 @@ class Adam(Optimizer):
         v_scale = 1.0 / math.sqrt(1 - b2 ** self.t)             # sqrt(v_hat) = sqrt(v) * v_scale
         for p, m, v in zip(self.params, self.m, self.v):
             g = p.grad + self.weight_decay * p.data if self.weight_decay else p.grad
-            m *= b1
-            m += (1 - b1) * g
-            v *= b2
-            v += (1 - b2) * (g * g)
-            denom = np.sqrt(v)
-            denom *= v_scale
-            denom += self.eps
-            p.data -= step_size * m / denom
+            # The formula above, fused into one pass over memory (kernels/fused.py has the
+            # NumPy version line by line; tests check the two agree).
+            adam_update(p.data, g, m, v, step_size, b1, b2, v_scale, self.eps)
 
     def state_dict(self) -> dict[str, np.ndarray]:
         """Moments by parameter index, and the step count (for checkpoints)."""

@@ -43,8 +43,8 @@ def test_im2col_matches_reference(shape, k, s, p, d, dtype, driver):
     cols = im2col(x, k, s, p, d)
     H_out, W_out = _out_hw(shape, k, s, p, d)
     assert cols.dtype == dtype
-    assert im2col_module._use_parallel(cols) == (driver == "parallel" and shape[0] > 1)
-    assert cols.shape == (shape[0], shape[1] * k[0] * k[1], H_out * W_out)
+    assert im2col_module._use_parallel(shape[0], cols) == (driver == "parallel" and shape[0] > 1)
+    assert cols.shape == (shape[1] * k[0] * k[1], shape[0] * H_out * W_out)
     np.testing.assert_array_equal(cols, im2col_reference(x, k, s, p, d))  # pure copies: exact
 
 
@@ -52,7 +52,7 @@ def test_im2col_matches_reference(shape, k, s, p, d, dtype, driver):
 @pytest.mark.parametrize("shape, k, s, p, d", CONFIGS, ids=IDS)
 def test_col2im_matches_reference(shape, k, s, p, d, dtype, driver):
     H_out, W_out = _out_hw(shape, k, s, p, d)
-    cols_shape = (shape[0], shape[1] * k[0] * k[1], H_out * W_out)
+    cols_shape = (shape[1] * k[0] * k[1], shape[0] * H_out * W_out)
     cols = np.random.default_rng(1).standard_normal(cols_shape).astype(dtype)
     x = col2im(cols, shape, k, s, p, d)
     assert x.dtype == dtype and x.shape == shape
@@ -82,7 +82,7 @@ def test_out_buffers_are_filled_and_reused(driver):
     shape, args = (2, 3, 6, 6), ((3, 3), (2, 2), (1, 1), (1, 1))
     x = rng.standard_normal(shape)
     H_out, W_out = _out_hw(shape, *args)
-    buf = np.full((2, 27, H_out * W_out), np.nan)
+    buf = np.full((27, 2 * H_out * W_out), np.nan)
     cols = im2col(x, *args, out=buf)
     assert cols is buf
     np.testing.assert_array_equal(cols, im2col_reference(x, *args))  # padding entries were written too
@@ -91,7 +91,7 @@ def test_out_buffers_are_filled_and_reused(driver):
     assert back is xbuf
     np.testing.assert_allclose(back, col2im_reference(cols, shape, *args), rtol=1e-12, atol=1e-12)
     with pytest.raises(ValueError, match="out must be"):
-        im2col(x, *args, out=np.empty((2, 27, 1)))
+        im2col(x, *args, out=np.empty((27, 2)))
     with pytest.raises(ValueError, match="out must be"):
         col2im(cols, shape, *args, out=np.empty(shape, dtype=np.float32))
 
@@ -114,7 +114,7 @@ def test_rejects_other_dtypes_and_bad_shapes():
     with pytest.raises(TypeError, match="float32 or float64"):
         im2col(np.zeros((1, 1, 3, 3), dtype=np.int64), (2, 2), (1, 1), (0, 0), (1, 1))
     with pytest.raises(ValueError, match="expected cols of shape"):
-        col2im(np.zeros((1, 4, 5)), (1, 1, 3, 3), (2, 2), (1, 1), (0, 0), (1, 1))
+        col2im(np.zeros((4, 5)), (1, 1, 3, 3), (2, 2), (1, 1), (0, 0), (1, 1))
     with pytest.raises(ValueError, match="empty output"):
         im2col(np.zeros((1, 1, 2, 2)), (3, 3), (1, 1), (0, 0), (1, 1))
 

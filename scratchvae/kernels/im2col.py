@@ -2,15 +2,18 @@
 
 im2col copies every receptive field of x (N, C, H, W) into a column:
 
-    cols[n, r, l] = x_padded[n, c, oh*s_h + i*d_h, ow*s_w + j*d_w]
+    cols[r, q] = x_padded[n, c, oh*s_h + i*d_h, ow*s_w + j*d_w]
     r = c*kH*kW + i*kW + j          (which input value of the window: channel, kernel row, kernel col)
-    l = oh*W_out + ow               (which window: output row, output col)
+    q = n*H_out*W_out + oh*W_out + ow   (which window: image, output row, output col)
 
-so cols has shape (N, C*kH*kW, H_out*W_out), and for a weight (C_out, C, kH, kW)
+so cols has shape (C*kH*kW, N*H_out*W_out), the layout of CS231n's im2col, and for a
+weight (C_out, C, kH, kW)
 
-    weight.reshape(C_out, -1) @ cols        -> (N, C_out, H_out*W_out)
+    weight.reshape(C_out, -1) @ cols        -> (C_out, N*H_out*W_out)
 
-is the convolution of the whole batch (np.matmul broadcasts over n, no transpose).
+is the convolution of the whole batch as ONE matrix product. One large GEMM runs about
+twice as fast as N small ones (measured: 1.3 ms vs 2.6 ms for the reference model's
+second conv at batch 128); the price is a transpose of the (C_out, N, ...) result to NCHW.
 
 col2im is the adjoint (the transpose) of im2col: each column entry is ADDED back to
 the input position it was copied from. Windows overlap when stride < dilated kernel
@@ -77,70 +80,97 @@ def _check_out(out: np.ndarray, shape: tuple[int, ...], dtype: np.dtype, what: s
 PARALLEL_MIN_SIZE = 1 << 14  # elements of cols below which one thread does it all (crossover measured ~1e4)
 
 
-@njit(cache=True, fastmath=False)
-def _im2col_image(x, cols, n, geometry):  # pragma: no cover (jit)
-    kH, kW, sH, sW, pH, pW, dH, dW, H_out, W_out = geometry
-    _, C, H, W = x.shape
-    for c in range(C):
-        for i in range(kH):
-            for j in range(kW):
-                r = (c * kH + i) * kW + j
-                for oh in range(H_out):
-                    h = oh * sH - pH + i * dH
-                    row_inside = 0 <= h < H
-                    for ow in range(W_out):
-                        w = ow * sW - pW + j * dW
-                        if row_inside and 0 <= w < W:
-                            cols[n, r, oh * W_out + ow] = x[n, c, h, w]
-                        else:
-                            cols[n, r, oh * W_out + ow] = 0.0  # zero padding
+@njit(cache=True, inline="always")
+def _inside(j, W, W_out, sW, pW, dW):  # pragma: no cover (jit)
+    """[lo, hi): the windows ow whose column w = ow*sW - pW + j*dW falls inside [0, W).
+
+    Computing the range once lets the copy loops run without a bounds test per element.
+    """
+    off = j * dW - pW
+    lo = min(max(0, -(off // sW)), W_out)                   # first ow with w >= 0: ceil(-off / sW)
+    hi = max(min(W_out, (W - 1 - off) // sW + 1), lo)       # last ow with w <= W-1, plus one
+    return lo, hi
 
 
-@njit(cache=True, fastmath=False)
-def _col2im_image(cols, x, n, geometry):  # pragma: no cover (jit)
+@njit(cache=True, fastmath=False, inline="always")
+def _im2col_row(x, cols, r, geometry):  # pragma: no cover (jit)
+    """Fill row r of cols: kernel offset (c, i, j) across every window of every image.
+
+    Written row by row, cols is filled front to back: each thread streams through
+    its own rows, instead of scattering short runs over all 288 rows of a 7 MB array.
+    """
     kH, kW, sH, sW, pH, pW, dH, dW, H_out, W_out = geometry
-    _, C, H, W = x.shape
-    x[n] = 0.0  # `out` may hold old values
-    for c in range(C):
-        for i in range(kH):
-            for j in range(kW):
-                r = (c * kH + i) * kW + j
+    N, C, H, W = x.shape
+    c, i, j = r // (kH * kW), (r // kW) % kH, r % kW
+    lo, hi = _inside(j, W, W_out, sW, pW, dW)
+    w0 = lo * sW - pW + j * dW
+    for n in range(N):
+        for oh in range(H_out):
+            h = oh * sH - pH + i * dH
+            q = (n * H_out + oh) * W_out               # column of window (n, oh, 0)
+            if h < 0 or h >= H:                        # a whole row of zero padding
+                for ow in range(W_out):
+                    cols[r, q + ow] = 0.0
+                continue
+            for ow in range(lo):
+                cols[r, q + ow] = 0.0
+            for k in range(hi - lo):
+                cols[r, q + lo + k] = x[n, c, h, w0 + k * sW]
+            for ow in range(hi, W_out):
+                cols[r, q + ow] = 0.0
+
+
+@njit(cache=True, fastmath=False, inline="always")
+def _col2im_channel(cols, x, c, geometry):  # pragma: no cover (jit)
+    """Sum every column entry that came from channel c back into x[:, c].
+
+    All rows r = (c, i, j) of one channel write only to x[:, c], so channels can go
+    to different threads without two of them ever adding into the same pixel.
+    """
+    kH, kW, sH, sW, pH, pW, dH, dW, H_out, W_out = geometry
+    N, C, H, W = x.shape
+    x[:, c] = 0.0  # `out` may hold old values
+    for i in range(kH):
+        for j in range(kW):
+            r = (c * kH + i) * kW + j
+            lo, hi = _inside(j, W, W_out, sW, pW, dW)
+            w0 = lo * sW - pW + j * dW
+            for n in range(N):
                 for oh in range(H_out):
                     h = oh * sH - pH + i * dH
                     if h < 0 or h >= H:
                         continue  # this kernel row sat in the padding
-                    for ow in range(W_out):
-                        w = ow * sW - pW + j * dW
-                        if 0 <= w < W:
-                            x[n, c, h, w] += cols[n, r, oh * W_out + ow]
+                    q = (n * H_out + oh) * W_out + lo
+                    for k in range(hi - lo):
+                        x[n, c, h, w0 + k * sW] += cols[r, q + k]
 
 
 @njit(cache=True, parallel=True, fastmath=False)
 def _im2col_parallel(x, cols, geometry):  # pragma: no cover (jit)
-    for n in prange(x.shape[0]):
-        _im2col_image(x, cols, n, geometry)
+    for r in prange(cols.shape[0]):  # a gather: every row is written by one thread
+        _im2col_row(x, cols, r, geometry)
 
 
 @njit(cache=True, fastmath=False)
 def _im2col_serial(x, cols, geometry):  # pragma: no cover (jit)
-    for n in range(x.shape[0]):
-        _im2col_image(x, cols, n, geometry)
+    for r in range(cols.shape[0]):
+        _im2col_row(x, cols, r, geometry)
 
 
 @njit(cache=True, parallel=True, fastmath=False)
 def _col2im_parallel(cols, x, geometry):  # pragma: no cover (jit)
-    for n in prange(x.shape[0]):  # images never share pixels: no race
-        _col2im_image(cols, x, n, geometry)
+    for c in prange(x.shape[1]):  # a scatter-add: split by channel, never by window
+        _col2im_channel(cols, x, c, geometry)
 
 
 @njit(cache=True, fastmath=False)
 def _col2im_serial(cols, x, geometry):  # pragma: no cover (jit)
-    for n in range(x.shape[0]):
-        _col2im_image(cols, x, n, geometry)
+    for c in range(x.shape[1]):
+        _col2im_channel(cols, x, c, geometry)
 
 
-def _use_parallel(cols: np.ndarray) -> bool:
-    return cols.shape[0] > 1 and cols.size >= PARALLEL_MIN_SIZE
+def _use_parallel(n_tasks: int, cols: np.ndarray) -> bool:
+    return n_tasks > 1 and cols.size >= PARALLEL_MIN_SIZE
 
 
 def _pairs(kernel_size, stride, padding, dilation) -> tuple[Pair, Pair, Pair, Pair]:
@@ -150,7 +180,7 @@ def _pairs(kernel_size, stride, padding, dilation) -> tuple[Pair, Pair, Pair, Pa
 
 def im2col(x: np.ndarray, kernel_size: int | Pair, stride: int | Pair, padding: int | Pair,
            dilation: int | Pair, out: np.ndarray | None = None) -> np.ndarray:
-    """x (N, C, H, W) -> cols (N, C*kH*kW, H_out*W_out), same dtype as x.
+    """x (N, C, H, W) -> cols (C*kH*kW, N*H_out*W_out), same dtype as x.
 
     ``out``, if given, is filled and returned (every entry is written), so callers
     can reuse one buffer across calls.
@@ -162,20 +192,20 @@ def im2col(x: np.ndarray, kernel_size: int | Pair, stride: int | Pair, padding: 
     H_out, W_out = conv_output_size(H, kH, sH, pH, dH), conv_output_size(W, kW, sW, pW, dW)
     if H_out < 1 or W_out < 1:
         raise ValueError(f"im2col: input {H}x{W} gives an empty output {H_out}x{W_out}")
-    shape = (N, C * kH * kW, H_out * W_out)
+    shape = (C * kH * kW, N * H_out * W_out)
     if out is None:
-        out = np.empty(shape, dtype=x.dtype)                     # (N, C*kH*kW, H_out*W_out)
+        out = np.empty(shape, dtype=x.dtype)                     # (C*kH*kW, N*H_out*W_out)
     else:
         _check_out(out, shape, x.dtype, "im2col")
     geometry = (kH, kW, sH, sW, pH, pW, dH, dW, H_out, W_out)
-    (_im2col_parallel if _use_parallel(out) else _im2col_serial)(x, out, geometry)
+    (_im2col_parallel if _use_parallel(out.shape[0], out) else _im2col_serial)(x, out, geometry)
     return out
 
 
 def col2im(cols: np.ndarray, x_shape: tuple[int, int, int, int], kernel_size: int | Pair,
            stride: int | Pair, padding: int | Pair, dilation: int | Pair,
            out: np.ndarray | None = None) -> np.ndarray:
-    """cols (N, C*kH*kW, H_out*W_out) -> x (N, C, H, W): the adjoint of im2col.
+    """cols (C*kH*kW, N*H_out*W_out) -> x (N, C, H, W): the adjoint of im2col.
 
     Overlapping windows are summed. ``out``, if given, is zero-filled, then filled.
     """
@@ -186,7 +216,7 @@ def col2im(cols: np.ndarray, x_shape: tuple[int, int, int, int], kernel_size: in
     H_out, W_out = conv_output_size(H, kH, sH, pH, dH), conv_output_size(W, kW, sW, pW, dW)
     if H_out < 1 or W_out < 1:
         raise ValueError(f"col2im: input {H}x{W} gives an empty output {H_out}x{W_out}")
-    expected = (N, C * kH * kW, H_out * W_out)
+    expected = (C * kH * kW, N * H_out * W_out)
     if cols.shape != expected:
         raise ValueError(f"col2im: for x of shape {tuple(x_shape)} expected cols of shape {expected}, "
                          f"got {cols.shape}")
@@ -195,5 +225,5 @@ def col2im(cols: np.ndarray, x_shape: tuple[int, int, int, int], kernel_size: in
     else:
         _check_out(out, (N, C, H, W), cols.dtype, "col2im")
     geometry = (kH, kW, sH, sW, pH, pW, dH, dW, H_out, W_out)
-    (_col2im_parallel if _use_parallel(cols) else _col2im_serial)(cols, out, geometry)
+    (_col2im_parallel if _use_parallel(C, cols) else _col2im_serial)(cols, out, geometry)
     return out

@@ -29,33 +29,33 @@ def _window_slices(i: int, j: int, H_out: int, W_out: int, stride: Pair, dilatio
 
 def im2col_reference(x: np.ndarray, kernel_size: Pair, stride: Pair, padding: Pair,
                      dilation: Pair) -> np.ndarray:
-    """x (N, C, H, W) -> cols (N, C*kH*kW, H_out*W_out), row r = c*kH*kW + i*kW + j."""
+    """x (N, C, H, W) -> cols (C*kH*kW, N*H_out*W_out): row r = c*kH*kW + i*kW + j, column n*L + l."""
     N, C, H, W = x.shape
     (kH, kW), (pH, pW) = kernel_size, padding
     H_out = conv_output_size(H, kH, stride[0], pH, dilation[0])
     W_out = conv_output_size(W, kW, stride[1], pW, dilation[1])
     x_pad = np.pad(x, ((0, 0), (0, 0), (pH, pH), (pW, pW)))              # (N, C, H+2pH, W+2pW)
-    cols = np.empty((N, C, kH, kW, H_out, W_out), dtype=x.dtype)       # (N, C, kH, kW, H_out, W_out)
+    cols = np.empty((C, kH, kW, N, H_out, W_out), dtype=x.dtype)       # (C, kH, kW, N, H_out, W_out)
     for i in range(kH):
         for j in range(kW):
             rows, columns = _window_slices(i, j, H_out, W_out, stride, dilation)
-            cols[:, :, i, j] = x_pad[:, :, rows, columns]                # (N, C, H_out, W_out)
-    return cols.reshape(N, C * kH * kW, H_out * W_out)                   # (N, C*kH*kW, H_out*W_out)
+            cols[:, i, j] = x_pad[:, :, rows, columns].transpose(1, 0, 2, 3)  # (C, N, H_out, W_out)
+    return cols.reshape(C * kH * kW, N * H_out * W_out)                  # (C*kH*kW, N*H_out*W_out)
 
 
 def col2im_reference(cols: np.ndarray, x_shape: tuple[int, int, int, int], kernel_size: Pair,
                      stride: Pair, padding: Pair, dilation: Pair) -> np.ndarray:
-    """cols (N, C*kH*kW, H_out*W_out) -> x (N, C, H, W), summing overlapping windows."""
+    """cols (C*kH*kW, N*H_out*W_out) -> x (N, C, H, W), summing overlapping windows."""
     N, C, H, W = x_shape
     (kH, kW), (pH, pW) = kernel_size, padding
     H_out = conv_output_size(H, kH, stride[0], pH, dilation[0])
     W_out = conv_output_size(W, kW, stride[1], pW, dilation[1])
-    cols = cols.reshape(N, C, kH, kW, H_out, W_out)                    # (N, C, kH, kW, H_out, W_out)
+    cols = cols.reshape(C, kH, kW, N, H_out, W_out)                    # (C, kH, kW, N, H_out, W_out)
     x_pad = np.zeros((N, C, H + 2 * pH, W + 2 * pW), dtype=cols.dtype)  # (N, C, H+2pH, W+2pW)
     for i in range(kH):
         for j in range(kW):
             rows, columns = _window_slices(i, j, H_out, W_out, stride, dilation)
-            x_pad[:, :, rows, columns] += cols[:, :, i, j]               # (N, C, H_out, W_out)
+            x_pad[:, :, rows, columns] += cols[:, i, j].transpose(1, 0, 2, 3)  # (N, C, H_out, W_out)
     return x_pad[:, :, pH:pH + H, pW:pW + W].copy()                      # (N, C, H, W): drop padding
 
 

@@ -42,28 +42,44 @@ def check_output_size(layer: Module, in_hw: Pair, out_hw: Pair, settings: str) -
                          f"{out_hw} (must be >= 1) with {settings}")
 
 
+def to_channel_major(a: np.ndarray) -> np.ndarray:
+    """(N, C, H, W) -> (C, N*H*W): the layout of one big GEMM over the whole batch (a copy)."""
+    N, C, H, W = a.shape
+    return np.ascontiguousarray(a.transpose(1, 0, 2, 3)).reshape(C, N * H * W)  # (C, N*H*W)
+
+
+def from_channel_major(a2d: np.ndarray, N: int, H: int, W: int, bias: np.ndarray | None) -> np.ndarray:
+    """(C, N*H*W) -> (N, C, H, W) C-contiguous, adding bias[c] in the same pass."""
+    C = a2d.shape[0]
+    nchw = a2d.reshape(C, N, H, W).transpose(1, 0, 2, 3)           # (N, C, H, W), a strided view
+    if bias is None:
+        return np.ascontiguousarray(nchw)
+    return np.add(nchw, bias[:, None, None], out=np.empty((N, C, H, W), dtype=a2d.dtype))
+
+
 # -- Conv2d -----------------------------------------------------------------------------------
 
 
 class _ConvCache(NamedTuple):
     x_shape: tuple[int, int, int, int]
-    cols: np.ndarray  # (N, C_in*kH*kW, H_out*W_out), the receptive fields of x
+    cols: np.ndarray  # (C_in*kH*kW, N*H_out*W_out), the receptive fields of x
 
 
 class Conv2d(Module):
     """out[n, co] = bias[co] + sum over ci of cross-correlate(x[n, ci], weight[co, ci])   (NCHW)
 
-    Computed as im2col and one matrix product per image (np.matmul batches them):
-        cols = im2col(x)                   (N, C_in*kH*kW, H_out*W_out), one column per window
+    Computed as im2col and ONE matrix product for the whole batch:
+        cols = im2col(x)                   (C_in*kH*kW, N*H_out*W_out), one column per window
         W2d  = weight.reshape(C_out, -1)   (C_out, C_in*kH*kW)
-        out  = W2d @ cols + bias           (N, C_out, H_out*W_out) -> reshaped to (N, C_out, H_out, W_out)
+        out  = W2d @ cols + bias           (C_out, N*H_out*W_out) -> transposed to (N, C_out, H_out, W_out)
 
     shapes:   x (N, C_in, H, W), weight (C_out, C_in, kH, kW) as in torch, bias (C_out,)
               H_out = floor((H + 2*p_h - d_h*(kH-1) - 1) / s_h) + 1   (same for W)
-    backward: with dout reshaped to (N, C_out, H_out*W_out),
-              dweight = sum_n dout[n] @ cols[n].T          (C_out, C_in*kH*kW) -> weight's shape
-              dbias   = dout.sum over n and positions      (C_out,)
-              dcols   = W2d.T @ dout[n]                    (N, C_in*kH*kW, H_out*W_out)
+    backward: with dout transposed to dout2d (C_out, N*H_out*W_out),
+              dweight = dout2d @ cols.T                    (C_out, C_in*kH*kW) -> weight's shape
+                        (the sum over images and positions is inside the product)
+              dbias   = dout2d.sum(axis=1)                 (C_out,)
+              dcols   = W2d.T @ dout2d                     (C_in*kH*kW, N*H_out*W_out)
               dx      = col2im(dcols)                      (N, C_in, H, W)
               col2im is the transpose of im2col: it adds every column entry back onto the
               pixel it was copied from, so a pixel seen by k windows gets k contributions.
@@ -93,24 +109,21 @@ class Conv2d(Module):
         check_conv_input(self, x, self.in_channels)
         N, _, H, W = x.shape
         H_out, W_out = self.output_size(H, W)
-        cols = im2col(x, self.kernel_size, self.stride, self.padding, self.dilation)  # (N, C_in*kH*kW, H_out*W_out)
+        cols = im2col(x, self.kernel_size, self.stride, self.padding, self.dilation)  # (C_in*kH*kW, N*L)
         W2d = self.weight.data.reshape(self.out_channels, -1)     # (C_out, C_in*kH*kW)
-        out = W2d @ cols                                           # (N, C_out, H_out*W_out)
-        if self.bias is not None:
-            out += self.bias.data[:, None]
+        out2d = W2d @ cols                                         # (C_out, N*L), L = H_out*W_out
         self.cache = _ConvCache(x.shape, cols)
-        return out.reshape(N, self.out_channels, H_out, W_out)     # (N, C_out, H_out, W_out)
+        bias = None if self.bias is None else self.bias.data
+        return from_channel_major(out2d, N, H_out, W_out, bias)   # (N, C_out, H_out, W_out)
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
         x_shape, cols = self._require_cache()
-        N = x_shape[0]
-        dout = dout.reshape(N, self.out_channels, -1)              # (N, C_out, H_out*W_out)
-        dweight = (dout @ cols.transpose(0, 2, 1)).sum(axis=0)     # (C_out, C_in*kH*kW)
-        self.weight.grad += dweight.reshape(self.weight.shape)     # (C_out, C_in, kH, kW)
+        dout2d = to_channel_major(dout)                            # (C_out, N*L)
+        self.weight.grad += (dout2d @ cols.T).reshape(self.weight.shape)  # (C_out, C_in, kH, kW)
         if self.bias is not None:
-            self.bias.grad += dout.sum(axis=(0, 2))                # (C_out,)
+            self.bias.grad += dout2d.sum(axis=1)                   # (C_out,)
         W2d = self.weight.data.reshape(self.out_channels, -1)     # (C_out, C_in*kH*kW)
-        dcols = W2d.T @ dout                                       # (N, C_in*kH*kW, H_out*W_out)
+        dcols = W2d.T @ dout2d                                     # (C_in*kH*kW, N*L)
         dx = col2im(dcols, x_shape, self.kernel_size, self.stride, self.padding, self.dilation)  # (N, C_in, H, W)
         return dx
 

@@ -6,14 +6,14 @@ from typing import NamedTuple
 import numpy as np
 
 from ..kernels.im2col import Pair, col2im, conv_output_size, conv_transpose_output_size, im2col, pair
-from .conv import check_conv_input, check_output_size, conv_arguments
+from .conv import check_conv_input, check_output_size, conv_arguments, from_channel_major, to_channel_major
 from .init import uniform_fan_in
 from .module import Module, Parameter
 
 
 class _ConvTransposeCache(NamedTuple):
     x_shape: tuple[int, int, int, int]
-    x_grid: np.ndarray  # (N, C_in, H_g*W_g): x, zero-extended to the adjoint conv's grid
+    x2d: np.ndarray  # (C_in, N*H_g*W_g): x, zero-extended to the adjoint conv's grid, channel-major
     grid: tuple[int, int]  # (H_g, W_g)
 
 
@@ -22,7 +22,8 @@ class ConvTranspose2d(Module):
     value, ConvTranspose2d scatters one input value over a window of the output.
 
         W2d  = weight.reshape(C_in, C_out*kH*kW)      (C_in, C_out*kH*kW)
-        cols = W2d.T @ x[n]                           (N, C_out*kH*kW, H*W): a window per input pixel
+        x2d  = x transposed to (C_in, N*H*W)          one column per input pixel
+        cols = W2d.T @ x2d                            (C_out*kH*kW, N*H*W): a window per input pixel
         out  = col2im(cols) + bias                    (N, C_out, H_out, W_out), overlaps summed
 
     This is exactly Conv2d's backward-to-input (dx = col2im(W2d.T @ dout)), which is why a
@@ -33,9 +34,9 @@ class ConvTranspose2d(Module):
               H_out = (H - 1)*s_h - 2*p_h + d_h*(kH - 1) + output_padding_h + 1   (same for W)
               output_padding picks among the input sizes a strided conv maps to the same H;
               torch's rule: it must be smaller than the stride or the dilation.
-    backward: dcols   = im2col(dout)                      (N, C_out*kH*kW, H*W)
-              dx      = W2d @ dcols[n]                     (N, C_in, H*W) -> (N, C_in, H, W)
-              dweight = sum_n x[n] @ dcols[n].T            (C_in, C_out*kH*kW) -> weight's shape
+    backward: dcols   = im2col(dout)                      (C_out*kH*kW, N*H*W)
+              dx      = W2d @ dcols                        (C_in, N*H*W) -> transposed to (N, C_in, H, W)
+              dweight = x2d @ dcols.T                      (C_in, C_out*kH*kW) -> weight's shape
               dbias   = dout.sum over n, h, w              (C_out,)
     init:     weight, bias ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in)), fan_in = C_out*kH*kW:
               torch reads fan_in from dim 1 of the weight, which here is C_out.
@@ -77,25 +78,24 @@ class ConvTranspose2d(Module):
             (H_out, W_out), zip(self.kernel_size, self.stride, self.padding, self.dilation)))
         if (H_g, W_g) != (H, W):
             x = np.pad(x, ((0, 0), (0, 0), (0, H_g - H), (0, W_g - W)))  # (N, C_in, H_g, W_g)
-        x_grid = x.reshape(N, C_in, H_g * W_g)                    # (N, C_in, H_g*W_g)
+        x2d = to_channel_major(x)                                  # (C_in, N*H_g*W_g)
         W2d = self.weight.data.reshape(C_in, -1)                  # (C_in, C_out*kH*kW)
-        cols = W2d.T @ x_grid                                      # (N, C_out*kH*kW, H_g*W_g)
+        cols = W2d.T @ x2d                                         # (C_out*kH*kW, N*H_g*W_g)
         out = col2im(cols, (N, self.out_channels, H_out, W_out),
                      self.kernel_size, self.stride, self.padding, self.dilation)  # (N, C_out, H_out, W_out)
         if self.bias is not None:
             out += self.bias.data[:, None, None]
-        self.cache = _ConvTransposeCache((N, C_in, H, W), x_grid, (H_g, W_g))
+        self.cache = _ConvTransposeCache((N, C_in, H, W), x2d, (H_g, W_g))
         return out
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
-        (N, C_in, H, W), x_grid, (H_g, W_g) = self._require_cache()
-        dcols = im2col(dout, self.kernel_size, self.stride, self.padding, self.dilation)  # (N, C_out*kH*kW, H_g*W_g)
-        dweight = (x_grid @ dcols.transpose(0, 2, 1)).sum(axis=0)  # (C_in, C_out*kH*kW)
-        self.weight.grad += dweight.reshape(self.weight.shape)     # (C_in, C_out, kH, kW)
+        (N, C_in, H, W), x2d, (H_g, W_g) = self._require_cache()
+        dcols = im2col(dout, self.kernel_size, self.stride, self.padding, self.dilation)  # (C_out*kH*kW, N*H_g*W_g)
+        self.weight.grad += (x2d @ dcols.T).reshape(self.weight.shape)  # (C_in, C_out, kH, kW)
         if self.bias is not None:
             self.bias.grad += dout.sum(axis=(0, 2, 3))             # (C_out,)
         W2d = self.weight.data.reshape(C_in, -1)                  # (C_in, C_out*kH*kW)
-        dx = (W2d @ dcols).reshape(N, C_in, H_g, W_g)              # (N, C_in, H_g, W_g)
+        dx = from_channel_major(W2d @ dcols, N, H_g, W_g, None)   # (N, C_in, H_g, W_g)
         return dx[:, :, :H, :W]  # (N, C_in, H, W): drops forward's zero-extension, if any
 
     def _settings(self) -> str:

@@ -12,13 +12,14 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ..nn.activations import sigmoid
+from ..kernels.fused import bce_with_logits
 
 
 class _LossCache(NamedTuple):
-    pred: np.ndarray    # (N, D)
-    target: np.ndarray  # (N, D)
-    shape: tuple        # pred's original shape
+    pred: np.ndarray           # (N, D)
+    target: np.ndarray         # (N, D)
+    shape: tuple               # pred's original shape
+    dpred: np.ndarray | None   # (N, D) when forward already computed it
 
 
 class ReconstructionLoss:
@@ -38,14 +39,22 @@ class ReconstructionLoss:
         if pred.shape != target.shape:
             raise ValueError(f"{type(self).__name__}: pred {pred.shape} and target {target.shape} differ")
         n = pred.shape[0]
-        self.cache = _LossCache(pred.reshape(n, -1), target.reshape(n, -1), pred.shape)
-        return float(self.per_image(self.cache.pred, self.cache.target).mean())
+        pred2d, target2d = pred.reshape(n, -1), target.reshape(n, -1)   # (N, D)
+        per_image, dpred = self._evaluate(pred2d, target2d)
+        self.cache = _LossCache(pred2d, target2d, pred.shape, dpred)
+        return float(per_image.mean())
+
+    def _evaluate(self, pred: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """(per-image loss, dpred if it comes for free); a fused kernel returns both."""
+        return self.per_image(pred, target), None
 
     def backward(self) -> np.ndarray:
         if self.cache is None:
             raise RuntimeError(f"{type(self).__name__}.backward called before forward")
-        pred, target, shape = self.cache
-        return self._dpred(pred, target).reshape(shape)
+        pred, target, shape, dpred = self.cache
+        if dpred is None:
+            dpred = self._dpred(pred, target)
+        return dpred.reshape(shape)
 
     def _dpred(self, pred: np.ndarray, target: np.ndarray) -> np.ndarray:
         raise NotImplementedError
@@ -62,11 +71,13 @@ class BCEWithLogits(ReconstructionLoss):
     takes_logits = True
 
     def per_image(self, pred: np.ndarray, target: np.ndarray) -> np.ndarray:
-        a, t = pred, target
-        return np.sum(np.maximum(a, 0) - a * t + np.log1p(np.exp(-np.abs(a))), axis=1)  # (N,)
+        return bce_with_logits(pred, target)[0]                  # (N,)
 
     def _dpred(self, pred: np.ndarray, target: np.ndarray) -> np.ndarray:
-        return (sigmoid(pred) - target) / pred.shape[0]          # (N, D)
+        return bce_with_logits(pred, target)[1]                  # (N, D)
+
+    def _evaluate(self, pred: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return bce_with_logits(pred, target)  # value and gradient in one fused pass (kernels/fused.py)
 
 
 class BCE(ReconstructionLoss):
