@@ -9,6 +9,12 @@ a fixed random R: then dL/dout = R, and ``module.backward(R)`` must give dL/dx
 and the parameter gradients. Everything runs in float64; float32's 7 digits
 cannot resolve a 1e-6 relative error.
 
+Choosing h: the truncation error shrinks like h**2, but the rounding error of
+L(a+h) - L(a-h) grows like 1e-16 * |L| / h. A tiny layer's L is ~1, so h = 1e-6
+balances them; a whole model's loss sums hundreds of pixels (|L| ~ 500 nats), which
+wants h ~ 1e-4 (measured on the 784-400-4 VAE: max error 5e-6 at h=1e-6, 9e-7 at
+1e-5, 1e-7 at 1e-4).
+
 The error reported per array is a norm ratio, robust to entries that are ~0:
 
     rel_error = ||analytic - numeric|| / max(||analytic||, ||numeric||)
@@ -25,13 +31,17 @@ from .nn.module import Module
 DEFAULT_TOLERANCE = 1e-6
 
 
-def numerical_gradient(loss_fn: Callable[[], float], a: np.ndarray, h: float = 1e-6) -> np.ndarray:
-    """Central differences of ``loss_fn()`` with respect to ``a``, perturbed in place."""
+def numerical_gradient(loss_fn: Callable[[], float], a: np.ndarray, h: float = 1e-6,
+                       indices: np.ndarray | None = None) -> np.ndarray:
+    """Central differences of ``loss_fn()`` with respect to ``a``, perturbed in place.
+
+    With ``indices`` (flat positions), only those entries are computed; the rest stay 0.
+    """
     grad = np.zeros_like(a, dtype=np.float64)
     flat, gflat = a.reshape(-1), grad.reshape(-1)  # views: writing flat[i] moves a
     if not np.shares_memory(flat, a):
         raise ValueError("numerical_gradient needs a contiguous array it can perturb in place")
-    for i in range(flat.size):
+    for i in (range(flat.size) if indices is None else indices):
         old = flat[i]
         flat[i] = old + h
         plus = loss_fn()
@@ -74,19 +84,29 @@ class GradCheckReport:
 
 
 def gradcheck(loss_fn: Callable[[], float], wrt: dict[str, tuple[np.ndarray, np.ndarray]],
-              h: float = 1e-6, tolerance: float = DEFAULT_TOLERANCE) -> GradCheckReport:
+              h: float = 1e-6, tolerance: float = DEFAULT_TOLERANCE, max_entries: int | None = None,
+              seed: int = 0) -> GradCheckReport:
     """Compare analytic gradients with finite differences.
 
-    ``wrt`` maps a name to (array that loss_fn reads, its analytic gradient).
+    ``wrt`` maps a name to (array that loss_fn reads, its analytic gradient). Arrays
+    with more than ``max_entries`` entries are checked on that many random entries
+    (two loss evaluations each), so large models stay checkable.
     """
     report = GradCheckReport(tolerance=tolerance)
+    rng = np.random.default_rng(seed)
     for name, (array, analytic) in wrt.items():
-        report.errors[name] = relative_error(analytic, numerical_gradient(loss_fn, array, h))
+        idx = None
+        if max_entries is not None and array.size > max_entries:
+            idx = rng.choice(array.size, size=max_entries, replace=False)
+        numeric = numerical_gradient(loss_fn, array, h, idx)
+        if idx is not None:
+            analytic, numeric = analytic.reshape(-1)[idx], numeric.reshape(-1)[idx]
+        report.errors[name] = relative_error(analytic, numeric)
     return report
 
 
 def check_module(module: Module, x: np.ndarray, seed: int = 0, h: float = 1e-6,
-                 tolerance: float = DEFAULT_TOLERANCE) -> GradCheckReport:
+                 tolerance: float = DEFAULT_TOLERANCE, max_entries: int | None = None) -> GradCheckReport:
     """Check ``module.backward`` for the input and every parameter (module cast to float64)."""
     module.to(np.float64)
     x = np.array(x, dtype=np.float64)
@@ -101,7 +121,7 @@ def check_module(module: Module, x: np.ndarray, seed: int = 0, h: float = 1e-6,
     dx = module.backward(r)
     wrt = {"input": (x, dx)}
     wrt.update({name: (p.data, p.grad.copy()) for name, p in module.named_parameters()})
-    return gradcheck(loss, wrt, h, tolerance)
+    return gradcheck(loss, wrt, h, tolerance, max_entries, seed)
 
 
 def check_loss(loss_obj, pred: np.ndarray, target: np.ndarray, h: float = 1e-6,
@@ -115,7 +135,7 @@ def check_loss(loss_obj, pred: np.ndarray, target: np.ndarray, h: float = 1e-6,
 
 
 def check_model(model: Module, x: np.ndarray, eps: np.ndarray | None = None, h: float = 1e-6,
-                tolerance: float = DEFAULT_TOLERANCE) -> GradCheckReport:
+                tolerance: float = DEFAULT_TOLERANCE, max_entries: int | None = None) -> GradCheckReport:
     """Check a whole model's training loss (``model.loss`` then ``model.backward``).
 
     For a VAE, pass ``eps`` so the same noise is used at every evaluation: with it
@@ -136,4 +156,4 @@ def check_model(model: Module, x: np.ndarray, eps: np.ndarray | None = None, h: 
     dx = model.backward()
     wrt = {"input": (x, dx)}
     wrt.update({name: (p.data, p.grad.copy()) for name, p in model.named_parameters()})
-    return gradcheck(loss, wrt, h, tolerance)
+    return gradcheck(loss, wrt, h, tolerance, max_entries)

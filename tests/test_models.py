@@ -71,3 +71,13 @@ def test_mlp_vae_parameter_names_match_torch_layout():
 def test_unknown_model_is_a_clear_error():
     with pytest.raises(ValueError, match="unknown model 'resnet'"):
         sv.build_model("resnet")
+
+
+def test_sampled_gradcheck_on_a_full_size_model():
+    """max_entries checks a random subset, so the real 784-400-20 model is checkable in seconds."""
+    model = sv.build_model("mlp", latent_dim=4)
+    rng = np.random.default_rng(0)
+    # a loss of ~500 nats needs a larger step than a tiny layer (see gradcheck's docstring)
+    report = check_model(model, rng.random((2, 1, 28, 28)), rng.standard_normal((2, 4)), max_entries=20, h=1e-4)
+    assert report.ok, f"\n{report}"
+    assert len(report.errors) == 1 + len(model.parameters())

@@ -1,10 +1,14 @@
 """Fused elementwise kernels: one pass over memory where NumPy would make many.
 
 NumPy evaluates ``m = b1*m + (1-b1)*g`` as several passes, each writing a
-temporary array; for elementwise work, memory traffic is the whole cost. These
-Numba loops read each input once and write each output once. Each kernel has its
-plain NumPy twin right here (``*_reference``), which is the formula to read; the
-tests check that the two agree.
+temporary array; for elementwise work, memory traffic is the whole cost. This
+Numba loop reads each input once and writes each output once. Its plain NumPy twin
+sits beside it (``*_reference``): that is the formula to read, and the tests check
+that the two agree.
+
+Not everything is faster fused: a loop calling exp and log1p per element runs on
+scalar libm calls, while NumPy's own exp/log are SIMD. The BCE loss therefore stays
+in NumPy (measured: 3.3 ms fused vs 1.2 ms NumPy for a 128x784 batch).
 """
 from __future__ import annotations
 
@@ -26,9 +30,12 @@ def adam_update_reference(p: np.ndarray, g: np.ndarray, m: np.ndarray, v: np.nda
     p -= step_size * m / (np.sqrt(v) * v_scale + eps)
 
 
-@njit(cache=True, fastmath=False)
+@njit(cache=True, fastmath=True)
 def _adam_kernel(p, g, m, v, step_size, beta1, beta2, v_scale, eps):  # pragma: no cover (jit)
-    one_b1, one_b2 = 1.0 - beta1, 1.0 - beta2
+    # The scalars arrive in the arrays' dtype, so float32 stays float32 and the loop
+    # vectorises (float64 scalars would promote every element and call scalar sqrt).
+    one = beta1 / beta1
+    one_b1, one_b2 = one - beta1, one - beta2
     for i in range(p.size):
         gi = g[i]
         mi = beta1 * m[i] + one_b1 * gi
@@ -41,40 +48,6 @@ def _adam_kernel(p, g, m, v, step_size, beta1, beta2, v_scale, eps):  # pragma: 
 def adam_update(p: np.ndarray, g: np.ndarray, m: np.ndarray, v: np.ndarray, step_size: float,
                 beta1: float, beta2: float, v_scale: float, eps: float) -> None:
     """The same update as adam_update_reference, in one pass (arrays must be C-contiguous)."""
-    _adam_kernel(p.reshape(-1), g.reshape(-1), m.reshape(-1), v.reshape(-1), step_size, beta1, beta2,
-                 v_scale, eps)
-
-
-# -- binary cross-entropy from logits -------------------------------------------------------------
-
-
-def bce_with_logits_reference(a: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-image loss (N,) and the gradient of the batch mean (N, D), for logits a and targets t (N, D)."""
-    loss = np.sum(np.maximum(a, 0) - a * t + np.log1p(np.exp(-np.abs(a))), axis=1)  # (N,)
-    e = np.exp(-np.abs(a))
-    s = np.where(a >= 0, 1 / (1 + e), e / (1 + e))                               # sigmoid(a)
-    return loss, ((s - t) / a.shape[0]).astype(a.dtype)
-
-
-@njit(cache=True, fastmath=False)
-def _bce_kernel(a, t, loss, grad):  # pragma: no cover (jit)
-    n_img, d = a.shape
-    inv_n = 1.0 / n_img
-    for n in range(n_img):
-        acc = 0.0  # float64 accumulator: 784 float32 terms would lose digits
-        for i in range(d):
-            ai, ti = a[n, i], t[n, i]
-            e = math.exp(-abs(ai))
-            acc += max(ai, 0.0) - ai * ti + math.log1p(e)
-            s = 1.0 / (1.0 + e) if ai >= 0 else e / (1.0 + e)
-            grad[n, i] = (s - ti) * inv_n
-        loss[n] = acc
-
-
-def bce_with_logits(a: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-image loss (N,) float64 and d(mean loss)/da (N, D) in a's dtype, in one pass."""
-    a, t = np.ascontiguousarray(a), np.ascontiguousarray(t, dtype=a.dtype)
-    loss = np.empty(a.shape[0], dtype=np.float64)                # (N,)
-    grad = np.empty_like(a)                                      # (N, D)
-    _bce_kernel(a, t, loss, grad)
-    return loss, grad
+    dt = p.dtype.type
+    _adam_kernel(p.reshape(-1), g.reshape(-1), m.reshape(-1), v.reshape(-1), dt(step_size), dt(beta1),
+                 dt(beta2), dt(v_scale), dt(eps))

@@ -125,17 +125,18 @@ def _col2im_channel(cols, x, c, geometry):  # pragma: no cover (jit)
     """Sum every column entry that came from channel c back into x[:, c].
 
     All rows r = (c, i, j) of one channel write only to x[:, c], so channels can go
-    to different threads without two of them ever adding into the same pixel.
+    to different threads without two of them ever adding into the same pixel. Image
+    by image, all kH*kW offsets are added while that image's plane is in L1 cache.
     """
     kH, kW, sH, sW, pH, pW, dH, dW, H_out, W_out = geometry
     N, C, H, W = x.shape
-    x[:, c] = 0.0  # `out` may hold old values
-    for i in range(kH):
-        for j in range(kW):
-            r = (c * kH + i) * kW + j
-            lo, hi = _inside(j, W, W_out, sW, pW, dW)
-            w0 = lo * sW - pW + j * dW
-            for n in range(N):
+    for n in range(N):
+        x[n, c] = 0.0  # `out` may hold old values
+        for i in range(kH):
+            for j in range(kW):
+                r = (c * kH + i) * kW + j
+                lo, hi = _inside(j, W, W_out, sW, pW, dW)
+                w0 = lo * sW - pW + j * dW
                 for oh in range(H_out):
                     h = oh * sH - pH + i * dH
                     if h < 0 or h >= H:

@@ -8,6 +8,7 @@ import numpy as np
 from ..kernels.im2col import Pair, col2im, conv_output_size, im2col, pair
 from .init import uniform_fan_in
 from .module import Module, Parameter
+from .workspace import Workspace
 
 # -- shared by Conv2d and ConvTranspose2d -------------------------------------------------
 
@@ -42,10 +43,12 @@ def check_output_size(layer: Module, in_hw: Pair, out_hw: Pair, settings: str) -
                          f"{out_hw} (must be >= 1) with {settings}")
 
 
-def to_channel_major(a: np.ndarray) -> np.ndarray:
+def to_channel_major(a: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """(N, C, H, W) -> (C, N*H*W): the layout of one big GEMM over the whole batch (a copy)."""
     N, C, H, W = a.shape
-    return np.ascontiguousarray(a.transpose(1, 0, 2, 3)).reshape(C, N * H * W)  # (C, N*H*W)
+    out = np.empty((C, N * H * W), dtype=a.dtype) if out is None else out   # (C, N*H*W)
+    np.copyto(out.reshape(C, N, H, W), a.transpose(1, 0, 2, 3))
+    return out
 
 
 def from_channel_major(a2d: np.ndarray, N: int, H: int, W: int, bias: np.ndarray | None) -> np.ndarray:
@@ -97,6 +100,7 @@ class Conv2d(Module):
         self.weight = Parameter(uniform_fan_in((out_channels, in_channels, kH, kW), fan_in, rng))
         self.bias = Parameter(uniform_fan_in((out_channels,), fan_in, rng)) if bias else None
         self.cache: _ConvCache | None = None
+        self.workspace = Workspace()  # cols and out2d, reused every step (see workspace.py)
 
     def output_size(self, H: int, W: int) -> Pair:
         """(H_out, W_out) for an H x W input; raises ValueError if either is < 1."""
@@ -109,21 +113,25 @@ class Conv2d(Module):
         check_conv_input(self, x, self.in_channels)
         N, _, H, W = x.shape
         H_out, W_out = self.output_size(H, W)
-        cols = im2col(x, self.kernel_size, self.stride, self.padding, self.dilation)  # (C_in*kH*kW, N*L)
+        K, L = self.weight.data[0].size, H_out * W_out
+        dtype = np.result_type(x.dtype, self.weight.data.dtype)
+        cols = self.workspace.get("cols", (K, N * L), dtype)
+        im2col(x, self.kernel_size, self.stride, self.padding, self.dilation, out=cols)  # (C_in*kH*kW, N*L)
         W2d = self.weight.data.reshape(self.out_channels, -1)     # (C_out, C_in*kH*kW)
-        out2d = W2d @ cols                                         # (C_out, N*L), L = H_out*W_out
+        out2d = np.matmul(W2d, cols, out=self.workspace.get("out2d", (self.out_channels, N * L), dtype))  # (C_out, N*L)
         self.cache = _ConvCache(x.shape, cols)
         bias = None if self.bias is None else self.bias.data
         return from_channel_major(out2d, N, H_out, W_out, bias)   # (N, C_out, H_out, W_out)
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
         x_shape, cols = self._require_cache()
-        dout2d = to_channel_major(dout)                            # (C_out, N*L)
+        dout2d = to_channel_major(dout, out=self.workspace.get("dout2d", (self.out_channels, cols.shape[1]),
+                                                              cols.dtype))  # (C_out, N*L)
         self.weight.grad += (dout2d @ cols.T).reshape(self.weight.shape)  # (C_out, C_in, kH, kW)
         if self.bias is not None:
             self.bias.grad += dout2d.sum(axis=1)                   # (C_out,)
         W2d = self.weight.data.reshape(self.out_channels, -1)     # (C_out, C_in*kH*kW)
-        dcols = W2d.T @ dout2d                                     # (C_in*kH*kW, N*L)
+        dcols = np.matmul(W2d.T, dout2d, out=self.workspace.get("dcols", cols.shape, cols.dtype))  # (C_in*kH*kW, N*L)
         dx = col2im(dcols, x_shape, self.kernel_size, self.stride, self.padding, self.dilation)  # (N, C_in, H, W)
         return dx
 

@@ -9,6 +9,7 @@ from ..kernels.im2col import Pair, col2im, conv_output_size, conv_transpose_outp
 from .conv import check_conv_input, check_output_size, conv_arguments, from_channel_major, to_channel_major
 from .init import uniform_fan_in
 from .module import Module, Parameter
+from .workspace import Workspace
 
 
 class _ConvTransposeCache(NamedTuple):
@@ -59,6 +60,7 @@ class ConvTranspose2d(Module):
         self.weight = Parameter(uniform_fan_in((in_channels, out_channels, kH, kW), fan_in, rng))
         self.bias = Parameter(uniform_fan_in((out_channels,), fan_in, rng)) if bias else None
         self.cache: _ConvTransposeCache | None = None
+        self.workspace = Workspace()  # x2d and cols, reused every step (see workspace.py)
 
     def output_size(self, H: int, W: int) -> Pair:
         """(H_out, W_out) for an H x W input; raises ValueError if either is < 1."""
@@ -78,10 +80,11 @@ class ConvTranspose2d(Module):
             (H_out, W_out), zip(self.kernel_size, self.stride, self.padding, self.dilation)))
         if (H_g, W_g) != (H, W):
             x = np.pad(x, ((0, 0), (0, 0), (0, H_g - H), (0, W_g - W)))  # (N, C_in, H_g, W_g)
-        x2d = to_channel_major(x)                                  # (C_in, N*H_g*W_g)
+        dtype = np.result_type(x.dtype, self.weight.data.dtype)
+        x2d = to_channel_major(x, out=self.workspace.get("x2d", (C_in, N * H_g * W_g), x.dtype))  # (C_in, N*H_g*W_g)
         W2d = self.weight.data.reshape(C_in, -1)                  # (C_in, C_out*kH*kW)
-        cols = W2d.T @ x2d                                         # (C_out*kH*kW, N*H_g*W_g)
-        out = col2im(cols, (N, self.out_channels, H_out, W_out),
+        cols = np.matmul(W2d.T, x2d, out=self.workspace.get("cols", (W2d.shape[1], x2d.shape[1]), dtype))
+        out = col2im(cols, (N, self.out_channels, H_out, W_out),  # cols: (C_out*kH*kW, N*H_g*W_g)
                      self.kernel_size, self.stride, self.padding, self.dilation)  # (N, C_out, H_out, W_out)
         if self.bias is not None:
             out += self.bias.data[:, None, None]
@@ -90,12 +93,14 @@ class ConvTranspose2d(Module):
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
         (N, C_in, H, W), x2d, (H_g, W_g) = self._require_cache()
-        dcols = im2col(dout, self.kernel_size, self.stride, self.padding, self.dilation)  # (C_out*kH*kW, N*H_g*W_g)
+        W2d = self.weight.data.reshape(C_in, -1)                  # (C_in, C_out*kH*kW)
+        dcols = self.workspace.get("dcols", (W2d.shape[1], x2d.shape[1]), x2d.dtype)
+        im2col(dout, self.kernel_size, self.stride, self.padding, self.dilation, out=dcols)  # (C_out*kH*kW, N*H_g*W_g)
         self.weight.grad += (x2d @ dcols.T).reshape(self.weight.shape)  # (C_in, C_out, kH, kW)
         if self.bias is not None:
             self.bias.grad += dout.sum(axis=(0, 2, 3))             # (C_out,)
-        W2d = self.weight.data.reshape(C_in, -1)                  # (C_in, C_out*kH*kW)
-        dx = from_channel_major(W2d @ dcols, N, H_g, W_g, None)   # (N, C_in, H_g, W_g)
+        dx2d = np.matmul(W2d, dcols, out=self.workspace.get("dx2d", x2d.shape, x2d.dtype))  # (C_in, N*H_g*W_g)
+        dx = from_channel_major(dx2d, N, H_g, W_g, None)          # (N, C_in, H_g, W_g)
         return dx[:, :, :H, :W]  # (N, C_in, H, W): drops forward's zero-extension, if any
 
     def _settings(self) -> str:
