@@ -43,3 +43,39 @@ def test_cli_seed_makes_runs_repeatable(tmp_path):
               "--no-progress"])
         return json.loads((folder / "metrics.jsonl").read_text())["test_loss"]
     assert run(tmp_path / "a") == run(tmp_path / "b")
+
+
+def _run(tmp_path, *flags):
+    out = tmp_path / "run"
+    assert main(["train", "--epochs", "1", "--train-size", "256", "--batch-size", "64", "--out", str(out),
+                 "--no-progress", *flags]) == 0
+    return out, json.loads((out / "metrics.jsonl").read_text())
+
+
+def test_cli_autoencoder_has_no_kl_and_no_samples(tmp_path):
+    out, row = _run(tmp_path, "--kind", "ae", "--loss", "mse")
+    assert row["test_kl"] == 0.0 and row["test_loss"] == row["test_recon"]
+    assert not (out / "samples.png").exists() and (out / "reconstructions.png").exists()
+
+
+def test_cli_beta_weights_the_kl(tmp_path):
+    _, row = _run(tmp_path, "--beta", "4", "--seed", "2")
+    assert abs(row["test_loss"] - (row["test_recon"] + 4 * row["test_kl"])) < 1e-3
+
+
+def test_cli_conv_model_with_dynamic_binarization_and_clipping(tmp_path):
+    _, row = _run(tmp_path, "--model", "conv", "--binarize", "dynamic", "--clip", "5", "--latent-dim", "8")
+    assert row["test_loss"] < 543  # 784 * log(2): better than knowing nothing about the pixels
+
+
+def test_load_data_binarization_modes():
+    from scratchvae.cli import load_data
+    rng = np.random.default_rng(0)
+    train, test = load_data("mlp", "static", 100, rng)
+    assert set(np.unique(train)) == {0.0, 1.0} and set(np.unique(test)) == {0.0, 1.0}
+    train, test = load_data("mlp", "dynamic", 100, rng)
+    assert len(np.unique(train)) > 2 and set(np.unique(test)) == {0.0, 1.0}  # train drawn per batch
+    train, test = load_data("mlp", "none", 100, rng)
+    assert len(np.unique(test)) > 2
+    train, test = load_data("faces", "none", None, rng)
+    assert train.shape == (360, 1, 64, 64) and test.shape == (40, 1, 64, 64)
