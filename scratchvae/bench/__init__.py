@@ -158,7 +158,7 @@ def print_report(report: dict) -> None:
         s = report["startup"]
         print(f"\nstart-up (import + build + first conv step, fresh process): cold {s['cold_s']:.2f} s "
               f"(compiling), warm {s['warm_s']:.2f} s (from the numba cache)")
-        print(f"peak memory of a conv VAE MNIST training run ({s['memory_steps']} steps): "
+        print(f"peak memory of a conv VAE MNIST training run ({s['memory_steps']} steps + test-set evaluation): "
               f"{s['peak_rss_mb']:.0f} MB")
 
 
