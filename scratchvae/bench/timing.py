@@ -20,14 +20,22 @@ def median_ms(fn: Callable[[], object], repeats: int, warmup: int = 2) -> float:
     return float(np.median(times) * 1e3)
 
 
-def alternating_ms(fns: list[Callable[[], object]], repeats: int, warmup: int = 2) -> list[float]:
-    """Median ms of each fn, timed in turn within every repeat so both see the same machine load."""
+def alternating_ms(fns: list[Callable[[], object]], repeats: int, warmup: int = 2,
+                   pause: float = 0.02) -> list[float]:
+    """Median ms of each fn, timed in turn within every repeat so both see the same machine load.
+
+    Before each timed call we sleep ``pause`` seconds: a thread pool keeps spinning for a
+    while after its work (PyTorch's OpenMP threads do), and without the pause those
+    spinning threads would steal the cores of whichever library runs next (measured:
+    scratchvae's MLP step 6.2 ms alone, 13.1 ms right after a PyTorch step).
+    """
     for fn in fns:
         for _ in range(warmup):
             fn()
     times: list[list[float]] = [[] for _ in fns]
     for _ in range(repeats):
         for fn, bucket in zip(fns, times):
+            time.sleep(pause)
             start = time.perf_counter()
             fn()
             bucket.append(time.perf_counter() - start)
