@@ -37,7 +37,7 @@ dmu_kl, dlogvar_kl = model.kl.backward()                             # mu/N, (ex
 dh = np.concatenate([dmu + dmu_kl, dlogvar + dlogvar_kl], axis=1)    # (4, 2L)
 dx = model.encoder.backward(dh)                                      # (4, 1, 28, 28)
 for name, p in model.named_parameters():
-    print(f"  {name:<18} weight {str(p.shape):<12} |grad| {np.linalg.norm(p.grad):.4f}")
+    print(f"  {name:<18} shape {str(p.shape):<12} |grad| {np.linalg.norm(p.grad):.4f}")
 
 print("finite differences (float64, central, eps held fixed)")
 print(sv.check_model(model, x[:2], eps=eps[:2], max_entries=50, h=1e-4))  # 50 random entries per array

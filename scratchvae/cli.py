@@ -1,4 +1,4 @@
-"""Command line: ``scratchvae train`` (and ``scratchvae bench``, see bench.py)."""
+"""Command line: ``scratchvae train`` and ``scratchvae bench`` (see the bench package)."""
 from __future__ import annotations
 
 import argparse
@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .bench import add_bench_parser
 from .data import BINARIZE_MODES, binarize, load_faces, load_split, static_test_binarization
 from .models import ARCHITECTURES, build_model
 from .nn.init import manual_seed
@@ -19,25 +20,49 @@ from .plots import save_grid, save_loss_curves, save_reconstructions
 from .train import fit
 
 
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return value
+
+
+def non_negative_float(text: str) -> float:
+    value = float(text)
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must be zero or positive, got {text}")
+    return value
+
+
 def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", choices=sorted(ARCHITECTURES), default="mlp",
                    help="architecture: mlp (784-400-L), conv (reference conv VAE), keras (keras-io conv VAE), "
-                        "faces (64x64 Olivetti, BatchNorm) [mlp]")
-    p.add_argument("--kind", choices=("vae", "ae"), default="vae", help="VAE or plain autoencoder [vae]")
-    p.add_argument("--latent-dim", type=int, default=None, help="latent size [20 mlp, 32 conv, 2 keras, 64 faces]")
-    p.add_argument("--epochs", type=int, default=10, help="[10]")
-    p.add_argument("--batch-size", type=int, default=128, help="[128]")
-    p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate [1e-3]")
-    p.add_argument("--beta", type=float, default=1.0, help="weight of the KL term (beta-VAE) [1.0]")
+                        "faces (64x64 Olivetti, BatchNorm); default: %(default)s")
+    p.add_argument("--kind", choices=("vae", "ae"), default="vae", help="VAE or plain autoencoder (default: %(default)s)")
+    p.add_argument("--latent-dim", type=positive_int, default=None,
+                   help="latent size (default: 20 mlp, 32 conv, 2 keras, 64 faces)")
+    p.add_argument("--epochs", type=positive_int, default=10, help="(default: %(default)s)")
+    p.add_argument("--batch-size", type=positive_int, default=128, help="(default: %(default)s)")
+    p.add_argument("--lr", type=positive_float, default=1e-3, help="Adam learning rate (default: %(default)s)")
+    p.add_argument("--beta", type=non_negative_float, default=1.0,
+                   help="weight of the KL term, beta-VAE (default: %(default)s)")
     p.add_argument("--loss", choices=sorted(LOSSES), default="bce",
-                   help="reconstruction loss: bce (from logits), bce-prob (on sigmoid outputs), mse, rmse [bce]")
+                   help="reconstruction loss: bce (from logits), bce-prob (on sigmoid outputs), mse, rmse "
+                        "(default: %(default)s)")
     p.add_argument("--binarize", choices=BINARIZE_MODES, default="none",
                    help="dynamic: fresh Bernoulli pixels every epoch; static: binarized once; "
-                        "none: grey levels as BCE targets [none]")
-    p.add_argument("--seed", type=int, default=0, help="seeds init, shuffling, noise and binarization [0]")
-    p.add_argument("--clip", type=float, default=None, help="clip the global gradient norm to this value")
-    p.add_argument("--train-size", type=int, default=None, help="use only the first N training images")
-    p.add_argument("--out", type=Path, default=None, help="output folder [runs/<model>-<kind>]")
+                        "none: grey levels as BCE targets (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=0, help="seeds init, shuffling, noise and binarization (default: %(default)s)")
+    p.add_argument("--clip", type=positive_float, default=None, help="clip the global gradient norm to this value")
+    p.add_argument("--train-size", type=positive_int, default=None, help="use only the first N training images")
+    p.add_argument("--out", type=Path, default=None, help="output folder (default: runs/<model>-<kind>)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -102,16 +127,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="scratchvae", description="Variational autoencoders in NumPy, "
                                      "every gradient written by hand.")
     sub = parser.add_subparsers(dest="command", required=True)
-    train = sub.add_parser("train", help="train a VAE or autoencoder on the bundled data, then plot",
-                           formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    train = sub.add_parser("train", help="train a VAE or autoencoder on the bundled data, then plot")
     add_train_arguments(train)
     train.set_defaults(func=cmd_train)
-    try:
-        from .bench import add_bench_parser
-    except ImportError:
-        pass
-    else:
-        add_bench_parser(sub)
+    add_bench_parser(sub)
     return parser
 
 
@@ -122,6 +141,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except (ValueError, FloatingPointError, OSError) as err:  # DataFileError is a ValueError
+        print(f"scratchvae: error: {err}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -85,6 +85,9 @@ class Adam(Optimizer):
         step_size = self.lr / (1 - b1 ** self.t)               # lr / bias correction of m
         v_scale = 1.0 / math.sqrt(1 - b2 ** self.t)             # sqrt(v_hat) = sqrt(v) * v_scale
         for p, m, v in zip(self.params, self.m, self.v):
+            if m.dtype != p.data.dtype:
+                raise TypeError(f"Adam: a parameter is now {p.data.dtype} but its moments are {m.dtype}; "
+                                "build the optimizer after model.to(dtype)")
             g = p.grad + self.weight_decay * p.data if self.weight_decay else p.grad
             # The formula above, fused into one pass over memory (kernels/fused.py has the
             # NumPy version line by line; tests check the two agree).
@@ -94,7 +97,7 @@ class Adam(Optimizer):
         """Moments by parameter index, and the step count (for checkpoints)."""
         state = {"t": np.array(self.t)}
         for i, (m, v) in enumerate(zip(self.m, self.v)):
-            state[f"m.{i}"], state[f"v.{i}"] = m, v
+            state[f"m.{i}"], state[f"v.{i}"] = m.copy(), v.copy()
         return state
 
     def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
@@ -108,6 +111,8 @@ def clip_grad_norm(params: Iterable[Parameter], max_norm: float) -> float:
 
     Returns the norm before clipping (as torch.nn.utils.clip_grad_norm_ does).
     """
+    if not max_norm > 0:
+        raise ValueError(f"clip_grad_norm: max_norm must be positive, got {max_norm}")
     params = list(params)
     total = math.sqrt(sum(float(np.sum(p.grad.astype(np.float64) ** 2)) for p in params))
     if total > max_norm:

@@ -69,6 +69,8 @@ def train_epoch(model: Module, optimizer: Optimizer, x: np.ndarray, batch_size: 
     bar = tqdm(total=x.shape[0], desc=f"epoch {epoch}", unit="img", leave=False, disable=not progress,
                dynamic_ncols=True)
     for step, idx in enumerate(minibatches(x.shape[0], batch_size, rng)):
+        if len(idx) == 1 and x.shape[0] > 1:
+            continue  # a lone leftover image: BatchNorm cannot normalise a batch of one
         xb = x[idx]                                              # (B, C, H, W)
         if binarize_mode == "dynamic":
             xb = binarize(xb, rng)                               # a fresh draw every time it is seen

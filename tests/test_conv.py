@@ -242,3 +242,34 @@ def test_torch_init_bounds_agree():
         assert w_t.shape == w.shape
         assert np.abs(w_t).max() == pytest.approx(np.abs(w).max(), rel=0.05)
         assert w_t.std() == pytest.approx(w.std(), rel=0.1)
+
+
+@pytest.mark.parametrize("make, shape", [
+    (lambda: Conv2d(2, 1, 3, padding=1, bias=False), (1, 2, 5, 5)),      # N = 1 and C_out = 1
+    (lambda: Conv2d(2, 3, 3, padding=1, bias=False), (1, 2, 5, 5)),
+    (lambda: ConvTranspose2d(1, 2, 3, stride=2, bias=False), (1, 1, 4, 4)),
+    (lambda: ConvTranspose2d(3, 2, 3, stride=2), (2, 3, 4, 4)),
+])
+def test_outputs_are_never_workspace_views(make, shape):
+    """Layers reuse buffers between calls; what they return must survive the next call."""
+    layer = make()
+    rng = np.random.default_rng(0)
+    x1, x2 = rng.standard_normal(shape).astype(np.float32), rng.standard_normal(shape).astype(np.float32)
+    out1 = layer.forward(x1)
+    kept_out = out1.copy()
+    dx1 = layer.backward(np.ones_like(out1))
+    kept_dx = dx1.copy()
+    out2 = layer.forward(x2)
+    layer.backward(2 * np.ones_like(out2))
+    np.testing.assert_array_equal(out1, kept_out)
+    np.testing.assert_array_equal(dx1, kept_dx)
+
+
+def test_input_of_another_dtype_is_computed_in_the_parameters_dtype():
+    layer = Conv2d(2, 3, 3).to(np.float64)
+    out = layer.forward(np.ones((1, 2, 5, 5), np.float32))
+    assert out.dtype == np.float64
+    assert layer.backward(np.ones_like(out)).shape == (1, 2, 5, 5)
+    t = ConvTranspose2d(2, 3, 3).to(np.float64)
+    out = t.forward(np.ones((1, 2, 4, 4), np.float32))
+    assert t.backward(np.ones_like(out)).dtype == np.float64

@@ -43,7 +43,7 @@ def test_im2col_matches_reference(shape, k, s, p, d, dtype, driver):
     cols = im2col(x, k, s, p, d)
     H_out, W_out = _out_hw(shape, k, s, p, d)
     assert cols.dtype == dtype
-    assert im2col_module._use_parallel(shape[0], cols) == (driver == "parallel" and shape[0] > 1)
+    assert im2col_module._use_parallel(cols.shape[0], cols) == (driver == "parallel" and cols.shape[0] > 1)
     assert cols.shape == (shape[1] * k[0] * k[1], shape[0] * H_out * W_out)
     np.testing.assert_array_equal(cols, im2col_reference(x, k, s, p, d))  # pure copies: exact
 

@@ -81,3 +81,8 @@ def test_sampled_gradcheck_on_a_full_size_model():
     report = check_model(model, rng.random((2, 1, 28, 28)), rng.standard_normal((2, 4)), max_entries=20, h=1e-4)
     assert report.ok, f"\n{report}"
     assert len(report.errors) == 1 + len(model.parameters())
+
+
+def test_latent_dim_must_be_positive():
+    with pytest.raises(ValueError, match="latent_dim must be at least 1, got 0"):
+        sv.build_model("mlp", latent_dim=0)

@@ -70,3 +70,41 @@ def test_optimizer_rejects_bad_arguments():
         sv.Adam([])
     with pytest.raises(ValueError, match="learning rate"):
         sv.SGD([param([1.0])], lr=0)
+
+
+def test_adam_allows_beta1_zero_like_torch():
+    p = param([1.0, 2.0])
+    opt = sv.Adam([p], lr=0.1, betas=(0.0, 0.5))
+    p.grad[...] = [1.0, -1.0]
+    opt.step()
+    np.testing.assert_allclose(p.data, [0.9, 2.1], rtol=1e-6)
+
+
+def test_adam_state_dict_is_a_snapshot():
+    p = param([1.0])
+    opt = sv.Adam([p])
+    p.grad[...] = 1.0
+    opt.step()
+    state = opt.state_dict()
+    opt.step()
+    assert state["m.0"][0] == pytest.approx(0.1) and int(state["t"]) == 1
+
+
+def test_adam_refuses_moments_of_another_dtype():
+    model = sv.Linear(2, 2)
+    opt = sv.Adam(model.parameters())
+    model.to(np.float64)
+    with pytest.raises(TypeError, match="build the optimizer after model.to"):
+        opt.step()
+
+
+def test_fused_adam_refuses_non_contiguous_arrays():
+    from scratchvae.kernels.fused import adam_update
+    a = np.zeros((4, 4), np.float32)
+    with pytest.raises(ValueError, match="C-contiguous"):
+        adam_update(a[:, ::2], a[:, ::2].copy(), a[:, ::2].copy(), a[:, ::2].copy(), 0.1, 0.9, 0.999, 1.0, 1e-8)
+
+
+def test_clip_grad_norm_rejects_non_positive_max():
+    with pytest.raises(ValueError, match="max_norm must be positive"):
+        sv.clip_grad_norm([param([1.0])], -1.0)

@@ -79,3 +79,32 @@ def test_load_data_binarization_modes():
     assert len(np.unique(test)) > 2
     train, test = load_data("faces", "none", None, rng)
     assert train.shape == (360, 1, 64, 64) and test.shape == (40, 1, 64, 64)
+
+
+def test_cli_rejects_bad_flags_with_one_line(capsys):
+    import pytest
+    for flags in (["--epochs", "0"], ["--batch-size", "-5"], ["--latent-dim", "0"], ["--clip", "-1"],
+                  ["--lr", "0"]):
+        with pytest.raises(SystemExit) as exit_info:
+            main(["train", *flags])
+        assert exit_info.value.code == 2
+        assert "must be" in capsys.readouterr().err
+
+
+def test_cli_reports_library_errors_without_a_traceback(capsys, monkeypatch):
+    from scratchvae import cli
+    from scratchvae.data import DataFileError
+
+    def broken(*args, **kwargs):
+        raise DataFileError("train-images-idx3-ubyte.gz: sha256 mismatch")
+    monkeypatch.setattr(cli, "load_data", broken)
+    assert main(["train", "--epochs", "1"]) == 2
+    assert capsys.readouterr().err.strip() == "scratchvae: error: train-images-idx3-ubyte.gz: sha256 mismatch"
+
+
+def test_training_skips_a_lone_leftover_image_for_batchnorm():
+    from scratchvae.train import train_epoch
+    model = sv.build_model("faces", latent_dim=4)
+    x = np.random.default_rng(0).random((5, 1, 64, 64)).astype(np.float32)
+    losses = train_epoch(model, sv.Adam(model.parameters()), x, 4, np.random.default_rng(0), progress=False)
+    assert np.isfinite(losses.total)

@@ -32,8 +32,8 @@ def _model_flops(model, x: np.ndarray) -> int:
     """GEMM FLOPs of one training step (forward + backward) of a VAE or autoencoder."""
     total = 0
     for seq, inp in ((model.encoder, x), (model.decoder, np.zeros((x.shape[0], model.latent_dim), np.float32))):
-        for i, (_, layer, in_shape, out_shape) in enumerate(trace_layers(seq, inp)):
-            f, b = layer_gemm_flops(layer, in_shape, out_shape, first=seq is model.encoder and i == 0)
+        for _, layer, in_shape, out_shape in trace_layers(seq, inp):
+            f, b = layer_gemm_flops(layer, in_shape, out_shape)
             total += f + b
     return total
 
@@ -186,10 +186,11 @@ def add_bench_parser(sub) -> None:
     p = sub.add_parser("bench", help="time training steps and inference (optionally against PyTorch)",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--models", default="mlp,conv,keras", help="comma-separated architectures")
-    p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--inference-batch", type=int, default=1000)
-    p.add_argument("--repeats", type=int, default=30, help="timed steps per model (the median is reported)")
-    p.add_argument("--warmup", type=int, default=5)
+    from ..cli import positive_int  # the parser's argument types live with the command line
+    p.add_argument("--batch-size", type=positive_int, default=128)
+    p.add_argument("--inference-batch", type=positive_int, default=1000)
+    p.add_argument("--repeats", type=positive_int, default=30, help="timed steps per model (the median is reported)")
+    p.add_argument("--warmup", type=positive_int, default=5)
     p.add_argument("--layers", action="store_true", help="per-layer forward/backward breakdown")
     p.add_argument("--vs-torch", action="store_true", help="time the identical PyTorch model in the same run")
     p.add_argument("--startup", action="store_true", help="also measure cold/warm start and peak memory")

@@ -59,11 +59,11 @@ def _seconds(fn: Callable[[], object]) -> float:
     return time.perf_counter() - start
 
 
-def layer_gemm_flops(layer: snn.Module, in_shape: tuple, out_shape: tuple, first: bool = False) -> tuple[int, int]:
+def layer_gemm_flops(layer: snn.Module, in_shape: tuple, out_shape: tuple) -> tuple[int, int]:
     """(forward, backward) multiply-add FLOPs of the matrix products of one layer.
 
-    Forward is one GEMM; backward two (d-weight and d-input), or one for the first
-    layer of a network, whose input gradient nobody needs.
+    Forward is one GEMM; backward two of the same size (d-weight and d-input; every
+    layer computes d-input, the first layer's included).
     """
     if isinstance(layer, snn.Linear):
         f = 2 * in_shape[0] * layer.in_features * layer.out_features
@@ -75,7 +75,7 @@ def layer_gemm_flops(layer: snn.Module, in_shape: tuple, out_shape: tuple, first
         f = 2 * int(np.prod(in_shape)) * layer.out_channels * kH * kW
     else:
         return 0, 0
-    return f, f if first else 2 * f
+    return f, 2 * f
 
 
 def trace_layers(seq: snn.Sequential, x: np.ndarray) -> list[tuple[str, snn.Module, tuple, tuple]]:

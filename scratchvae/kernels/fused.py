@@ -31,11 +31,11 @@ def adam_update_reference(p: np.ndarray, g: np.ndarray, m: np.ndarray, v: np.nda
 
 
 @njit(cache=True, fastmath=True)
-def _adam_kernel(p, g, m, v, step_size, beta1, beta2, v_scale, eps):  # pragma: no cover (jit)
+def _adam_kernel(p, g, m, v, step_size, beta1, beta2, one_minus_beta1, one_minus_beta2, v_scale,
+                 eps):  # pragma: no cover (jit)
     # The scalars arrive in the arrays' dtype, so float32 stays float32 and the loop
     # vectorises (float64 scalars would promote every element and call scalar sqrt).
-    one = beta1 / beta1
-    one_b1, one_b2 = one - beta1, one - beta2
+    one_b1, one_b2 = one_minus_beta1, one_minus_beta2
     for i in range(p.size):
         gi = g[i]
         mi = beta1 * m[i] + one_b1 * gi
@@ -48,6 +48,10 @@ def _adam_kernel(p, g, m, v, step_size, beta1, beta2, v_scale, eps):  # pragma: 
 def adam_update(p: np.ndarray, g: np.ndarray, m: np.ndarray, v: np.ndarray, step_size: float,
                 beta1: float, beta2: float, v_scale: float, eps: float) -> None:
     """The same update as adam_update_reference, in one pass (arrays must be C-contiguous)."""
+    for name, a in (("p", p), ("g", g), ("m", m), ("v", v)):
+        if not a.flags.c_contiguous or a.dtype != p.dtype:
+            raise ValueError(f"adam_update: {name} must be C-contiguous {p.dtype}, got {a.dtype} "
+                             f"(contiguous={a.flags.c_contiguous})")
     dt = p.dtype.type
     _adam_kernel(p.reshape(-1), g.reshape(-1), m.reshape(-1), v.reshape(-1), dt(step_size), dt(beta1),
-                 dt(beta2), dt(v_scale), dt(eps))
+                 dt(beta2), dt(1 - beta1), dt(1 - beta2), dt(v_scale), dt(eps))

@@ -20,10 +20,11 @@ the input position it was copied from. Windows overlap when stride < dilated ker
 size, so one input position may receive several contributions. Positions that fell
 in the zero padding are dropped.
 
-The kernels are compiled with Numba. They run in parallel over the batch axis only:
-in col2im two windows of the same image write to the same pixel, so splitting the
-windows across threads would race; different images never share memory. Small
-arrays run on one thread (see PARALLEL_MIN_SIZE).
+The kernels are compiled with Numba and run in parallel over disjoint outputs only.
+im2col is a gather: each row r of cols is written by one thread. col2im is a
+scatter-add: two windows of one image add into the same pixel, so splitting windows
+across threads would race; it is split by channel instead, since rows (c, i, j)
+only ever add into x[:, c]. Small arrays run on one thread (see PARALLEL_MIN_SIZE).
 """
 from __future__ import annotations
 
@@ -74,9 +75,10 @@ def _check_out(out: np.ndarray, shape: tuple[int, ...], dtype: np.dtype, what: s
         )
 
 
-# Each kernel is written for ONE image n; two drivers run it over the batch. The parallel
-# driver pays a thread wake-up per call (microseconds, or milliseconds when the CPU is
-# busy), which costs more than it saves on small arrays, so those take the serial driver.
+# Each kernel body handles ONE row of cols (im2col) or ONE channel of x (col2im); two
+# drivers run it over all of them. The parallel driver pays a thread wake-up per call
+# (microseconds, or milliseconds when the CPU is busy), which costs more than it saves
+# on small arrays, so those take the serial driver.
 PARALLEL_MIN_SIZE = 1 << 14  # elements of cols below which one thread does it all (crossover measured ~1e4)
 
 

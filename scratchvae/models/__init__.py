@@ -31,7 +31,9 @@ def build_model(arch: str = "mlp", kind: str = "vae", latent_dim: int | None = N
     if kind not in ("vae", "ae"):
         raise ValueError(f"unknown kind '{kind}', choose 'vae' or 'ae'")
     builder, _, default_latent = ARCHITECTURES[arch]
-    latent_dim = latent_dim or default_latent
+    latent_dim = default_latent if latent_dim is None else latent_dim
+    if latent_dim < 1:
+        raise ValueError(f"latent_dim must be at least 1, got {latent_dim}")
     final_sigmoid = not make_loss(loss).takes_logits
     enc_out = 2 * latent_dim if kind == "vae" else latent_dim
     encoder, decoder = builder(latent_dim, enc_out, final_sigmoid)

@@ -52,12 +52,18 @@ def to_channel_major(a: np.ndarray, out: np.ndarray | None = None) -> np.ndarray
 
 
 def from_channel_major(a2d: np.ndarray, N: int, H: int, W: int, bias: np.ndarray | None) -> np.ndarray:
-    """(C, N*H*W) -> (N, C, H, W) C-contiguous, adding bias[c] in the same pass."""
+    """(C, N*H*W) -> a NEW C-contiguous (N, C, H, W), adding bias[c] in the same pass.
+
+    Always a copy: a2d is a workspace buffer that the next call overwrites.
+    """
     C = a2d.shape[0]
     nchw = a2d.reshape(C, N, H, W).transpose(1, 0, 2, 3)           # (N, C, H, W), a strided view
+    out = np.empty((N, C, H, W), dtype=a2d.dtype)                  # (N, C, H, W)
     if bias is None:
-        return np.ascontiguousarray(nchw)
-    return np.add(nchw, bias[:, None, None], out=np.empty((N, C, H, W), dtype=a2d.dtype))
+        np.copyto(out, nchw)
+    else:
+        np.add(nchw, bias[:, None, None], out=out)
+    return out
 
 
 # -- Conv2d -----------------------------------------------------------------------------------
@@ -100,7 +106,7 @@ class Conv2d(Module):
         self.weight = Parameter(uniform_fan_in((out_channels, in_channels, kH, kW), fan_in, rng))
         self.bias = Parameter(uniform_fan_in((out_channels,), fan_in, rng)) if bias else None
         self.cache: _ConvCache | None = None
-        self.workspace = Workspace()  # cols and out2d, reused every step (see workspace.py)
+        self.workspace = Workspace()  # cols, out2d, dout2d, dcols: reused every step (see workspace.py)
 
     def output_size(self, H: int, W: int) -> Pair:
         """(H_out, W_out) for an H x W input; raises ValueError if either is < 1."""
@@ -114,7 +120,8 @@ class Conv2d(Module):
         N, _, H, W = x.shape
         H_out, W_out = self.output_size(H, W)
         K, L = self.weight.data[0].size, H_out * W_out
-        dtype = np.result_type(x.dtype, self.weight.data.dtype)
+        dtype = self.weight.data.dtype
+        x = x.astype(dtype, copy=False)                            # compute in the parameters' dtype
         cols = self.workspace.get("cols", (K, N * L), dtype)
         im2col(x, self.kernel_size, self.stride, self.padding, self.dilation, out=cols)  # (C_in*kH*kW, N*L)
         W2d = self.weight.data.reshape(self.out_channels, -1)     # (C_out, C_in*kH*kW)
@@ -134,6 +141,10 @@ class Conv2d(Module):
         dcols = np.matmul(W2d.T, dout2d, out=self.workspace.get("dcols", cols.shape, cols.dtype))  # (C_in*kH*kW, N*L)
         dx = col2im(dcols, x_shape, self.kernel_size, self.stride, self.padding, self.dilation)  # (N, C_in, H, W)
         return dx
+
+    def _cast_hook(self, dtype) -> None:
+        self.workspace.clear()  # buffers of the old dtype
+        self.cache = None
 
     def _settings(self) -> str:
         return (f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}, "

@@ -60,7 +60,7 @@ class ConvTranspose2d(Module):
         self.weight = Parameter(uniform_fan_in((in_channels, out_channels, kH, kW), fan_in, rng))
         self.bias = Parameter(uniform_fan_in((out_channels,), fan_in, rng)) if bias else None
         self.cache: _ConvTransposeCache | None = None
-        self.workspace = Workspace()  # x2d and cols, reused every step (see workspace.py)
+        self.workspace = Workspace()  # x2d, cols, dcols, dx2d: reused every step (see workspace.py)
 
     def output_size(self, H: int, W: int) -> Pair:
         """(H_out, W_out) for an H x W input; raises ValueError if either is < 1."""
@@ -80,8 +80,9 @@ class ConvTranspose2d(Module):
             (H_out, W_out), zip(self.kernel_size, self.stride, self.padding, self.dilation)))
         if (H_g, W_g) != (H, W):
             x = np.pad(x, ((0, 0), (0, 0), (0, H_g - H), (0, W_g - W)))  # (N, C_in, H_g, W_g)
-        dtype = np.result_type(x.dtype, self.weight.data.dtype)
-        x2d = to_channel_major(x, out=self.workspace.get("x2d", (C_in, N * H_g * W_g), x.dtype))  # (C_in, N*H_g*W_g)
+        dtype = self.weight.data.dtype
+        x = x.astype(dtype, copy=False)                            # compute in the parameters' dtype
+        x2d = to_channel_major(x, out=self.workspace.get("x2d", (C_in, N * H_g * W_g), dtype))  # (C_in, N*H_g*W_g)
         W2d = self.weight.data.reshape(C_in, -1)                  # (C_in, C_out*kH*kW)
         cols = np.matmul(W2d.T, x2d, out=self.workspace.get("cols", (W2d.shape[1], x2d.shape[1]), dtype))
         out = col2im(cols, (N, self.out_channels, H_out, W_out),  # cols: (C_out*kH*kW, N*H_g*W_g)
@@ -102,6 +103,10 @@ class ConvTranspose2d(Module):
         dx2d = np.matmul(W2d, dcols, out=self.workspace.get("dx2d", x2d.shape, x2d.dtype))  # (C_in, N*H_g*W_g)
         dx = from_channel_major(dx2d, N, H_g, W_g, None)          # (N, C_in, H_g, W_g)
         return dx[:, :, :H, :W]  # (N, C_in, H, W): drops forward's zero-extension, if any
+
+    def _cast_hook(self, dtype) -> None:
+        self.workspace.clear()  # buffers of the old dtype
+        self.cache = None
 
     def _settings(self) -> str:
         return (f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}, "

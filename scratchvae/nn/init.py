@@ -26,10 +26,6 @@ def manual_seed(seed: int) -> np.random.Generator:
     return _rng
 
 
-def get_rng() -> np.random.Generator:
-    return _rng
-
-
 def uniform_fan_in(shape: tuple[int, ...], fan_in: int, rng: np.random.Generator | None = None) -> np.ndarray:
     """U(-1/sqrt(fan_in), 1/sqrt(fan_in)), PyTorch's default for weights and biases."""
     bound = 1.0 / math.sqrt(fan_in) if fan_in > 0 else 0.0

@@ -154,7 +154,7 @@ class Module:
         return self
 
     def _cast_hook(self, dtype: Any) -> None:
-        """Layers that keep dtype-specific workspaces drop them here."""
+        """Called by ``to``: layers that keep dtype-specific buffers (the conv workspaces) drop them."""
 
     @property
     def dtype(self) -> np.dtype:

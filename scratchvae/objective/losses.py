@@ -44,7 +44,7 @@ class ReconstructionLoss:
         return float(per_image.mean())
 
     def _evaluate(self, pred: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-        """(per-image loss, dpred if it comes for free); a fused kernel returns both."""
+        """(per-image loss, dpred if it comes for free); BCEWithLogits returns both."""
         return self.per_image(pred, target), None
 
     def backward(self) -> np.ndarray:
@@ -79,9 +79,6 @@ class BCEWithLogits(ReconstructionLoss):
 
     def per_image(self, pred: np.ndarray, target: np.ndarray) -> np.ndarray:
         return bce_with_logits(pred, target)[0]                  # (N,)
-
-    def _dpred(self, pred: np.ndarray, target: np.ndarray) -> np.ndarray:
-        return bce_with_logits(pred, target)[1]                  # (N, D)
 
     def _evaluate(self, pred: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return bce_with_logits(pred, target)  # value and gradient share one exp

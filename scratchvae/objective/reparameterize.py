@@ -35,6 +35,8 @@ class Reparameterize:
             eps = (rng or np.random.default_rng()).standard_normal(mu.shape, dtype=mu.dtype)
         elif eps.shape != mu.shape:
             raise ValueError(f"Reparameterize: eps has shape {eps.shape}, mu has {mu.shape}")
+        else:
+            eps = np.asarray(eps, dtype=mu.dtype)  # float64 noise must not promote a float32 model
         std = np.exp(0.5 * logvar)                               # (N, L)
         self.cache = _ReparamCache(eps, std)
         return mu + std * eps                                    # (N, L)
