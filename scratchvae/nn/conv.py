@@ -66,6 +66,20 @@ def from_channel_major(a2d: np.ndarray, N: int, H: int, W: int, bias: np.ndarray
     return out
 
 
+class ConvBase(Module):
+    """What Conv2d and ConvTranspose2d share besides the math: the workspace reset and the repr."""
+
+    def _cast_hook(self, dtype) -> None:
+        self.workspace.clear()  # buffers of the old dtype
+        self.cache = None
+
+    def _settings(self) -> str:
+        raise NotImplementedError
+
+    def extra_repr(self) -> str:
+        return f"{self.in_channels}, {self.out_channels}, {self._settings()}, bias={self.bias is not None}"
+
+
 # -- Conv2d -----------------------------------------------------------------------------------
 
 
@@ -74,7 +88,7 @@ class _ConvCache(NamedTuple):
     cols: np.ndarray  # (C_in*kH*kW, N*H_out*W_out), the receptive fields of x
 
 
-class Conv2d(Module):
+class Conv2d(ConvBase):
     """out[n, co] = bias[co] + sum over ci of cross-correlate(x[n, ci], weight[co, ci])   (NCHW)
 
     Computed as im2col and ONE matrix product for the whole batch:
@@ -142,13 +156,6 @@ class Conv2d(Module):
         dx = col2im(dcols, x_shape, self.kernel_size, self.stride, self.padding, self.dilation)  # (N, C_in, H, W)
         return dx
 
-    def _cast_hook(self, dtype) -> None:
-        self.workspace.clear()  # buffers of the old dtype
-        self.cache = None
-
     def _settings(self) -> str:
         return (f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}, "
                 f"dilation={self.dilation}")
-
-    def extra_repr(self) -> str:
-        return f"{self.in_channels}, {self.out_channels}, {self._settings()}, bias={self.bias is not None}"

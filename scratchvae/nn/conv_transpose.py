@@ -6,9 +6,9 @@ from typing import NamedTuple
 import numpy as np
 
 from ..kernels.im2col import Pair, col2im, conv_output_size, conv_transpose_output_size, im2col, pair
-from .conv import check_conv_input, check_output_size, conv_arguments, from_channel_major, to_channel_major
+from .conv import ConvBase, check_conv_input, check_output_size, conv_arguments, from_channel_major, to_channel_major
 from .init import uniform_fan_in
-from .module import Module, Parameter
+from .module import Parameter
 from .workspace import Workspace
 
 
@@ -18,7 +18,7 @@ class _ConvTransposeCache(NamedTuple):
     grid: tuple[int, int]  # (H_g, W_g)
 
 
-class ConvTranspose2d(Module):
+class ConvTranspose2d(ConvBase):
     """The adjoint (transpose) of Conv2d: where Conv2d gathers a window into one output
     value, ConvTranspose2d scatters one input value over a window of the output.
 
@@ -104,13 +104,6 @@ class ConvTranspose2d(Module):
         dx = from_channel_major(dx2d, N, H_g, W_g, None)          # (N, C_in, H_g, W_g)
         return dx[:, :, :H, :W]  # (N, C_in, H, W): drops forward's zero-extension, if any
 
-    def _cast_hook(self, dtype) -> None:
-        self.workspace.clear()  # buffers of the old dtype
-        self.cache = None
-
     def _settings(self) -> str:
         return (f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}, "
                 f"output_padding={self.output_padding}, dilation={self.dilation}")
-
-    def extra_repr(self) -> str:
-        return f"{self.in_channels}, {self.out_channels}, {self._settings()}, bias={self.bias is not None}"
