@@ -32,14 +32,18 @@ def adam_update_reference(p: np.ndarray, g: np.ndarray, m: np.ndarray, v: np.nda
 
 @njit(cache=True, fastmath=True)
 def _adam_kernel(p, g, m, v, step_size, beta1, beta2, one_minus_beta1, one_minus_beta2, v_scale,
-                 eps):  # pragma: no cover (jit)
+                 eps, g_floor, mv_floor):  # pragma: no cover (jit)
     # The scalars arrive in the arrays' dtype, so float32 stays float32 and the loop
     # vectorises (float64 scalars would promote every element and call scalar sqrt).
-    one_b1, one_b2 = one_minus_beta1, one_minus_beta2
+    # Flushes are written as multiplications by a 0/1 comparison, not as branches:
+    # that keeps the loop vectorised (with `if` it ran 2.5x slower).
     for i in range(p.size):
         gi = g[i]
-        mi = beta1 * m[i] + one_b1 * gi
-        vi = beta2 * v[i] + one_b2 * gi * gi
+        gi = gi * (abs(gi) >= g_floor)            # so gi*gi cannot underflow (see adam_update)
+        mi = beta1 * m[i] + one_minus_beta1 * gi
+        vi = beta2 * v[i] + one_minus_beta2 * gi * gi
+        mi = mi * (abs(mi) >= mv_floor)
+        vi = vi * (vi >= mv_floor)
         m[i] = mi
         v[i] = vi
         p[i] -= step_size * mi / (math.sqrt(vi) * v_scale + eps)
@@ -47,11 +51,22 @@ def _adam_kernel(p, g, m, v, step_size, beta1, beta2, one_minus_beta1, one_minus
 
 def adam_update(p: np.ndarray, g: np.ndarray, m: np.ndarray, v: np.ndarray, step_size: float,
                 beta1: float, beta2: float, v_scale: float, eps: float) -> None:
-    """The same update as adam_update_reference, in one pass (arrays must be C-contiguous)."""
+    """The same update as adam_update_reference, in one pass (arrays must be C-contiguous).
+
+    One difference, far below anything float32 weights can feel: values that would
+    become subnormal (below ~1e-35 in float32) are flushed to zero. Subnormal
+    arithmetic takes a slow microcode path on x86; without the flush, the moments of
+    parameters whose gradients shrink towards 0 (the weights of MNIST's always-black
+    border pixels) drift into that range and Adam got 3.4x slower over three epochs
+    (measured: 1.34 s, 3.04 s, 4.59 s per epoch for the MLP VAE). A flushed gradient
+    is < 1e-16, so the update it would have made is < lr * 1e-8 / eps ~ 1e-11.
+    """
     for name, a in (("p", p), ("g", g), ("m", m), ("v", v)):
         if not a.flags.c_contiguous or a.dtype != p.dtype:
             raise ValueError(f"adam_update: {name} must be C-contiguous {p.dtype}, got {a.dtype} "
                              f"(contiguous={a.flags.c_contiguous})")
     dt = p.dtype.type
+    mv_floor = 1000 * np.finfo(p.dtype).tiny                 # m, v below this become 0
+    g_floor = math.sqrt(mv_floor / max(1 - beta2, 1e-30))    # so (1 - beta2) * g * g >= mv_floor
     _adam_kernel(p.reshape(-1), g.reshape(-1), m.reshape(-1), v.reshape(-1), dt(step_size), dt(beta1),
-                 dt(beta2), dt(1 - beta1), dt(1 - beta2), dt(v_scale), dt(eps))
+                 dt(beta2), dt(1 - beta1), dt(1 - beta2), dt(v_scale), dt(eps), dt(g_floor), dt(mv_floor))
