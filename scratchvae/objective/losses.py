@@ -12,6 +12,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from ..nn.activations import sigmoid
+
 
 
 class _LossCache(NamedTuple):
@@ -63,8 +65,7 @@ def bce_with_logits(a: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarra
     """Per-image BCE (N,) and its gradient (sigmoid(a) - t) / N (N, D), sharing one exp."""
     e = np.exp(-np.abs(a))                                       # (N, D), in (0, 1]: never overflows
     per_image = np.sum(np.maximum(a, 0) - a * t + np.log1p(e), axis=1)  # (N,)
-    sig = np.where(a >= 0, 1, e) / (1 + e)                       # sigmoid(a), both branches stable
-    return per_image, (sig - t) / a.shape[0]                     # (N,), (N, D)
+    return per_image, (sigmoid(a) - t) / a.shape[0]              # (N,), (N, D)
 
 
 class BCEWithLogits(ReconstructionLoss):
