@@ -70,6 +70,7 @@ def train_epoch(model: Module, optimizer: Optimizer, x: np.ndarray, batch_size: 
                dynamic_ncols=True)
     for step, idx in enumerate(minibatches(x.shape[0], batch_size, rng)):
         if len(idx) == 1 and x.shape[0] > 1:
+            bar.update(1)
             continue  # a lone leftover image: BatchNorm cannot normalise a batch of one
         xb = x[idx]                                              # (B, C, H, W)
         if binarize_mode == "dynamic":

@@ -15,7 +15,6 @@ import numpy as np
 from ..nn.activations import sigmoid
 
 
-
 class _LossCache(NamedTuple):
     pred: np.ndarray           # (N, D)
     target: np.ndarray         # (N, D)
@@ -62,7 +61,7 @@ class ReconstructionLoss:
 
 
 def bce_with_logits(a: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-image BCE (N,) and its gradient (sigmoid(a) - t) / N (N, D), sharing one exp."""
+    """Per-image BCE (N,) and its gradient (sigmoid(a) - t) / N (N, D), in one call."""
     e = np.exp(-np.abs(a))                                       # (N, D), in (0, 1]: never overflows
     per_image = np.sum(np.maximum(a, 0) - a * t + np.log1p(e), axis=1)  # (N,)
     return per_image, (sigmoid(a) - t) / a.shape[0]              # (N,), (N, D)
@@ -82,7 +81,7 @@ class BCEWithLogits(ReconstructionLoss):
         return bce_with_logits(pred, target)[0]                  # (N,)
 
     def _evaluate(self, pred: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        return bce_with_logits(pred, target)  # value and gradient share one exp
+        return bce_with_logits(pred, target)  # value and gradient from one call, one set of inputs
 
 
 class BCE(ReconstructionLoss):
