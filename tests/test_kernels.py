@@ -4,8 +4,8 @@ import importlib
 import numpy as np
 import pytest
 
-from scratchvae.kernels import (col2im, col2im_reference, conv_output_size, conv_transpose_output_size,
-                                im2col, im2col_reference, pair)
+from scratchvae.kernels import (channels_last, col2im, col2im_reference, conv_output_size,
+                                conv_transpose_output_size, im2col, im2col_reference, pair, pixel_rows)
 
 # (N, C, H, W), kernel_size, stride, padding, dilation
 CONFIGS = [
@@ -43,8 +43,9 @@ def test_im2col_matches_reference(shape, k, s, p, d, dtype, driver):
     cols = im2col(x, k, s, p, d)
     H_out, W_out = _out_hw(shape, k, s, p, d)
     assert cols.dtype == dtype
-    assert im2col_module._use_parallel(cols.shape[0], cols) == (driver == "parallel" and cols.shape[0] > 1)
-    assert cols.shape == (shape[1] * k[0] * k[1], shape[0] * H_out * W_out)
+    tasks = shape[0] * H_out  # one task per row of windows
+    assert im2col_module._use_parallel(tasks, cols) == (driver == "parallel" and tasks > 1)
+    assert cols.shape == (shape[0] * H_out * W_out, k[0] * k[1] * shape[1])
     np.testing.assert_array_equal(cols, im2col_reference(x, k, s, p, d))  # pure copies: exact
 
 
@@ -52,12 +53,16 @@ def test_im2col_matches_reference(shape, k, s, p, d, dtype, driver):
 @pytest.mark.parametrize("shape, k, s, p, d", CONFIGS, ids=IDS)
 def test_col2im_matches_reference(shape, k, s, p, d, dtype, driver):
     H_out, W_out = _out_hw(shape, k, s, p, d)
-    cols_shape = (shape[1] * k[0] * k[1], shape[0] * H_out * W_out)
+    cols_shape = (shape[0] * H_out * W_out, k[0] * k[1] * shape[1])
     cols = np.random.default_rng(1).standard_normal(cols_shape).astype(dtype)
     x = col2im(cols, shape, k, s, p, d)
     assert x.dtype == dtype and x.shape == shape
+    assert x.transpose(0, 2, 3, 1).flags.c_contiguous  # channels-last memory
     tol = 1e-6 if dtype == np.float32 else 1e-12
     np.testing.assert_allclose(x, col2im_reference(cols, shape, k, s, p, d), rtol=tol, atol=tol)
+    bias = np.arange(shape[1], dtype=dtype) - 1.5
+    np.testing.assert_allclose(col2im(cols, shape, k, s, p, d, bias=bias),
+                               x + bias[:, None, None], rtol=tol, atol=tol)
 
 
 @pytest.mark.parametrize("shape, k, s, p, d", CONFIGS, ids=IDS)
@@ -77,23 +82,41 @@ def test_col2im_counts_overlapping_windows():
     np.testing.assert_array_equal(counts.ravel(), [1, 2, 3, 2, 1])
 
 
-def test_out_buffers_are_filled_and_reused(driver):
+def test_out_buffer_is_filled_and_reused(driver):
     rng = np.random.default_rng(3)
     shape, args = (2, 3, 6, 6), ((3, 3), (2, 2), (1, 1), (1, 1))
     x = rng.standard_normal(shape)
     H_out, W_out = _out_hw(shape, *args)
-    buf = np.full((27, 2 * H_out * W_out), np.nan)
+    buf = np.full((2 * H_out * W_out, 27), np.nan)
     cols = im2col(x, *args, out=buf)
     assert cols is buf
     np.testing.assert_array_equal(cols, im2col_reference(x, *args))  # padding entries were written too
-    xbuf = np.full(shape, 7.0)  # stale values must not leak into the sum
-    back = col2im(cols, shape, *args, out=xbuf)
-    assert back is xbuf
-    np.testing.assert_allclose(back, col2im_reference(cols, shape, *args), rtol=1e-12, atol=1e-12)
     with pytest.raises(ValueError, match="out must be"):
-        im2col(x, *args, out=np.empty((27, 2)))
+        im2col(x, *args, out=np.empty((2, 27)))
     with pytest.raises(ValueError, match="out must be"):
-        col2im(cols, shape, *args, out=np.empty(shape, dtype=np.float32))
+        im2col(x, *args, out=np.empty(buf.shape, dtype=np.float32))
+
+
+def test_col2im_returns_a_new_array_every_call(driver):
+    shape, args = (2, 3, 6, 6), ((3, 3), (2, 2), (1, 1), (1, 1))
+    cols = np.random.default_rng(4).standard_normal((2 * 9, 27))
+    first = col2im(cols, shape, *args)
+    kept = first.copy()
+    second = col2im(2 * cols, shape, *args)
+    assert not np.shares_memory(first, second)
+    np.testing.assert_array_equal(first, kept)
+
+
+def test_channels_last_and_pixel_rows():
+    x = np.random.default_rng(6).standard_normal((2, 3, 4, 5))         # C-order (NCHW) memory
+    cl = channels_last(x)
+    assert cl.shape == x.shape and not np.shares_memory(cl, x)
+    np.testing.assert_array_equal(cl, x)                               # same values, other strides
+    assert channels_last(cl) is not cl and np.shares_memory(channels_last(cl), cl)  # already so: no copy
+    rows = pixel_rows(cl)
+    assert rows.shape == (2 * 4 * 5, 3) and np.shares_memory(rows, cl)
+    np.testing.assert_array_equal(rows[(1 * 4 + 2) * 5 + 3], x[1, :, 2, 3])  # row of pixel (n=1, h=2, w=3)
+    np.testing.assert_array_equal(pixel_rows(x), rows)                 # from NCHW memory: a copy, same values
 
 
 def test_int_arguments_mean_square_pairs():
@@ -115,6 +138,8 @@ def test_rejects_other_dtypes_and_bad_shapes():
         im2col(np.zeros((1, 1, 3, 3), dtype=np.int64), (2, 2), (1, 1), (0, 0), (1, 1))
     with pytest.raises(ValueError, match="expected cols of shape"):
         col2im(np.zeros((4, 5)), (1, 1, 3, 3), (2, 2), (1, 1), (0, 0), (1, 1))
+    with pytest.raises(ValueError, match="bias must have shape"):
+        col2im(np.zeros((4, 4)), (1, 1, 3, 3), (2, 2), (1, 1), (0, 0), (1, 1), bias=np.zeros(2))
     with pytest.raises(ValueError, match="empty output"):
         im2col(np.zeros((1, 1, 2, 2)), (3, 3), (1, 1), (0, 0), (1, 1))
 

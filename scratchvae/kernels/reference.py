@@ -29,33 +29,33 @@ def _window_slices(i: int, j: int, H_out: int, W_out: int, stride: Pair, dilatio
 
 def im2col_reference(x: np.ndarray, kernel_size: Pair, stride: Pair, padding: Pair,
                      dilation: Pair) -> np.ndarray:
-    """x (N, C, H, W) -> cols (C*kH*kW, N*H_out*W_out): row r = c*kH*kW + i*kW + j, column n*L + l."""
+    """x (N, C, H, W) -> cols (N*H_out*W_out, kH*kW*C): row q = n*L + l, column r = (i*kW + j)*C + c."""
     N, C, H, W = x.shape
     (kH, kW), (pH, pW) = kernel_size, padding
     H_out = conv_output_size(H, kH, stride[0], pH, dilation[0])
     W_out = conv_output_size(W, kW, stride[1], pW, dilation[1])
     x_pad = np.pad(x, ((0, 0), (0, 0), (pH, pH), (pW, pW)))              # (N, C, H+2pH, W+2pW)
-    cols = np.empty((C, kH, kW, N, H_out, W_out), dtype=x.dtype)       # (C, kH, kW, N, H_out, W_out)
+    cols = np.empty((N, H_out, W_out, kH, kW, C), dtype=x.dtype)       # (N, H_out, W_out, kH, kW, C)
     for i in range(kH):
         for j in range(kW):
             rows, columns = _window_slices(i, j, H_out, W_out, stride, dilation)
-            cols[:, i, j] = x_pad[:, :, rows, columns].transpose(1, 0, 2, 3)  # (C, N, H_out, W_out)
-    return cols.reshape(C * kH * kW, N * H_out * W_out)                  # (C*kH*kW, N*H_out*W_out)
+            cols[:, :, :, i, j, :] = x_pad[:, :, rows, columns].transpose(0, 2, 3, 1)  # (N, H_out, W_out, C)
+    return cols.reshape(N * H_out * W_out, kH * kW * C)                  # (N*H_out*W_out, kH*kW*C)
 
 
 def col2im_reference(cols: np.ndarray, x_shape: tuple[int, int, int, int], kernel_size: Pair,
                      stride: Pair, padding: Pair, dilation: Pair) -> np.ndarray:
-    """cols (C*kH*kW, N*H_out*W_out) -> x (N, C, H, W), summing overlapping windows."""
+    """cols (N*H_out*W_out, kH*kW*C) -> x (N, C, H, W), summing overlapping windows."""
     N, C, H, W = x_shape
     (kH, kW), (pH, pW) = kernel_size, padding
     H_out = conv_output_size(H, kH, stride[0], pH, dilation[0])
     W_out = conv_output_size(W, kW, stride[1], pW, dilation[1])
-    cols = cols.reshape(C, kH, kW, N, H_out, W_out)                    # (C, kH, kW, N, H_out, W_out)
+    cols = cols.reshape(N, H_out, W_out, kH, kW, C)                    # (N, H_out, W_out, kH, kW, C)
     x_pad = np.zeros((N, C, H + 2 * pH, W + 2 * pW), dtype=cols.dtype)  # (N, C, H+2pH, W+2pW)
     for i in range(kH):
         for j in range(kW):
             rows, columns = _window_slices(i, j, H_out, W_out, stride, dilation)
-            x_pad[:, :, rows, columns] += cols[:, i, j].transpose(1, 0, 2, 3)  # (N, C, H_out, W_out)
+            x_pad[:, :, rows, columns] += cols[:, :, :, i, j, :].transpose(0, 3, 1, 2)  # (N, C, H_out, W_out)
     return x_pad[:, :, pH:pH + H, pW:pW + W].copy()                      # (N, C, H, W): drop padding
 
 

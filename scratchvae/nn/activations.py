@@ -3,22 +3,27 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..kernels.fused import relu_backward
 from .module import Module
 
 
 class ReLU(Module):
-    """y = max(x, 0);   dx = dy * (x > 0)   (the kink at 0 gets slope 0, as in torch)."""
+    """y = max(x, 0);   dx = dy * (y > 0)   (the kink at 0 gets slope 0, as in torch).
+
+    y > 0 exactly where x > 0, so the cache is y itself: no mask to write in forward.
+    backward runs as one compiled pass (kernels/fused.py, relu_backward).
+    """
 
     def __init__(self) -> None:
-        self.cache: np.ndarray | None = None  # the mask x > 0
+        self.cache: np.ndarray | None = None  # y
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        self.cache = x > 0                                       # (same as x)
-        return np.maximum(x, 0, dtype=x.dtype)
+        self.cache = np.maximum(x, 0, dtype=x.dtype)             # (same as x)
+        return self.cache
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
-        mask = self._require_cache()
-        return dy * mask                                         # (same as x)
+        y = self._require_cache()
+        return relu_backward(dy, y)                              # (same as x): dy * (y > 0)
 
 
 class LeakyReLU(Module):

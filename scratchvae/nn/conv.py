@@ -5,7 +5,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ..kernels.im2col import Pair, col2im, conv_output_size, im2col, pair
+from ..kernels.im2col import Pair, col2im, conv_output_size, im2col, pair, pixel_rows
 from .init import uniform_fan_in
 from .module import Module, Parameter
 from .workspace import Workspace
@@ -43,27 +43,34 @@ def check_output_size(layer: Module, in_hw: Pair, out_hw: Pair, settings: str) -
                          f"{out_hw} (must be >= 1) with {settings}")
 
 
-def to_channel_major(a: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-    """(N, C, H, W) -> (C, N*H*W): the layout of one big GEMM over the whole batch (a copy)."""
-    N, C, H, W = a.shape
-    out = np.empty((C, N * H * W), dtype=a.dtype) if out is None else out   # (C, N*H*W)
-    np.copyto(out.reshape(C, N, H, W), a.transpose(1, 0, 2, 3))
-    return out
+def weight_rows(weight: np.ndarray) -> np.ndarray:
+    """weight (A, B, kH, kW) -> (A, kH*kW*B): each row's entries in im2col's (i, j, c) order.
 
-
-def from_channel_major(a2d: np.ndarray, N: int, H: int, W: int, bias: np.ndarray | None) -> np.ndarray:
-    """(C, N*H*W) -> a NEW C-contiguous (N, C, H, W), adding bias[c] in the same pass.
-
-    Always a copy: a2d is a workspace buffer that the next call overwrites.
+    im2col puts the channel LAST in a column index (see kernels/im2col.py), so the
+    weight's channel axis (dim 1) moves behind the kernel axes to match. A copy.
     """
-    C = a2d.shape[0]
-    nchw = a2d.reshape(C, N, H, W).transpose(1, 0, 2, 3)           # (N, C, H, W), a strided view
-    out = np.empty((N, C, H, W), dtype=a2d.dtype)                  # (N, C, H, W)
-    if bias is None:
-        np.copyto(out, nchw)
-    else:
-        np.add(nchw, bias[:, None, None], out=out)
-    return out
+    A, B, kH, kW = weight.shape
+    return weight.transpose(0, 2, 3, 1).reshape(A, kH * kW * B)   # (A, kH*kW*B)
+
+
+def weight_from_rows(w2d: np.ndarray, kH: int, kW: int) -> np.ndarray:
+    """The inverse of weight_rows: (A, kH*kW*B) -> (A, B, kH, kW), a strided view."""
+    A = w2d.shape[0]
+    return w2d.reshape(A, kH, kW, -1).transpose(0, 3, 1, 2)       # (A, B, kH, kW)
+
+
+def column_sums(a2d: np.ndarray) -> np.ndarray:
+    """a2d (M, C) -> (C,): a2d.sum(axis=0), computed as the product ones(M) @ a2d.
+
+    The same sum, but BLAS reads a tall array in blocks while NumPy's axis-0 sum
+    walks it row by row: measured 0.6 ms vs 3.5 ms for (100352, 32) float32.
+    """
+    return np.ones(a2d.shape[0], dtype=a2d.dtype) @ a2d             # (C,)
+
+
+def from_pixel_rows(a2d: np.ndarray, N: int, H: int, W: int) -> np.ndarray:
+    """(N*H*W, C) -> the (N, C, H, W) view of it: channels-last memory, no copy."""
+    return a2d.reshape(N, H, W, -1).transpose(0, 3, 1, 2)           # (N, C, H, W)
 
 
 class ConvBase(Module):
@@ -85,24 +92,27 @@ class ConvBase(Module):
 
 class _ConvCache(NamedTuple):
     x_shape: tuple[int, int, int, int]
-    cols: np.ndarray  # (C_in*kH*kW, N*H_out*W_out), the receptive fields of x
+    cols: np.ndarray  # (N*H_out*W_out, kH*kW*C_in), the receptive fields of x, one per row
+    w2d: np.ndarray   # (C_out, kH*kW*C_in), the weight in cols' column order
 
 
 class Conv2d(ConvBase):
     """out[n, co] = bias[co] + sum over ci of cross-correlate(x[n, ci], weight[co, ci])   (NCHW)
 
     Computed as im2col and ONE matrix product for the whole batch:
-        cols = im2col(x)                   (C_in*kH*kW, N*H_out*W_out), one column per window
-        W2d  = weight.reshape(C_out, -1)   (C_out, C_in*kH*kW)
-        out  = W2d @ cols + bias           (C_out, N*H_out*W_out) -> transposed to (N, C_out, H_out, W_out)
+        cols = im2col(x)                   (N*H_out*W_out, kH*kW*C_in), one row per window
+        W2d  = weight_rows(weight)         (C_out, kH*kW*C_in), columns in cols' (i, j, ci) order
+        out  = cols @ W2d.T + bias         (N*H_out*W_out, C_out) -> viewed as (N, C_out, H_out, W_out)
 
     shapes:   x (N, C_in, H, W), weight (C_out, C_in, kH, kW) as in torch, bias (C_out,)
               H_out = floor((H + 2*p_h - d_h*(kH-1) - 1) / s_h) + 1   (same for W)
-    backward: with dout transposed to dout2d (C_out, N*H_out*W_out),
-              dweight = dout2d @ cols.T                    (C_out, C_in*kH*kW) -> weight's shape
+              out is channels-last in memory (see kernels/im2col.py): the GEMM's rows
+              are pixels, so no transpose is needed, and the next conv reads it as is.
+    backward: with dout as pixel rows dout2d (N*H_out*W_out, C_out),
+              dweight = dout2d.T @ cols                    (C_out, kH*kW*C_in) -> weight's shape
                         (the sum over images and positions is inside the product)
-              dbias   = dout2d.sum(axis=1)                 (C_out,)
-              dcols   = W2d.T @ dout2d                     (C_in*kH*kW, N*H_out*W_out)
+              dbias   = dout2d.sum(axis=0)                 (C_out,)
+              dcols   = dout2d @ W2d                       (N*H_out*W_out, kH*kW*C_in)
               dx      = col2im(dcols)                      (N, C_in, H, W)
               col2im is the transpose of im2col: it adds every column entry back onto the
               pixel it was copied from, so a pixel seen by k windows gets k contributions.
@@ -120,7 +130,7 @@ class Conv2d(ConvBase):
         self.weight = Parameter(uniform_fan_in((out_channels, in_channels, kH, kW), fan_in, rng))
         self.bias = Parameter(uniform_fan_in((out_channels,), fan_in, rng)) if bias else None
         self.cache: _ConvCache | None = None
-        self.workspace = Workspace()  # cols, out2d, dout2d, dcols: reused every step (see workspace.py)
+        self.workspace = Workspace()  # cols, dcols: reused every step (see workspace.py)
 
     def output_size(self, H: int, W: int) -> Pair:
         """(H_out, W_out) for an H x W input; raises ValueError if either is < 1."""
@@ -136,25 +146,24 @@ class Conv2d(ConvBase):
         K, L = self.weight.data[0].size, H_out * W_out
         dtype = self.weight.data.dtype
         x = x.astype(dtype, copy=False)                            # compute in the parameters' dtype
-        cols = self.workspace.get("cols", (K, N * L), dtype)
-        im2col(x, self.kernel_size, self.stride, self.padding, self.dilation, out=cols)  # (C_in*kH*kW, N*L)
-        W2d = self.weight.data.reshape(self.out_channels, -1)     # (C_out, C_in*kH*kW)
-        out2d = np.matmul(W2d, cols, out=self.workspace.get("out2d", (self.out_channels, N * L), dtype))  # (C_out, N*L)
-        self.cache = _ConvCache(x.shape, cols)
-        bias = None if self.bias is None else self.bias.data
-        return from_channel_major(out2d, N, H_out, W_out, bias)   # (N, C_out, H_out, W_out)
+        cols = self.workspace.get("cols", (N * L, K), dtype)
+        im2col(x, self.kernel_size, self.stride, self.padding, self.dilation, out=cols)  # (N*L, kH*kW*C_in)
+        w2d = weight_rows(self.weight.data)                        # (C_out, kH*kW*C_in)
+        out2d = cols @ w2d.T                                       # (N*L, C_out), a new array
+        if self.bias is not None:
+            out2d += self.bias.data
+        self.cache = _ConvCache(x.shape, cols, w2d)
+        return from_pixel_rows(out2d, N, H_out, W_out)             # (N, C_out, H_out, W_out)
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
-        x_shape, cols = self._require_cache()
-        dout2d = to_channel_major(dout, out=self.workspace.get("dout2d", (self.out_channels, cols.shape[1]),
-                                                              cols.dtype))  # (C_out, N*L)
-        self.weight.grad += (dout2d @ cols.T).reshape(self.weight.shape)  # (C_out, C_in, kH, kW)
+        x_shape, cols, w2d = self._require_cache()
+        kH, kW = self.kernel_size
+        dout2d = pixel_rows(dout.astype(cols.dtype, copy=False))   # (N*L, C_out)
+        self.weight.grad += weight_from_rows(dout2d.T @ cols, kH, kW)  # (C_out, C_in, kH, kW)
         if self.bias is not None:
-            self.bias.grad += dout2d.sum(axis=1)                   # (C_out,)
-        W2d = self.weight.data.reshape(self.out_channels, -1)     # (C_out, C_in*kH*kW)
-        dcols = np.matmul(W2d.T, dout2d, out=self.workspace.get("dcols", cols.shape, cols.dtype))  # (C_in*kH*kW, N*L)
-        dx = col2im(dcols, x_shape, self.kernel_size, self.stride, self.padding, self.dilation)  # (N, C_in, H, W)
-        return dx
+            self.bias.grad += column_sums(dout2d)                  # (C_out,): dout2d.sum(axis=0)
+        dcols = np.matmul(dout2d, w2d, out=self.workspace.get("dcols", cols.shape, cols.dtype))  # (N*L, kH*kW*C_in)
+        return col2im(dcols, x_shape, self.kernel_size, self.stride, self.padding, self.dilation)  # (N, C_in, H, W)
 
     def _settings(self) -> str:
         return (f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}, "
