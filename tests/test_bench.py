@@ -43,3 +43,21 @@ def test_gemm_flop_counts():
     convt = sv.ConvTranspose2d(8, 3, 3, padding=1)
     assert layer_gemm_flops(convt, (2, 8, 5, 5), (2, 3, 5, 5))[0] == 2 * 2 * 8 * 25 * 27
     assert layer_gemm_flops(sv.ReLU(), (2, 3), (2, 3)) == (0, 0)
+
+
+def test_bench_malloc_tuning_is_reported(capsys):
+    assert main(ARGS + ["--malloc-tuned", "--json"]) == 0
+    note = json.loads(capsys.readouterr().out)["malloc"]
+    assert "malloc tuned" in note or "not available" in note or "refused" in note
+    assert main(ARGS + ["--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["malloc"].startswith("malloc as installed")
+
+
+def test_bench_sets_torch_threads(capsys):
+    torch = pytest.importorskip("torch")
+    before = torch.get_num_threads()
+    try:
+        assert main(ARGS + ["--vs-torch", "--torch-threads", "1"]) == 0
+        assert "1 threads" in capsys.readouterr().out
+    finally:
+        torch.set_num_threads(before)

@@ -17,6 +17,7 @@ import numpy as np
 from ..models import ARCHITECTURES, build_model
 from ..nn.init import manual_seed
 from ..optim import Adam
+from .malloc import tune_malloc
 from .startup import startup_report
 from .timing import alternating_ms, gemm_peak_gflops, layer_gemm_flops, median_ms, trace_layers
 
@@ -124,11 +125,13 @@ def layer_breakdown(model, x: np.ndarray, repeats: int) -> list[dict]:
     return rows
 
 
-def _torch_available() -> tuple[bool, str]:
+def _torch_available(threads: int | None) -> tuple[bool, str]:
     try:
         import torch
     except ImportError:
         return False, "torch is not installed: timing scratchvae alone (pip install torch==2.13.0 to compare)"
+    if threads is not None:
+        torch.set_num_threads(threads)
     return True, f"torch {torch.__version__}, {torch.get_num_threads()} threads"
 
 
@@ -136,6 +139,7 @@ def print_report(report: dict) -> None:
     print(f"machine: {report['machine']}; numpy {report['numpy']}; GEMM peak {report['gemm_peak_gflops']:.0f} "
           f"GFLOP/s (float32, measured now)")
     print(report["torch"])
+    print(report["malloc"])
     vs = report["results"] and "torch_train_ms" in report["results"][0]
     head = f"{'model':<6} {'train ms':>9} {'img/s':>8} {'s/epoch':>8} {'GFLOP/s':>8} {'%peak':>6}"
     head += f" {'torch ms':>9} {'ratio':>6}" if vs else ""
@@ -163,10 +167,12 @@ def print_report(report: dict) -> None:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    torch_ok, torch_note = _torch_available() if args.vs_torch else (False, "--vs-torch not given")
+    malloc_note = tune_malloc() if args.malloc_tuned else "malloc as installed (see --malloc-tuned)"
+    torch_ok, torch_note = (_torch_available(args.torch_threads) if args.vs_torch
+                            else (False, "--vs-torch not given"))
     peak = gemm_peak_gflops()
     report = {"machine": f"{platform.machine()}, {os.cpu_count()} cores", "numpy": np.__version__,
-              "gemm_peak_gflops": peak, "torch": torch_note, "results": []}
+              "gemm_peak_gflops": peak, "torch": torch_note, "malloc": malloc_note, "results": []}
     for arch in args.models.split(","):
         if arch not in ARCHITECTURES:
             raise SystemExit(f"unknown model '{arch}', choose from {sorted(ARCHITECTURES)}")
@@ -193,6 +199,10 @@ def add_bench_parser(sub) -> None:
     p.add_argument("--warmup", type=positive_int, default=5)
     p.add_argument("--layers", action="store_true", help="per-layer forward/backward breakdown")
     p.add_argument("--vs-torch", action="store_true", help="time the identical PyTorch model in the same run")
+    p.add_argument("--torch-threads", type=positive_int, default=None,
+                   help="threads for PyTorch (default: its own choice, usually one per core)")
+    p.add_argument("--malloc-tuned", action="store_true",
+                   help="raise glibc malloc's mmap/trim thresholds for the whole process (both libraries)")
     p.add_argument("--startup", action="store_true", help="also measure cold/warm start and peak memory")
     p.add_argument("--json", action="store_true", help="print JSON instead of tables")
     p.set_defaults(func=cmd_bench)
