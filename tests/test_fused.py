@@ -1,4 +1,4 @@
-"""The fused Adam kernel against its plain NumPy twin."""
+"""The fused kernels (Adam, ReLU backward) against their plain NumPy twins."""
 import numpy as np
 import pytest
 
@@ -38,3 +38,25 @@ def test_adam_kernel_never_leaves_subnormal_moments():
         adam_update_reference(*ref, 1e-3, 0.9, 0.999, 1.0, 1e-8)
         adam_update(*fast, 1e-3, 0.9, 0.999, 1.0, 1e-8)
     np.testing.assert_allclose(fast[0], ref[0], rtol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_relu_backward_kernel_matches_reference(dtype):
+    from scratchvae.kernels import channels_last
+    from scratchvae.kernels.fused import relu_backward, relu_backward_reference
+    rng = np.random.default_rng(5)
+    y = np.maximum(rng.standard_normal((3, 4, 5, 6)), 0).astype(dtype)
+    y[0, 0, 0, :3] = 0.0                              # exact zeros: the kink gets slope 0
+    dy = rng.standard_normal(y.shape).astype(dtype)
+    expected = relu_backward_reference(dy, y)
+    for y_in, dy_in in ((y, dy),                                  # both NCHW memory
+                        (channels_last(y), channels_last(dy)),    # both channels-last
+                        (channels_last(y), dy),                   # mixed: dy is brought to y's layout
+                        (y, dy.astype(np.float32))):              # mixed dtypes
+        dx = relu_backward(dy_in, y_in)
+        assert dx.dtype == y.dtype and dx.strides == y_in.strides
+        np.testing.assert_array_equal(dx, expected.astype(dx.dtype) if dy_in.dtype == dtype
+                                      else relu_backward_reference(dy_in.astype(dtype), y))
+    assert not np.shares_memory(relu_backward(dy, y), dy)
+    with pytest.raises(ValueError, match="differ"):
+        relu_backward(dy[:1], y)

@@ -6,7 +6,7 @@ OS hands out new pages that must be faulted in and zeroed. A Workspace keeps one
 array per name and hands it back while the shape and dtype stay the same.
 
 Only arrays that never leave the layer live here: what forward or backward returns
-is always a fresh array (from_channel_major and col2im allocate it), so a caller can
+is always a fresh array (the GEMM or col2im allocates it), so a caller can
 keep it as long as it likes; the tests check exactly that.
 """
 from __future__ import annotations
