@@ -101,8 +101,8 @@ class Conv2d(ConvBase):
 
     Computed as im2col and ONE matrix product for the whole batch:
         cols = im2col(x)                   (N*H_out*W_out, kH*kW*C_in), one row per window
-        W2d  = weight_rows(weight)         (C_out, kH*kW*C_in), columns in cols' (i, j, ci) order
-        out  = cols @ W2d.T + bias         (N*H_out*W_out, C_out) -> viewed as (N, C_out, H_out, W_out)
+        w2d  = weight_rows(weight)         (C_out, kH*kW*C_in), columns in cols' (i, j, ci) order
+        out  = cols @ w2d.T + bias         (N*H_out*W_out, C_out) -> viewed as (N, C_out, H_out, W_out)
 
     shapes:   x (N, C_in, H, W), weight (C_out, C_in, kH, kW) as in torch, bias (C_out,)
               H_out = floor((H + 2*p_h - d_h*(kH-1) - 1) / s_h) + 1   (same for W)
@@ -112,7 +112,7 @@ class Conv2d(ConvBase):
               dweight = dout2d.T @ cols                    (C_out, kH*kW*C_in) -> weight's shape
                         (the sum over images and positions is inside the product)
               dbias   = dout2d.sum(axis=0)                 (C_out,)
-              dcols   = dout2d @ W2d                       (N*H_out*W_out, kH*kW*C_in)
+              dcols   = dout2d @ w2d                       (N*H_out*W_out, kH*kW*C_in)
               dx      = col2im(dcols)                      (N, C_in, H, W)
               col2im is the transpose of im2col: it adds every column entry back onto the
               pixel it was copied from, so a pixel seen by k windows gets k contributions.

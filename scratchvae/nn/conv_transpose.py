@@ -26,11 +26,11 @@ class ConvTranspose2d(ConvBase):
     value, ConvTranspose2d scatters one input value over a window of the output.
 
         x2d  = pixel_rows(x)                          (N*H*W, C_in), one row per input pixel
-        W2d  = weight_rows(weight)                    (C_in, kH*kW*C_out), columns in (i, j, co) order
-        cols = x2d @ W2d                              (N*H*W, kH*kW*C_out): a window per input pixel
+        w2d  = weight_rows(weight)                    (C_in, kH*kW*C_out), columns in (i, j, co) order
+        cols = x2d @ w2d                              (N*H*W, kH*kW*C_out): a window per input pixel
         out  = col2im(cols) + bias                    (N, C_out, H_out, W_out), overlaps summed
 
-    This is exactly Conv2d's backward-to-input (dx = col2im(dout2d @ W2d)), which is why a
+    This is exactly Conv2d's backward-to-input (dx = col2im(dout2d @ w2d)), which is why a
     ConvTranspose2d undoes the shape change of a Conv2d with the same settings, and why
     <conv(x), y> == <x, conv_transpose(y)> when both share one weight and have no bias.
     col2im starts every output pixel at bias, so the bias costs no extra pass.
@@ -41,7 +41,7 @@ class ConvTranspose2d(ConvBase):
               torch's rule: it must be smaller than the stride or the dilation.
               out is channels-last in memory (see kernels/im2col.py).
     backward: dcols   = im2col(dout)                      (N*H*W, kH*kW*C_out)
-              dx      = dcols @ W2d.T                      (N*H*W, C_in) -> viewed as (N, C_in, H, W)
+              dx      = dcols @ w2d.T                      (N*H*W, C_in) -> viewed as (N, C_in, H, W)
               dweight = x2d.T @ dcols                      (C_in, kH*kW*C_out) -> weight's shape
               dbias   = dout.sum over n, h, w              (C_out,)
     init:     weight, bias ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in)), fan_in = C_out*kH*kW:
