@@ -16,10 +16,9 @@ from ..nn.activations import sigmoid
 
 
 class _LossCache(NamedTuple):
-    pred: np.ndarray           # (N, D)
-    target: np.ndarray         # (N, D)
-    shape: tuple               # pred's original shape
-    dpred: np.ndarray | None   # (N, D) when forward already computed it
+    pred: np.ndarray    # (N, D)
+    target: np.ndarray  # (N, D)
+    shape: tuple        # pred's original shape
 
 
 class ReconstructionLoss:
@@ -39,32 +38,17 @@ class ReconstructionLoss:
         if pred.shape != target.shape:
             raise ValueError(f"{type(self).__name__}: pred {pred.shape} and target {target.shape} differ")
         n = pred.shape[0]
-        pred2d, target2d = pred.reshape(n, -1), target.reshape(n, -1)   # (N, D)
-        per_image, dpred = self._evaluate(pred2d, target2d)
-        self.cache = _LossCache(pred2d, target2d, pred.shape, dpred)
-        return float(per_image.mean())
-
-    def _evaluate(self, pred: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-        """(per-image loss, dpred if it comes for free); BCEWithLogits returns both."""
-        return self.per_image(pred, target), None
+        self.cache = _LossCache(pred.reshape(n, -1), target.reshape(n, -1), pred.shape)  # (N, D) views
+        return float(self.per_image(self.cache.pred, self.cache.target).mean())
 
     def backward(self) -> np.ndarray:
         if self.cache is None:
             raise RuntimeError(f"{type(self).__name__}.backward called before forward")
-        pred, target, shape, dpred = self.cache
-        if dpred is None:
-            dpred = self._dpred(pred, target)
-        return dpred.reshape(shape)
+        pred, target, shape = self.cache
+        return self._dpred(pred, target).reshape(shape)
 
     def _dpred(self, pred: np.ndarray, target: np.ndarray) -> np.ndarray:
         raise NotImplementedError
-
-
-def bce_with_logits(a: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-image BCE (N,) and its gradient (sigmoid(a) - t) / N (N, D), in one call."""
-    e = np.exp(-np.abs(a))                                       # (N, D), in (0, 1]: never overflows
-    per_image = np.sum(np.maximum(a, 0) - a * t + np.log1p(e), axis=1)  # (N,)
-    return per_image, (sigmoid(a) - t) / a.shape[0]              # (N,), (N, D)
 
 
 class BCEWithLogits(ReconstructionLoss):
@@ -78,10 +62,12 @@ class BCEWithLogits(ReconstructionLoss):
     takes_logits = True
 
     def per_image(self, pred: np.ndarray, target: np.ndarray) -> np.ndarray:
-        return bce_with_logits(pred, target)[0]                  # (N,)
+        a, t = pred, target
+        e = np.exp(-np.abs(a))                                   # (N, D), in (0, 1]: never overflows
+        return np.sum(np.maximum(a, 0) - a * t + np.log1p(e), axis=1)  # (N,)
 
-    def _evaluate(self, pred: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        return bce_with_logits(pred, target)  # value and gradient from one call, one set of inputs
+    def _dpred(self, pred: np.ndarray, target: np.ndarray) -> np.ndarray:
+        return (sigmoid(pred) - target) / pred.shape[0]          # (N, D)
 
 
 class BCE(ReconstructionLoss):
