@@ -12,12 +12,7 @@ from .. import nn as snn
 def median_ms(fn: Callable[[], object], repeats: int, warmup: int = 2) -> float:
     for _ in range(warmup):
         fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return float(np.median(times) * 1e3)
+    return float(np.median([_seconds(fn) for _ in range(repeats)]) * 1e3)
 
 
 def alternating_ms(fns: list[Callable[[], object]], repeats: int, warmup: int = 2,
@@ -36,9 +31,7 @@ def alternating_ms(fns: list[Callable[[], object]], repeats: int, warmup: int = 
     for _ in range(repeats):
         for fn, bucket in zip(fns, times):
             time.sleep(pause)
-            start = time.perf_counter()
-            fn()
-            bucket.append(time.perf_counter() - start)
+            bucket.append(_seconds(fn))
     return [float(np.median(t) * 1e3) for t in times]
 
 
