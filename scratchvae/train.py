@@ -78,7 +78,7 @@ def train_epoch(model: Module, optimizer: Optimizer, x: np.ndarray, batch_size: 
         model.zero_grad()
         losses = model.loss(xb)
         check_finite(losses, f"epoch {epoch}, step {step}")
-        model.backward()
+        model.backward(input_grad=False)                         # the data needs no gradient
         if clip:
             clip_grad_norm(model.parameters(), clip)
         optimizer.step()

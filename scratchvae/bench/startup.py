@@ -18,7 +18,7 @@ t = time.perf_counter()
 import numpy as np, scratchvae as sv
 model = sv.build_model("conv")
 x = (np.random.default_rng(0).random((8, 1, 28, 28)) < 0.3).astype(np.float32)
-model.loss(x); model.backward(); sv.Adam(model.parameters()).step()
+model.loss(x); model.backward(input_grad=False); sv.Adam(model.parameters()).step()
 print(json.dumps({"seconds": time.perf_counter() - t}))
 """
 
@@ -30,7 +30,7 @@ x = load_split("train").images
 model = sv.build_model("conv"); opt = sv.Adam(model.parameters()); rng = np.random.default_rng(0)
 for i in range({steps}):
     xb = binarize(x[(i * 128) % 59904:(i * 128) % 59904 + 128], rng)
-    model.zero_grad(); model.loss(xb); model.backward(); opt.step()
+    model.zero_grad(); model.loss(xb); model.backward(input_grad=False); opt.step()
 evaluate(model, static_test_binarization(load_split("test").images))  # as each epoch ends
 # VmHWM, not getrusage's ru_maxrss: Linux carries ru_maxrss over from the parent across
 # fork + exec, so it would report the (larger) benchmark process that started this one.

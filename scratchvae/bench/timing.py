@@ -55,8 +55,8 @@ def _seconds(fn: Callable[[], object]) -> float:
 def layer_gemm_flops(layer: snn.Module, in_shape: tuple, out_shape: tuple) -> tuple[int, int]:
     """(forward, backward) multiply-add FLOPs of the matrix products of one layer.
 
-    Forward is one GEMM; backward two of the same size (d-weight and d-input; every
-    layer computes d-input, the first layer's included).
+    Forward is one GEMM; backward two of the same size (d-weight and d-input). A
+    model's first layer skips d-input in training (backward_params; bench's _model_flops).
     """
     if isinstance(layer, snn.Linear):
         f = 2 * in_shape[0] * layer.in_features * layer.out_features

@@ -39,6 +39,12 @@ class _AutoencoderBase(Module):
         out = self.decode(z)
         return sigmoid(out) if self.recon_loss.takes_logits else out
 
+    def _encoder_backward(self, dout: np.ndarray, input_grad: bool) -> np.ndarray | None:
+        if input_grad:
+            return self.encoder.backward(dout)                   # (N, C, H, W)
+        self.encoder.backward_params(dout)
+        return None
+
     def extra_repr(self) -> str:
         return f"latent_dim={self.latent_dim}, loss={self.loss_name!r}"
 
@@ -55,7 +61,7 @@ class VAE(_AutoencoderBase):
               dz = decoder.backward(dpred)
               dmu     = dz + beta * mu / N
               dlogvar = dz * eps * exp(logvar / 2) / 2 + beta * (exp(logvar) - 1) / (2 N)
-              dx = encoder.backward(concat(dmu, dlogvar))
+              dx = encoder.backward(concat(dmu, dlogvar))   (training skips dx: input_grad=False)
     beta = 1 is the VAE; beta > 1 is the beta-VAE of Higgins et al. (2017).
     """
 
@@ -88,7 +94,9 @@ class VAE(_AutoencoderBase):
         kl = self.kl.forward(mu, logvar)
         return Losses(recon + self.beta * kl, recon, kl)
 
-    def backward(self) -> np.ndarray:
+    def backward(self, input_grad: bool = True) -> np.ndarray | None:
+        """Gradients into every Parameter.grad; returns dx, or None when input_grad=False
+        (training needs no gradient for the data, and skipping it saves a matrix product)."""
         dpred = self.recon_loss.backward()                       # (N, C, H, W)
         dz = self.decoder.backward(dpred)                        # (N, L)
         dmu, dlogvar = self.reparam.backward(dz)                 # (N, L) each
@@ -96,7 +104,7 @@ class VAE(_AutoencoderBase):
         dmu = dmu + self.beta * dmu_kl                           # (N, L)
         dlogvar = dlogvar + self.beta * dlogvar_kl               # (N, L)
         dh = np.concatenate([dmu, dlogvar], axis=1)              # (N, 2L)
-        return self.encoder.backward(dh)                         # (N, C, H, W)
+        return self._encoder_backward(dh, input_grad)            # (N, C, H, W) or None
 
     def reconstruct(self, x: np.ndarray) -> np.ndarray:
         """Decode the posterior mean (no sampling): the usual reconstruction figure."""
@@ -131,10 +139,10 @@ class Autoencoder(_AutoencoderBase):
         recon = self.recon_loss.forward(pred, x if target is None else target)
         return Losses(recon, recon, 0.0)
 
-    def backward(self) -> np.ndarray:
+    def backward(self, input_grad: bool = True) -> np.ndarray | None:
         dpred = self.recon_loss.backward()                       # (N, C, H, W)
         dz = self.decoder.backward(dpred)                        # (N, L)
-        return self.encoder.backward(dz)                         # (N, C, H, W)
+        return self._encoder_backward(dz, input_grad)            # (N, C, H, W) or None
 
     def reconstruct(self, x: np.ndarray) -> np.ndarray:
         return self.decode_mean(self.encode(x))

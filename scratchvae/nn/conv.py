@@ -116,6 +116,8 @@ class Conv2d(ConvBase):
               dx      = col2im(dcols)                      (N, C_in, H, W)
               col2im is the transpose of im2col: it adds every column entry back onto the
               pixel it was copied from, so a pixel seen by k windows gets k contributions.
+              backward_params: dweight and dbias only, no dcols and no col2im (a model's
+              first layer: its input, the data, needs no gradient)
     init:     weight, bias ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in)), fan_in = C_in*kH*kW (PyTorch's default)
     """
 
@@ -157,13 +159,25 @@ class Conv2d(ConvBase):
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
         x_shape, cols, w2d = self._require_cache()
+        dout2d = self._dout_rows(dout, cols.dtype)                 # (N*L, C_out)
+        self._param_grads(dout2d, cols)
+        dcols = np.matmul(dout2d, w2d, out=self.workspace.get("dcols", cols.shape, cols.dtype))  # (N*L, kH*kW*C_in)
+        return col2im(dcols, x_shape, self.kernel_size, self.stride, self.padding, self.dilation)  # (N, C_in, H, W)
+
+    def backward_params(self, dout: np.ndarray) -> None:
+        """dweight and dbias only: no dcols product, no col2im (the model's first layer)."""
+        cols = self._require_cache().cols
+        self._param_grads(self._dout_rows(dout, cols.dtype), cols)
+
+    @staticmethod
+    def _dout_rows(dout: np.ndarray, dtype) -> np.ndarray:
+        return pixel_rows(dout.astype(dtype, copy=False))          # (N*L, C_out), a view if channels-last
+
+    def _param_grads(self, dout2d: np.ndarray, cols: np.ndarray) -> None:
         kH, kW = self.kernel_size
-        dout2d = pixel_rows(dout.astype(cols.dtype, copy=False))   # (N*L, C_out)
         self.weight.grad += weight_from_rows(dout2d.T @ cols, kH, kW)  # (C_out, C_in, kH, kW)
         if self.bias is not None:
             self.bias.grad += column_sums(dout2d)                  # (C_out,): dout2d.sum(axis=0)
-        dcols = np.matmul(dout2d, w2d, out=self.workspace.get("dcols", cols.shape, cols.dtype))  # (N*L, kH*kW*C_in)
-        return col2im(dcols, x_shape, self.kernel_size, self.stride, self.padding, self.dilation)  # (N, C_in, H, W)
 
     def _settings(self) -> str:
         return (f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}, "

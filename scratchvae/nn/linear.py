@@ -21,6 +21,7 @@ class Linear(Module):
     backward: dx      = dy @ weight            (N, in)
               dweight = dy.T @ x               (out, in)
               dbias   = dy.sum(axis=0)         (out,)
+              backward_params: dweight and dbias only (a model's first layer needs no dx)
     init:     weight, bias ~ U(-1/sqrt(in_features), 1/sqrt(in_features)) (PyTorch's default)
     """
 
@@ -40,12 +41,15 @@ class Linear(Module):
         return y
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
+        self.backward_params(dy)
+        dx = dy @ self.weight.data                               # (N, in)
+        return dx
+
+    def backward_params(self, dy: np.ndarray) -> None:
         x = self._require_cache().x
         self.weight.grad += dy.T @ x                             # (out, in)
         if self.bias is not None:
             self.bias.grad += dy.sum(axis=0)                     # (out,)
-        dx = dy @ self.weight.data                               # (N, in)
-        return dx
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"

@@ -14,6 +14,11 @@ The contract every layer keeps:
     backward(dout) -> dx, and ADDS (+=) into each ``Parameter.grad``
 Accumulating (not overwriting) is what lets a parameter used twice, or two
 backward calls before one optimizer step, get the sum of its gradients.
+
+``backward_params(dout)`` is backward without dx, for the first layer of a model:
+its input is the data, which needs no gradient (PyTorch skips it the same way,
+since the input tensor has requires_grad=False). By default it runs backward and
+drops dx; layers whose dx costs a matrix product override it to skip that product.
 """
 from __future__ import annotations
 
@@ -68,6 +73,10 @@ class Module:
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
         raise NotImplementedError(f"{type(self).__name__}.backward")
+
+    def backward_params(self, dout: np.ndarray) -> None:
+        """Add into each Parameter.grad what backward would, without returning dx."""
+        self.backward(dout)
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         return self.forward(x)
@@ -207,6 +216,15 @@ class Sequential(Module):
         for layer in reversed(self.layers):
             dout = layer.backward(dout)
         return dout
+
+    def backward_params(self, dout: np.ndarray) -> None:
+        """Parameter gradients only: the layers in front of the first one with parameters
+        (e.g. a Flatten) need no backward at all, and that first one no dx."""
+        first = next((i for i, layer in enumerate(self.layers) if layer.parameters()), len(self.layers))
+        for layer in reversed(self.layers[first + 1:]):
+            dout = layer.backward(dout)
+        if first < len(self.layers):
+            self.layers[first].backward_params(dout)
 
     def __getitem__(self, i: int) -> Module:
         return self.layers[i]
