@@ -20,6 +20,8 @@ def test_bench_json_reports_every_figure(capsys):
         assert row[key] > 0, key
     assert report["gemm_peak_gflops"] > 0
     assert [layer["layer"] for layer in row["layers"]][:2] == ["encoder.0", "encoder.1"]
+    # the MLP's encoder.0 is Flatten; encoder.1, its first Linear, is timed without dx, as training runs it
+    assert [layer["layer"] for layer in row["layers"] if not layer["input_grad"]] == ["encoder.1"]
 
 
 def test_bench_says_so_when_torch_is_absent(capsys, monkeypatch):
@@ -61,3 +63,41 @@ def test_bench_sets_torch_threads(capsys):
         assert "1 threads" in capsys.readouterr().out
     finally:
         torch.set_num_threads(before)
+
+
+def test_alternating_turns_run_blocks_back_to_back(monkeypatch):
+    """Each fn gets `repeats` timed calls in turns of `block`, each turn after one untimed call."""
+    from scratchvae.bench import timing
+
+    # seconds each call "takes", in call order: warm-up, then per turn one untimed call and the timed ones
+    slow, a_timed = 9.0, [0.001, 0.003, 0.002]
+    log, durations = [], {"a": iter([slow, slow] + a_timed + [slow] + a_timed + [slow, 0.002]),
+                          "b": iter([slow, slow] + [0.010] * 3 + [slow] + [0.010] * 3 + [slow, 0.010])}
+
+    def make(name):
+        def fn():
+            log.append(name)
+            return next(durations[name])
+        return fn
+
+    monkeypatch.setattr(timing, "_seconds", lambda fn: fn())  # the fn's return value is its "time"
+    monkeypatch.setattr(timing.time, "sleep", lambda s: None)
+    a_ms, b_ms = timing.alternating_ms([make("a"), make("b")], repeats=7, warmup=1, block=3)
+    # warm-up, then turns of 1 untimed + 3, 3 and finally 1 timed calls
+    assert "".join(log) == "a" + "b" + "aaaa" + "bbbb" + "aaaa" + "bbbb" + "aa" + "bb"
+    assert b_ms == pytest.approx(10.0)
+    assert a_ms == pytest.approx(2.0)  # median of the 7 timed calls; warm-up and untimed ones (9 s) excluded
+
+
+def test_layer_breakdown_feeds_layers_the_steps_memory_layout():
+    """A conv layer's output is channels-last; the per-layer timing must feed the next layer that, not NCHW."""
+    from scratchvae.bench import _random_like
+    from scratchvae.bench.timing import trace_layers
+    import numpy as np
+
+    seq = sv.Sequential(sv.Conv2d(1, 4, 3), sv.ReLU(), sv.Conv2d(4, 2, 3))
+    rows = trace_layers(seq, np.zeros((2, 1, 8, 8), np.float32))
+    relu_in = rows[1][2]
+    assert relu_in.transpose(0, 2, 3, 1).flags.c_contiguous  # channels-last, as Conv2d returns it
+    fed = _random_like(relu_in, seed=0)
+    assert fed.strides == relu_in.strides and fed.dtype == np.float32 and fed.std() > 0.5

@@ -35,14 +35,17 @@ def _model_flops(model, x: np.ndarray) -> int:
     The encoder's first layer with parameters runs backward_params (no d-input),
     so its backward is one GEMM, not two.
     """
-    total, first = 0, True
+    total, first = 0, _first_trained_layer(model)
     for seq, inp in ((model.encoder, x), (model.decoder, np.zeros((x.shape[0], model.latent_dim), np.float32))):
-        for _, layer, in_shape, out_shape in trace_layers(seq, inp):
-            f, b = layer_gemm_flops(layer, in_shape, out_shape)
-            if first and layer.parameters():
-                b, first = b // 2, False
-            total += f + b
+        for _, layer, x_in, out in trace_layers(seq, inp):
+            f, b = layer_gemm_flops(layer, x_in.shape, out.shape)
+            total += f + (b // 2 if layer is first else b)
     return total
+
+
+def _first_trained_layer(model):
+    """The layer whose backward_params a training step runs (see Sequential.backward_params)."""
+    return next((layer for layer in model.encoder if layer.parameters()), None)
 
 
 def _train_step(model, optimizer, x):
@@ -91,8 +94,8 @@ def bench_model(arch: str, args: argparse.Namespace, peak: float, torch_ok: bool
     fns = [step, infer]
     if torch_ok:
         fns += list(_torch_steps(model, x, x_inf))
-        ours_step, torch_step = alternating_ms([step, fns[2]], args.repeats, args.warmup)
-        ours_inf, torch_inf = alternating_ms([infer, fns[3]], max(3, args.repeats // 4), 1)
+        ours_step, torch_step = alternating_ms([step, fns[2]], args.repeats, args.warmup, args.block)
+        ours_inf, torch_inf = alternating_ms([infer, fns[3]], max(3, args.repeats // 4), 1, args.block)
     else:
         ours_step, ours_inf = median_ms(step, args.repeats, args.warmup), median_ms(infer, max(3, args.repeats // 4), 1)
         torch_step = torch_inf = None
@@ -115,20 +118,31 @@ def bench_model(arch: str, args: argparse.Namespace, peak: float, torch_ok: bool
 
 
 def layer_breakdown(model, x: np.ndarray, repeats: int) -> list[dict]:
-    """Forward and backward ms of every layer on the shapes of one training step."""
-    rows = []
+    """Forward and backward ms of every layer on the shapes of one training step.
+
+    The encoder's first layer with parameters is timed as training runs it: backward_params.
+    """
+    rows, first = [], _first_trained_layer(model)
     z = np.random.default_rng(0).standard_normal((x.shape[0], model.latent_dim)).astype(np.float32)
     for part, seq, inp in (("encoder", model.encoder, x), ("decoder", model.decoder, z)):
-        for name, layer, in_shape, out_shape in trace_layers(seq, inp):
-            xin = np.random.default_rng(1).standard_normal(in_shape).astype(np.float32)
-            dout = np.random.default_rng(2).standard_normal(out_shape).astype(np.float32)
+        for name, layer, x_in, out in trace_layers(seq, inp):
+            xin, dout = _random_like(x_in, seed=1), _random_like(out, seed=2)  # the step's memory layouts
             fwd = median_ms(lambda: layer.forward(xin), repeats, 1)
             layer.forward(xin)
-            bwd = median_ms(lambda: layer.backward(dout), repeats, 1)
+            backward = layer.backward_params if layer is first else layer.backward
+            bwd = median_ms(lambda: backward(dout), repeats, 1)
             rows.append({"layer": f"{part}.{name}", "type": repr(layer).split("\n")[0],
-                         "out_shape": list(out_shape), "forward_ms": fwd, "backward_ms": bwd})
+                         "out_shape": list(out.shape), "forward_ms": fwd, "backward_ms": bwd,
+                         "input_grad": layer is not first})
     model.zero_grad()
     return rows
+
+
+def _random_like(a: np.ndarray, seed: int) -> np.ndarray:
+    """Standard normal float32 values in an array with a's shape and memory layout."""
+    out = np.empty_like(a, dtype=np.float32)                     # keeps a's strides (order='K')
+    out[...] = np.random.default_rng(seed).standard_normal(a.shape)
+    return out
 
 
 def _torch_available(threads: int | None) -> tuple[bool, str]:
@@ -146,6 +160,7 @@ def print_report(report: dict) -> None:
           f"GFLOP/s (float32, measured now)")
     print(report["torch"])
     print(report["malloc"])
+    print(report["protocol"])
     vs = report["results"] and "torch_train_ms" in report["results"][0]
     head = f"{'model':<6} {'train ms':>9} {'img/s':>8} {'s/epoch':>8} {'GFLOP/s':>8} {'%peak':>6}"
     head += f" {'torch ms':>9} {'ratio':>6}" if vs else ""
@@ -163,7 +178,7 @@ def print_report(report: dict) -> None:
     for r in report["results"]:
         for lr in r.get("layers", []):
             print(f"  {r['model']:<6} {lr['layer']:<11} {lr['type'][:58]:<58} fwd {lr['forward_ms']:6.2f} ms  "
-                  f"bwd {lr['backward_ms']:6.2f} ms")
+                  f"bwd {lr['backward_ms']:6.2f} ms" + ("" if lr["input_grad"] else " (no dx)"))
     if "startup" in report:
         s = report["startup"]
         print(f"\nstart-up (import + build + first conv step, fresh process): cold {s['cold_s']:.2f} s "
@@ -172,13 +187,21 @@ def print_report(report: dict) -> None:
               f"{s['peak_rss_mb']:.0f} MB")
 
 
+def _protocol(args: argparse.Namespace, torch_ok: bool) -> str:
+    if not torch_ok:
+        return f"timing: {args.warmup} warm-up calls, then {args.repeats} timed calls back to back"
+    return (f"timing: the two libraries take turns, {args.block} back-to-back calls each, "
+            f"after a 50 ms pause and one untimed call (see --block)")
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     malloc_note = tune_malloc() if args.malloc_tuned else "malloc as installed (see --malloc-tuned)"
     torch_ok, torch_note = (_torch_available(args.torch_threads) if args.vs_torch
                             else (False, "--vs-torch not given"))
     peak = gemm_peak_gflops()
     report = {"machine": f"{platform.machine()}, {os.cpu_count()} cores", "numpy": np.__version__,
-              "gemm_peak_gflops": peak, "torch": torch_note, "malloc": malloc_note, "results": []}
+              "gemm_peak_gflops": peak, "torch": torch_note, "malloc": malloc_note,
+              "protocol": _protocol(args, torch_ok), "results": []}
     for arch in args.models.split(","):
         if arch not in ARCHITECTURES:
             raise SystemExit(f"unknown model '{arch}', choose from {sorted(ARCHITECTURES)}")
@@ -203,6 +226,9 @@ def add_bench_parser(sub) -> None:
     p.add_argument("--inference-batch", type=positive_int, default=1000)
     p.add_argument("--repeats", type=positive_int, default=30, help="timed steps per model (the median is reported)")
     p.add_argument("--warmup", type=positive_int, default=5)
+    p.add_argument("--block", type=positive_int, default=5,
+                   help="with --vs-torch: timed calls per turn, back to back as in a training loop "
+                        "(1: single calls after an idle pause)")
     p.add_argument("--layers", action="store_true", help="per-layer forward/backward breakdown")
     p.add_argument("--vs-torch", action="store_true", help="time the identical PyTorch model in the same run")
     p.add_argument("--torch-threads", type=positive_int, default=None,

@@ -15,23 +15,29 @@ def median_ms(fn: Callable[[], object], repeats: int, warmup: int = 2) -> float:
     return float(np.median([_seconds(fn) for _ in range(repeats)]) * 1e3)
 
 
-def alternating_ms(fns: list[Callable[[], object]], repeats: int, warmup: int = 2,
-                   pause: float = 0.02) -> list[float]:
-    """Median ms of each fn, timed in turn within every repeat so both see the same machine load.
+def alternating_ms(fns: list[Callable[[], object]], repeats: int, warmup: int = 2, block: int = 5,
+                   pause: float = 0.05) -> list[float]:
+    """Median ms per call of each fn; the fns take turns, ``block`` calls at a time.
 
-    Before each timed call we sleep ``pause`` seconds: a thread pool keeps spinning for a
-    while after its work (PyTorch's OpenMP threads do), and without the pause those
-    spinning threads would steal the cores of whichever library runs next (measured:
-    scratchvae's MLP step 6.2 ms alone, 13.1 ms right after a PyTorch step).
+    Within a block the calls run back to back, as the steps of a training loop do, so
+    each library is timed in its steady state. Before every block we sleep ``pause``
+    seconds: a thread pool keeps spinning for a while after its work (PyTorch's
+    OpenMP threads burn ~7 ms of CPU after each call, measured), and that spinning
+    must not steal the cores of the library that runs next. Then one untimed call
+    wakes the threads and refills the caches, and ``block`` timed calls follow.
+    block=1 times single calls after an idle pause instead, which charges every
+    step the wake-up of sleeping threads (measured: +1-2 ms on a 5 ms MLP step here).
     """
     for fn in fns:
         for _ in range(warmup):
             fn()
     times: list[list[float]] = [[] for _ in fns]
-    for _ in range(repeats):
+    while len(times[0]) < repeats:
+        n = min(block, repeats - len(times[0]))
         for fn, bucket in zip(fns, times):
             time.sleep(pause)
-            bucket.append(_seconds(fn))
+            fn()
+            bucket.extend(_seconds(fn) for _ in range(n))
     return [float(np.median(t) * 1e3) for t in times]
 
 
@@ -71,11 +77,15 @@ def layer_gemm_flops(layer: snn.Module, in_shape: tuple, out_shape: tuple) -> tu
     return f, 2 * f
 
 
-def trace_layers(seq: snn.Sequential, x: np.ndarray) -> list[tuple[str, snn.Module, tuple, tuple]]:
-    """(name, layer, input shape, output shape) for every layer of a Sequential, running it once."""
+def trace_layers(seq: snn.Sequential, x: np.ndarray) -> list[tuple[str, snn.Module, np.ndarray, np.ndarray]]:
+    """(name, layer, input, output) for every layer of a Sequential, running it once.
+
+    The arrays keep the memory layout the model really passes on (a conv layer's
+    output is channels-last), so a benchmark can feed each layer what it sees in a step.
+    """
     rows = []
     for i, layer in enumerate(seq):
         out = layer.forward(x)
-        rows.append((str(i), layer, x.shape, out.shape))
+        rows.append((str(i), layer, x, out))
         x = out
     return rows
