@@ -121,3 +121,25 @@ def test_first_layers_skip_the_input_products(monkeypatch):
     linear.weight.data = None  # dx = dy @ weight would raise; dweight and dbias do not read it
     linear.backward_params(np.ones((2, 2), np.float32))
     assert np.all(linear.weight.grad == 2.0)
+
+
+def test_backward_params_passes_a_finite_difference_check():
+    """The parameter gradients of the no-dx path against float64 central differences."""
+    sv.manual_seed(0)
+    seq = sv.Sequential(sv.Conv2d(1, 2, 3, stride=2, padding=1), sv.ReLU(), sv.Flatten(), sv.Linear(8, 3))
+    seq.to(np.float64)
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((2, 1, 4, 4))
+    r = rng.standard_normal((2, 3))
+    seq.zero_grad()
+    seq.forward(x)
+    assert seq.backward_params(r) is None
+    wrt = {name: (p.data, p.grad.copy()) for name, p in seq.named_parameters()}
+    report = sv.gradcheck(lambda: float(np.sum(seq.forward(x) * r)), wrt)
+    assert set(report.errors) == {"0.weight", "0.bias", "3.weight", "3.bias"}
+    assert max(report.errors.values()) < 1e-8, report.errors
+
+
+def test_first_with_parameters():
+    assert sv.Sequential(sv.Flatten(), sv.Linear(2, 2), sv.ReLU()).first_with_parameters() == 1
+    assert sv.Sequential(sv.Flatten(), sv.ReLU()).first_with_parameters() == 2

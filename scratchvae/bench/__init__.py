@@ -2,7 +2,8 @@
 
 Every figure is measured in the run that prints it: medians of repeated timings
 after warm-up; with --vs-torch the identical PyTorch model (same weights) is timed
-in the same process, alternating step by step, so both see the same machine load.
+in the same process, the two taking turns of a few back-to-back steps (see
+timing.alternating_ms), so both see the same machine load.
 """
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from ..nn.init import manual_seed
 from ..optim import Adam
 from .malloc import tune_malloc
 from .startup import startup_report
-from .timing import alternating_ms, gemm_peak_gflops, layer_gemm_flops, median_ms, trace_layers
+from .timing import PAUSE_S, alternating_ms, gemm_peak_gflops, layer_gemm_flops, median_ms, trace_layers
 
 MNIST_TRAIN_IMAGES = 60000
 
@@ -45,7 +46,8 @@ def _model_flops(model, x: np.ndarray) -> int:
 
 def _first_trained_layer(model):
     """The layer whose backward_params a training step runs (see Sequential.backward_params)."""
-    return next((layer for layer in model.encoder if layer.parameters()), None)
+    i = model.encoder.first_with_parameters()
+    return model.encoder[i] if i < len(model.encoder) else None
 
 
 def _train_step(model, optimizer, x):
@@ -91,11 +93,10 @@ def bench_model(arch: str, args: argparse.Namespace, peak: float, torch_ok: bool
         model.train()
         return out
 
-    fns = [step, infer]
     if torch_ok:
-        fns += list(_torch_steps(model, x, x_inf))
-        ours_step, torch_step = alternating_ms([step, fns[2]], args.repeats, args.warmup, args.block)
-        ours_inf, torch_inf = alternating_ms([infer, fns[3]], max(3, args.repeats // 4), 1, args.block)
+        t_step, t_infer = _torch_steps(model, x, x_inf)
+        ours_step, torch_step = alternating_ms([step, t_step], args.repeats, args.warmup, args.block)
+        ours_inf, torch_inf = alternating_ms([infer, t_infer], max(3, args.repeats // 4), 1, args.block)
     else:
         ours_step, ours_inf = median_ms(step, args.repeats, args.warmup), median_ms(infer, max(3, args.repeats // 4), 1)
         torch_step = torch_inf = None
@@ -191,7 +192,7 @@ def _protocol(args: argparse.Namespace, torch_ok: bool) -> str:
     if not torch_ok:
         return f"timing: {args.warmup} warm-up calls, then {args.repeats} timed calls back to back"
     return (f"timing: the two libraries take turns, {args.block} back-to-back calls each, "
-            f"after a 50 ms pause and one untimed call (see --block)")
+            f"after a {PAUSE_S * 1e3:.0f} ms pause and one untimed call (see --block)")
 
 
 def cmd_bench(args: argparse.Namespace) -> int:

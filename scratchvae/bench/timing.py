@@ -15,8 +15,11 @@ def median_ms(fn: Callable[[], object], repeats: int, warmup: int = 2) -> float:
     return float(np.median([_seconds(fn) for _ in range(repeats)]) * 1e3)
 
 
+PAUSE_S = 0.05  # idle time before each turn of alternating_ms
+
+
 def alternating_ms(fns: list[Callable[[], object]], repeats: int, warmup: int = 2, block: int = 5,
-                   pause: float = 0.05) -> list[float]:
+                   pause: float = PAUSE_S) -> list[float]:
     """Median ms per call of each fn; the fns take turns, ``block`` calls at a time.
 
     Within a block the calls run back to back, as the steps of a training loop do, so

@@ -220,11 +220,15 @@ class Sequential(Module):
     def backward_params(self, dout: np.ndarray) -> None:
         """Parameter gradients only: the layers in front of the first one with parameters
         (e.g. a Flatten) need no backward at all, and that first one no dx."""
-        first = next((i for i, layer in enumerate(self.layers) if layer.parameters()), len(self.layers))
+        first = self.first_with_parameters()
         for layer in reversed(self.layers[first + 1:]):
             dout = layer.backward(dout)
         if first < len(self.layers):
             self.layers[first].backward_params(dout)
+
+    def first_with_parameters(self) -> int:
+        """Index of the first layer that has parameters (len(self) if none has)."""
+        return next((i for i, layer in enumerate(self.layers) if layer.parameters()), len(self.layers))
 
     def __getitem__(self, i: int) -> Module:
         return self.layers[i]
