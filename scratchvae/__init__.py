@@ -13,10 +13,11 @@ from .nn import *  # noqa: F401,F403
 from .nn import __all__ as _nn_all
 from .objective import BCE, MSE, RMSE, BCEWithLogits, GaussianKL, Reparameterize, make_loss
 from .optim import SGD, Adam, clip_grad_norm
+from .parallel import DataParallel
 
 __version__ = "0.1.0"
 __all__ = list(_nn_all) + [
-    "Adam", "Autoencoder", "BCE", "BCEWithLogits", "GaussianKL", "Losses", "MSE", "RMSE", "Reparameterize",
-    "SGD", "VAE", "build_model", "check_loss", "check_model", "check_module", "clip_grad_norm", "gradcheck",
-    "make_loss",
+    "Adam", "Autoencoder", "BCE", "BCEWithLogits", "DataParallel", "GaussianKL", "Losses", "MSE", "RMSE",
+    "Reparameterize", "SGD", "VAE", "build_model", "check_loss", "check_model", "check_module", "clip_grad_norm",
+    "gradcheck", "make_loss",
 ]

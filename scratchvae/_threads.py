@@ -15,7 +15,68 @@ default vs 64 ms with spinning cut; see the closing notes of the speed issue).
   libraries in the process (PyTorch, in the benchmark).
 Both are defaults: an environment variable the user set wins.
 """
+import contextlib
+import ctypes
+import functools
 import os
+from typing import Iterator, NamedTuple
 
 os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
 os.environ.setdefault("NUMBA_THREADING_LAYER", "workqueue")
+
+
+# -- BLAS threads at run time (for data parallelism, see parallel.py) ------------------------------
+# OpenBLAS reads OPENBLAS_NUM_THREADS only at load; changing it later takes its C API. NumPy's
+# wheels bundle OpenBLAS under a prefixed name (scipy_openblas_set_num_threads64_), system
+# builds export the plain one. Other BLAS libraries (MKL, Accelerate) are not handled: then
+# blas_thread_control() is None and scratchvae does not run its own threads next to them.
+_SET_GET_NAMES = (("scipy_openblas_set_num_threads64_", "scipy_openblas_get_num_threads64_"),
+                  ("scipy_openblas_set_num_threads", "scipy_openblas_get_num_threads"),
+                  ("openblas_set_num_threads64_", "openblas_get_num_threads64_"),
+                  ("openblas_set_num_threads", "openblas_get_num_threads"))
+
+
+class BlasThreads(NamedTuple):
+    set: ctypes._CFuncPtr
+    get: ctypes._CFuncPtr
+    library: str
+
+
+def _loaded_libraries() -> list[str]:
+    try:
+        with open("/proc/self/maps") as f:
+            paths = {line.split()[-1] for line in f if ".so" in line}
+    except OSError:  # not Linux
+        return []
+    return sorted(p for p in paths if "blas" in p.lower())
+
+
+@functools.cache
+def blas_thread_control() -> BlasThreads | None:
+    """The set/get-number-of-threads functions of the OpenBLAS NumPy uses, or None if not found."""
+    import numpy  # noqa: F401  (loads the BLAS library, after the environment above is set)
+    for path in _loaded_libraries():
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError:
+            continue
+        for set_name, get_name in _SET_GET_NAMES:
+            if hasattr(lib, set_name) and hasattr(lib, get_name):
+                setter, getter = getattr(lib, set_name), getattr(lib, get_name)
+                setter.argtypes, setter.restype, getter.restype = [ctypes.c_int], None, ctypes.c_int
+                return BlasThreads(setter, getter, path)
+    return None
+
+
+@contextlib.contextmanager
+def blas_threads(n: int) -> Iterator[None]:
+    """Run the block with BLAS on n threads, then restore the old number (needs blas_thread_control())."""
+    control = blas_thread_control()
+    if control is None:
+        raise RuntimeError("cannot set the BLAS thread count: NumPy's OpenBLAS was not found in this process")
+    old = control.get()
+    control.set(n)
+    try:
+        yield
+    finally:
+        control.set(old)

@@ -15,6 +15,7 @@ from .models import ARCHITECTURES, build_model
 from .nn.init import manual_seed
 from .objective import LOSSES
 from .optim import Adam
+from .parallel import default_workers
 from .plots import save_grid, save_loss_curves, save_reconstructions
 from .train import fit
 
@@ -63,6 +64,9 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--train-size", type=positive_int, default=None, help="use only the first N training images")
     p.add_argument("--out", type=Path, default=None, help="output folder (default: runs/<model>-<kind>)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--workers", type=positive_int, default=None,
+                   help="threads, each training on its share of every batch (default: one per core for "
+                        "the conv models, 1 otherwise; see scratchvae/parallel.py)")
 
 
 def load_data(model: str, binarize_mode: str, train_size: int | None,
@@ -102,9 +106,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     print(f"{args.kind.upper()} '{args.model}': {model.num_parameters():,} parameters, latent {model.latent_dim}, "
           f"loss {args.loss}, beta {args.beta}, binarize {args.binarize}; "
           f"{len(x_train):,} train / {len(x_test):,} test images -> {out}/")
+    workers = args.workers or default_workers(model)
+    print(f"{workers} worker{'s' if workers > 1 else ''} (--workers)")
     optimizer = Adam(model.parameters(), lr=args.lr)
     history = fit(model, optimizer, x_train, x_test, args.epochs, args.batch_size, rng, args.binarize, args.clip,
-                  metrics_path=out / "metrics.jsonl", progress=not args.no_progress)
+                  metrics_path=out / "metrics.jsonl", progress=not args.no_progress, workers=workers)
     save_npz_atomic(out / "model.npz", model.state_dict())
     model.eval()
     shown = x_test[:50]

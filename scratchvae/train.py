@@ -1,7 +1,8 @@
 """The training loop: minibatches, one optimizer step per batch, per-epoch evaluation.
 
 Kept model-agnostic: anything with ``loss(x, target)`` returning Losses and a
-``backward()`` trains here, the VAE and the Autoencoder alike.
+``backward()`` trains here, the VAE and the Autoencoder alike. A DataParallel
+(parallel.py) runs each batch, on one worker or split over several.
 """
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from .data import binarize
 from .models import Losses
 from .nn.module import Module
 from .optim import Optimizer, clip_grad_norm
+from .parallel import DataParallel
 
 
 @dataclass
@@ -62,8 +64,13 @@ def check_finite(losses: Losses, where: str) -> None:
 
 def train_epoch(model: Module, optimizer: Optimizer, x: np.ndarray, batch_size: int, rng: np.random.Generator,
                 binarize_mode: str = "none", clip: float | None = None, epoch: int = 1,
-                progress: bool = True) -> Losses:
-    """One pass over x (N, C, H, W); returns the image-weighted mean losses."""
+                progress: bool = True, parallel: DataParallel | None = None) -> Losses:
+    """One pass over x (N, C, H, W); returns the image-weighted mean losses.
+
+    ``parallel`` (a DataParallel of this model) splits each batch over its workers;
+    without it the model runs the batch itself.
+    """
+    parallel = parallel or DataParallel(model, workers=1)
     model.train()
     totals, seen = np.zeros(3), 0
     bar = tqdm(total=x.shape[0], desc=f"epoch {epoch}", unit="img", leave=False, disable=not progress,
@@ -76,9 +83,9 @@ def train_epoch(model: Module, optimizer: Optimizer, x: np.ndarray, batch_size: 
         if binarize_mode == "dynamic":
             xb = binarize(xb, rng)                               # a fresh draw every time it is seen
         model.zero_grad()
-        losses = model.loss(xb)
+        # model.loss(xb), then model.backward(input_grad=False): the data needs no gradient
+        losses = parallel.loss_and_backward(xb)
         check_finite(losses, f"epoch {epoch}, step {step}")
-        model.backward(input_grad=False)                         # the data needs no gradient
         if clip:
             clip_grad_norm(model.parameters(), clip)
         optimizer.step()
@@ -90,12 +97,13 @@ def train_epoch(model: Module, optimizer: Optimizer, x: np.ndarray, batch_size: 
     return _mean_losses(totals, seen)
 
 
-def evaluate(model: Module, x: np.ndarray, batch_size: int = 1000) -> Losses:
+def evaluate(model: Module, x: np.ndarray, batch_size: int = 1000, parallel: DataParallel | None = None) -> Losses:
     """Mean losses over x in eval mode (a VAE still draws one z per image: the single-sample ELBO)."""
+    parallel = parallel or DataParallel(model, workers=1)
     model.eval()
     totals = np.zeros(3)
     for idx in minibatches(x.shape[0], batch_size):
-        totals += np.array(model.loss(x[idx])) * len(idx)
+        totals += np.array(parallel.loss(x[idx])) * len(idx)
     model.train()
     return _mean_losses(totals, x.shape[0])
 
@@ -103,17 +111,22 @@ def evaluate(model: Module, x: np.ndarray, batch_size: int = 1000) -> Losses:
 def fit(model: Module, optimizer: Optimizer, x_train: np.ndarray, x_test: np.ndarray, epochs: int,
         batch_size: int, rng: np.random.Generator, binarize_mode: str = "none", clip: float | None = None,
         metrics_path: Path | None = None, progress: bool = True,
-        on_epoch: Callable[[EpochMetrics], None] | None = None) -> list[EpochMetrics]:
-    """Train for ``epochs``, printing a line per epoch and appending it to ``metrics_path`` (JSON lines)."""
+        on_epoch: Callable[[EpochMetrics], None] | None = None, workers: int | None = None) -> list[EpochMetrics]:
+    """Train for ``epochs``, printing a line per epoch and appending it to ``metrics_path`` (JSON lines).
+
+    ``workers`` threads each take a share of every batch (see parallel.py); None picks
+    default_workers(model): one per core for the conv models.
+    """
+    parallel = DataParallel(model, workers)
     history = []
     if metrics_path is not None:
         Path(metrics_path).write_text("")
     for epoch in range(1, epochs + 1):
         start = time.perf_counter()
         train_losses = train_epoch(model, optimizer, x_train, batch_size, rng, binarize_mode, clip, epoch,
-                                   progress)
+                                   progress, parallel)
         seconds = time.perf_counter() - start
-        test_losses = evaluate(model, x_test)
+        test_losses = evaluate(model, x_test, parallel=parallel)
         check_finite(test_losses, f"epoch {epoch}, test set")
         row = EpochMetrics(epoch, train_losses, test_losses, seconds)
         history.append(row)

@@ -101,3 +101,16 @@ def test_layer_breakdown_feeds_layers_the_steps_memory_layout():
     assert relu_in.transpose(0, 2, 3, 1).flags.c_contiguous  # channels-last, as Conv2d returns it
     fed = _random_like(relu_in, seed=0)
     assert fed.strides == relu_in.strides and fed.dtype == np.float32 and fed.std() > 0.5
+
+
+def test_bench_runs_the_workers_train_would(capsys):
+    from scratchvae._threads import blas_thread_control
+    if blas_thread_control() is None:
+        pytest.skip("NumPy's BLAS threads cannot be set: every model runs on one worker")
+    assert main(["bench", "--models", "mlp,conv", "--repeats", "2", "--warmup", "1", "--batch-size", "8",
+                 "--inference-batch", "10", "--json"]) == 0
+    workers = {row["model"]: row["workers"] for row in json.loads(capsys.readouterr().out)["results"]}
+    assert workers == {"mlp": 1, "conv": sv.parallel.cpu_cores()}
+    assert main(["bench", "--models", "conv", "--workers", "3", "--repeats", "2", "--warmup", "1",
+                 "--batch-size", "8", "--inference-batch", "10"]) == 0
+    assert "conv         3" in capsys.readouterr().out

@@ -18,6 +18,7 @@ import numpy as np
 from ..models import ARCHITECTURES, build_model
 from ..nn.init import manual_seed
 from ..optim import Adam
+from ..parallel import DataParallel, default_workers
 from .malloc import tune_malloc
 from .startup import startup_report
 from .timing import PAUSE_S, alternating_ms, gemm_peak_gflops, layer_gemm_flops, median_ms, trace_layers
@@ -50,11 +51,11 @@ def _first_trained_layer(model):
     return model.encoder[i] if i < len(model.encoder) else None
 
 
-def _train_step(model, optimizer, x):
+def _train_step(model, optimizer, x, parallel: DataParallel):
+    """One step as train_epoch runs it: the batch on parallel's workers, then Adam."""
     def step():
         model.zero_grad()
-        model.loss(x)
-        model.backward(input_grad=False)
+        parallel.loss_and_backward(x)
         optimizer.step()
     return step
 
@@ -85,11 +86,12 @@ def bench_model(arch: str, args: argparse.Namespace, peak: float, torch_ok: bool
     model = build_model(arch, rng=np.random.default_rng(0))
     shape = ARCHITECTURES[arch][1]
     x, x_inf = _batch(shape, args.batch_size), _batch(shape, args.inference_batch, seed=1)
-    step = _train_step(model, Adam(model.parameters()), x)
+    parallel = DataParallel(model, args.workers or default_workers(model))
+    step = _train_step(model, Adam(model.parameters()), x, parallel)
 
     def infer():
         model.eval()
-        out = model.reconstruct(x_inf)
+        out = parallel.reconstruct(x_inf)
         model.train()
         return out
 
@@ -102,7 +104,8 @@ def bench_model(arch: str, args: argparse.Namespace, peak: float, torch_ok: bool
         torch_step = torch_inf = None
     flops = _model_flops(model, x)
     row = {
-        "model": arch, "batch_size": args.batch_size, "parameters": model.num_parameters(),
+        "model": arch, "workers": parallel.workers, "batch_size": args.batch_size,
+        "parameters": model.num_parameters(),
         "train_ms": ours_step, "train_images_per_s": args.batch_size / ours_step * 1e3,
         "mnist_epoch_s": MNIST_TRAIN_IMAGES / args.batch_size * ours_step / 1e3,
         "gemm_gflop_per_step": flops / 1e9, "gflops": flops / ours_step / 1e6,
@@ -163,14 +166,15 @@ def print_report(report: dict) -> None:
     print(report["malloc"])
     print(report["protocol"])
     vs = report["results"] and "torch_train_ms" in report["results"][0]
-    head = f"{'model':<6} {'train ms':>9} {'img/s':>8} {'s/epoch':>8} {'GFLOP/s':>8} {'%peak':>6}"
+    head = f"{'model':<6} {'workers':>7} {'train ms':>9} {'img/s':>8} {'s/epoch':>8} {'GFLOP/s':>8} {'%peak':>6}"
     head += f" {'torch ms':>9} {'ratio':>6}" if vs else ""
     head += f" | {'infer ms':>9} {'img/s':>8}" + (f" {'torch ms':>9} {'ratio':>6}" if vs else "")
     print(f"\ntraining step (forward + backward + Adam), batch {report['results'][0]['batch_size']}; "
           f"inference = encode + decode, batch {report['results'][0]['inference_batch']}; medians")
     print(head)
     for r in report["results"]:
-        line = (f"{r['model']:<6} {r['train_ms']:9.1f} {r['train_images_per_s']:8.0f} {r['mnist_epoch_s']:8.1f} "
+        line = (f"{r['model']:<6} {r['workers']:7d} {r['train_ms']:9.1f} {r['train_images_per_s']:8.0f} "
+                f"{r['mnist_epoch_s']:8.1f} "
                 f"{r['gflops']:8.1f} {100 * r['fraction_of_peak']:5.0f}%")
         line += f" {r['torch_train_ms']:9.1f} {r['train_ratio']:5.2f}x" if vs else ""
         line += f" | {r['inference_ms']:9.1f} {r['inference_images_per_s']:8.0f}"
@@ -230,7 +234,11 @@ def add_bench_parser(sub) -> None:
     p.add_argument("--block", type=positive_int, default=5,
                    help="with --vs-torch: timed calls per turn, back to back as in a training loop "
                         "(1: single calls after an idle pause)")
-    p.add_argument("--layers", action="store_true", help="per-layer forward/backward breakdown")
+    p.add_argument("--workers", type=positive_int, default=None,
+                   help="threads per step, each on its share of the batch, as in `scratchvae train` "
+                        "(default: one per core for the conv models, 1 for the MLP)")
+    p.add_argument("--layers", action="store_true",
+                   help="per-layer forward/backward breakdown (whole batch, one worker)")
     p.add_argument("--vs-torch", action="store_true", help="time the identical PyTorch model in the same run")
     p.add_argument("--torch-threads", type=positive_int, default=None,
                    help="threads for PyTorch (default: its own choice, usually one per core)")

@@ -25,13 +25,15 @@ print(json.dumps({"seconds": time.perf_counter() - t}))
 _MEMORY = """
 import json, numpy as np, scratchvae as sv
 from scratchvae.data import load_split, binarize, static_test_binarization
+from scratchvae.parallel import DataParallel
 from scratchvae.train import evaluate
 x = load_split("train").images
 model = sv.build_model("conv"); opt = sv.Adam(model.parameters()); rng = np.random.default_rng(0)
+parallel = DataParallel(model)  # the workers `scratchvae train` uses, each with its own buffers
 for i in range({steps}):
     xb = binarize(x[(i * 128) % 59904:(i * 128) % 59904 + 128], rng)
-    model.zero_grad(); model.loss(xb); model.backward(input_grad=False); opt.step()
-evaluate(model, static_test_binarization(load_split("test").images))  # as each epoch ends
+    model.zero_grad(); parallel.loss_and_backward(xb); opt.step()
+evaluate(model, static_test_binarization(load_split("test").images), parallel=parallel)  # as each epoch ends
 # VmHWM, not getrusage's ru_maxrss: Linux carries ru_maxrss over from the parent across
 # fork + exec, so it would report the (larger) benchmark process that started this one.
 hwm = [l for l in open("/proc/self/status") if l.startswith("VmHWM:")][0]

@@ -28,10 +28,13 @@ zero padding are dropped.
 The kernels are compiled with Numba and split work only where outputs are disjoint.
 im2col is a gather: each output row of windows (n, oh) is written by one thread.
 col2im is a scatter-add: two windows of one image add into the same pixel, so it is
-split by image, never by window. Small arrays run on one thread (PARALLEL_MIN_SIZE).
+split by image, never by window. Small arrays run on one thread (PARALLEL_MIN_SIZE), and so
+does every call from a thread other than the main one. All kernels release the GIL
+(nogil), so threads that each run their share of a batch run at once.
 """
 from __future__ import annotations
 
+import threading
 from typing import Sequence
 
 import numpy as np
@@ -161,32 +164,36 @@ def _col2im_image(cols, x, n, bias, geometry):  # pragma: no cover (jit)
                         x[n, h, w, c] += cols[q, r + c]
 
 
-@njit(cache=True, parallel=True, fastmath=False)
+@njit(cache=True, parallel=True, fastmath=False, nogil=True)
 def _im2col_parallel(x, cols, geometry):  # pragma: no cover (jit)
     for t in prange(x.shape[0] * geometry[8]):  # a gather: each row of windows has one writer
         _im2col_row(x, cols, t, geometry)
 
 
-@njit(cache=True, fastmath=False)
+@njit(cache=True, fastmath=False, nogil=True)
 def _im2col_serial(x, cols, geometry):  # pragma: no cover (jit)
     for t in range(x.shape[0] * geometry[8]):
         _im2col_row(x, cols, t, geometry)
 
 
-@njit(cache=True, parallel=True, fastmath=False)
+@njit(cache=True, parallel=True, fastmath=False, nogil=True)
 def _col2im_parallel(cols, x, bias, geometry):  # pragma: no cover (jit)
     for n in prange(x.shape[0]):  # a scatter-add: split by image, never by window
         _col2im_image(cols, x, n, bias, geometry)
 
 
-@njit(cache=True, fastmath=False)
+@njit(cache=True, fastmath=False, nogil=True)
 def _col2im_serial(cols, x, bias, geometry):  # pragma: no cover (jit)
     for n in range(x.shape[0]):
         _col2im_image(cols, x, n, bias, geometry)
 
 
 def _use_parallel(n_tasks: int, cols: np.ndarray) -> bool:
-    return n_tasks > 1 and cols.size >= PARALLEL_MIN_SIZE
+    # Only the main thread may start Numba's threads: its 'workqueue' pool aborts the
+    # process when two threads launch parallel loops at once. Other threads (the workers
+    # of scratchvae.parallel, which already split the batch over the cores) run serially.
+    return (n_tasks > 1 and cols.size >= PARALLEL_MIN_SIZE
+            and threading.current_thread() is threading.main_thread())
 
 
 def _geometry(H: int, W: int, kernel_size, stride, padding, dilation, what: str) -> tuple[int, ...]:

@@ -1,0 +1,175 @@
+"""DataParallel: the batch split over worker threads gives the full batch's losses and gradients."""
+import importlib
+import threading
+
+import numpy as np
+import pytest
+
+import scratchvae as sv
+from scratchvae._threads import blas_thread_control, blas_threads
+from scratchvae.data import load_split
+from scratchvae.models import ARCHITECTURES
+from scratchvae.parallel import DataParallel, cpu_cores, default_workers
+from scratchvae.train import evaluate, fit, train_epoch
+
+im2col = importlib.import_module("scratchvae.kernels.im2col")  # the module, not the function it exports
+needs_blas_control = pytest.mark.skipif(blas_thread_control() is None,
+                                        reason="NumPy's BLAS is not an OpenBLAS whose threads can be set")
+
+
+def _model(arch: str, kind: str = "vae", dtype=np.float64):
+    return sv.build_model(arch, kind, rng=np.random.default_rng(0)).to(dtype)
+
+
+def _images(arch: str, n: int, seed: int = 1) -> np.ndarray:
+    shape = ARCHITECTURES[arch][1]
+    return (np.random.default_rng(seed).random((n,) + shape) < 0.3).astype(np.float64)
+
+
+def _full_batch(model, x, eps):
+    model.zero_grad()
+    losses = model.loss(x, eps=eps)
+    model.backward(input_grad=False)
+    return losses, [p.grad.copy() for p in model.parameters()]
+
+
+@needs_blas_control
+@pytest.mark.parametrize("arch,kind", [("mlp", "vae"), ("conv", "vae"), ("keras", "vae"), ("conv", "ae")])
+@pytest.mark.parametrize("n,workers", [(6, 2), (7, 3), (2, 3)])  # even, uneven, fewer images than workers
+def test_split_batch_gives_the_full_batch_gradient(arch, kind, n, workers):
+    model = _model(arch, kind)
+    x = _images(arch, n)
+    eps = np.random.default_rng(2).standard_normal((n, model.latent_dim)) if kind == "vae" else None
+    expected_losses, expected = _full_batch(model, x, eps)
+    model.zero_grad()
+    losses = DataParallel(model, workers).loss_and_backward(x, eps=eps)
+    np.testing.assert_allclose(losses, expected_losses, rtol=1e-12)
+    for p, g in zip(model.parameters(), expected):
+        assert np.abs(g).max() > 0
+        np.testing.assert_allclose(p.grad, g, rtol=1e-10, atol=1e-14 * np.abs(g).max())
+
+
+@needs_blas_control
+def test_gradients_add_into_what_is_there():
+    model = _model("conv")
+    x = _images("conv", 4)
+    eps = np.random.default_rng(2).standard_normal((4, model.latent_dim))
+    _, full = _full_batch(model, x, eps)
+    before = [np.full_like(p.data, 0.5) for p in model.parameters()]
+    for p, b in zip(model.parameters(), before):
+        p.grad[...] = b
+    DataParallel(model, 2).loss_and_backward(x, eps=eps)
+    for p, b, g in zip(model.parameters(), before, full):
+        np.testing.assert_allclose(p.grad, b + g, rtol=1e-10)
+
+
+@needs_blas_control
+def test_replicas_follow_the_model_weights_dtype_and_mode():
+    model = _model("conv", dtype=np.float32)
+    dp = DataParallel(model, 2)
+    x = _images("conv", 4)
+    for p in model.parameters():          # an optimizer writes in place: replicas see it through the shared array
+        p.data += 0.01
+    for replica in dp.replicas:
+        for p, rp in zip(model.parameters(), replica.parameters()):
+            assert rp.data is p.data
+    model.to(np.float64)                  # new arrays: the next call re-points the replicas
+    eps = np.random.default_rng(2).standard_normal((4, model.latent_dim))
+    _, full = _full_batch(model, x, eps)
+    model.zero_grad()
+    dp.loss_and_backward(x, eps=eps)
+    for p, g in zip(model.parameters(), full):
+        assert p.grad.dtype == np.float64
+        np.testing.assert_allclose(p.grad, g, rtol=1e-10)
+    model.eval()
+    np.testing.assert_array_equal(dp.reconstruct(x), model.reconstruct(x))
+    assert all(not r.training for r in dp.replicas)
+
+
+@needs_blas_control
+def test_forward_only_calls_match_the_model():
+    model = _model("conv", "ae")
+    x = _images("conv", 5)
+    dp = DataParallel(model, 2)
+    model.eval()
+    np.testing.assert_allclose(dp.loss(x), model.loss(x), rtol=1e-12)
+    np.testing.assert_allclose(dp.reconstruct(x), model.reconstruct(x), rtol=1e-12, atol=1e-15)
+    assert all(p.grad.max() == 0 == p.grad.min() for p in model.parameters())  # no backward ran
+
+
+@needs_blas_control
+def test_each_replica_draws_its_own_noise():
+    dp = DataParallel(_model("conv"), 2)
+    a, b = (r.rng.standard_normal(8) for r in dp.replicas)
+    assert not np.allclose(a, b)
+
+
+def test_one_worker_is_the_model_itself():
+    model = _model("mlp")
+    dp = DataParallel(model, 1)
+    assert dp.replicas == []
+    x = _images("mlp", 3)
+    eps = np.zeros((3, model.latent_dim))
+    expected, grads = _full_batch(model, x, eps)
+    model.zero_grad()
+    assert dp.loss_and_backward(x, eps=eps) == expected
+    for p, g in zip(model.parameters(), grads):
+        np.testing.assert_array_equal(p.grad, g)
+
+
+def test_batchnorm_models_and_bad_counts_are_refused():
+    faces = sv.build_model("faces", rng=np.random.default_rng(0))
+    assert default_workers(faces) == 1
+    with pytest.raises(ValueError, match="BatchNorm"):
+        DataParallel(faces, 2)
+    DataParallel(faces, 1)  # fine: nothing is split
+    for bad in (0, -1, 1.5):
+        with pytest.raises(ValueError, match="workers must be a positive int"):
+            DataParallel(_model("mlp"), bad)
+
+
+@needs_blas_control
+def test_default_workers():
+    assert default_workers(_model("mlp")) == 1         # measured slower on 2 workers
+    assert default_workers(_model("conv")) == cpu_cores()
+
+
+@needs_blas_control
+def test_a_worker_error_reaches_the_caller():
+    dp = DataParallel(_model("conv"), 2)
+    with pytest.raises(ValueError, match="Conv2d"):
+        dp.loss_and_backward(np.zeros((4, 3, 28, 28)))    # 3 channels for a 1-channel encoder
+
+
+@needs_blas_control
+def test_blas_threads_sets_and_restores():
+    control = blas_thread_control()
+    before = control.get()
+    with blas_threads(1):
+        assert control.get() == 1
+    assert control.get() == before
+
+
+def test_kernels_run_serially_off_the_main_thread(monkeypatch):
+    """Numba's workqueue pool aborts if two threads start parallel loops at once."""
+    monkeypatch.setattr(im2col, "PARALLEL_MIN_SIZE", 0)
+    cols = np.empty((100, 9))
+    seen = []
+    thread = threading.Thread(target=lambda: seen.append(im2col._use_parallel(10, cols)))
+    thread.start()
+    thread.join()
+    assert im2col._use_parallel(10, cols) and seen == [False]
+
+
+@needs_blas_control
+def test_training_on_two_workers_lowers_the_loss():
+    sv.manual_seed(0)
+    x = load_split("train").images[:512]
+    x_test = load_split("test").images[:200]
+    model = sv.build_model("conv", rng=np.random.default_rng(0))
+    before = evaluate(model, x_test, parallel=DataParallel(model, 2))
+    history = fit(model, sv.Adam(model.parameters()), x, x_test, epochs=2, batch_size=64,
+                  rng=np.random.default_rng(0), progress=False, workers=2)
+    assert history[-1].test.total < 0.8 * before.total
+    assert np.isfinite(train_epoch(model, sv.Adam(model.parameters()), x[:64], 32, np.random.default_rng(1),
+                                   progress=False, parallel=DataParallel(model, 2)).total)
