@@ -110,7 +110,7 @@ def test_bench_runs_the_workers_train_would(capsys):
     assert main(["bench", "--models", "mlp,conv", "--repeats", "2", "--warmup", "1", "--batch-size", "8",
                  "--inference-batch", "10", "--json"]) == 0
     workers = {row["model"]: row["workers"] for row in json.loads(capsys.readouterr().out)["results"]}
-    assert workers == {"mlp": 1, "conv": sv.parallel.cpu_cores()}
+    assert workers == {"mlp": 1, "conv": sv.parallel.default_workers(sv.build_model("conv"))}
     assert main(["bench", "--models", "conv", "--workers", "3", "--repeats", "2", "--warmup", "1",
                  "--batch-size", "8", "--inference-batch", "10"]) == 0
     assert "conv         3" in capsys.readouterr().out

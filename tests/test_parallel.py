@@ -9,7 +9,7 @@ import scratchvae as sv
 from scratchvae._threads import blas_thread_control, blas_threads
 from scratchvae.data import load_split
 from scratchvae.models import ARCHITECTURES
-from scratchvae.parallel import DataParallel, cpu_cores, default_workers
+from scratchvae.parallel import MAX_DEFAULT_WORKERS, DataParallel, cpu_cores, default_workers
 from scratchvae.train import evaluate, fit, train_epoch
 
 im2col = importlib.import_module("scratchvae.kernels.im2col")  # the module, not the function it exports
@@ -131,7 +131,7 @@ def test_batchnorm_models_and_bad_counts_are_refused():
 @needs_blas_control
 def test_default_workers():
     assert default_workers(_model("mlp")) == 1         # measured slower on 2 workers
-    assert default_workers(_model("conv")) == cpu_cores()
+    assert default_workers(_model("conv")) == min(cpu_cores(), MAX_DEFAULT_WORKERS)
 
 
 @needs_blas_control
