@@ -93,8 +93,9 @@ class DataParallel:
             raise ValueError(f"DataParallel: cannot use {workers} workers for this model: {why}")
         self.model, self.workers = model, int(workers)
         self.replicas = [self._replica() for _ in range(self.workers)] if self.workers > 1 else []
-        # (model parameter, the same parameter in each replica), in parameters() order
-        self._params = list(zip(model.parameters(), *(r.parameters() for r in self.replicas)))
+        # parameters() walks the module tree; the lists are fixed, so walk it once
+        self._model_params = model.parameters()
+        self._replica_params = [r.parameters() for r in self.replicas]  # same order as _model_params
         self._pool = ThreadPoolExecutor(self.workers, "scratchvae-worker") if self.workers > 1 else None
 
     def _replica(self) -> Module:
@@ -111,20 +112,20 @@ class DataParallel:
 
     def _sync(self) -> None:
         """Point every replica at the model's current weight arrays, dtype and mode (cheap)."""
-        for p, *copies in self._params:
-            for rp in copies:
+        for params in self._replica_params:
+            for p, rp in zip(self._model_params, params):
                 rp.data = p.data
                 if rp.grad.shape != p.data.shape or rp.grad.dtype != p.data.dtype:
                     rp.grad = np.zeros_like(p.data)
         for replica in self.replicas:
             replica.train(self.model.training)
 
-    def _run(self, n: int, work: Callable[[Module, slice, float], object]) -> list[tuple[float, object]]:
-        """work(replica, share, weight) on each worker; returns (weight, result) per non-empty share."""
+    def _run(self, n: int, work: Callable[[int, slice, float], object]) -> list[tuple[float, object]]:
+        """work(k, share, weight) on worker k (replica k); returns (weight, result) per non-empty share."""
         self._sync()
         bounds = np.linspace(0, n, self.workers + 1).astype(int)
         shares = [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]  # drops empty ones (n < workers)
-        jobs = [(replica, share, (share.stop - share.start) / n) for replica, share in zip(self.replicas, shares)]
+        jobs = [(k, share, (share.stop - share.start) / n) for k, share in enumerate(shares)]
         with blas_threads(1):
             results = list(self._pool.map(lambda job: work(*job), jobs))
         return [(weight, result) for (_, _, weight), result in zip(jobs, results)]
@@ -142,18 +143,19 @@ class DataParallel:
             self.model.backward(input_grad=False)
             return losses
 
-        def work(replica: Module, share: slice, weight: float) -> Losses:
+        def work(k: int, share: slice, weight: float) -> Losses:
+            replica = self.replicas[k]
             replica.zero_grad()
             losses = replica.loss(x[share], None if target is None else target[share],
                                   None if eps is None else eps[share])
             replica.backward(input_grad=False)
-            for p in replica.parameters():
+            for p in self._replica_params[k]:
                 p.grad *= weight         # (n_k / n) * grad_k, on this worker's core
             return losses
 
         parts = self._run(x.shape[0], work)
-        for p, *copies in self._params:
-            for rp in copies[:len(parts)]:   # the first len(parts) replicas had a share
+        for params in self._replica_params[:len(parts)]:   # the first len(parts) replicas had a share
+            for p, rp in zip(self._model_params, params):
                 p.grad += rp.grad
         return self._weighted(parts)
 
@@ -161,14 +163,14 @@ class DataParallel:
         """model.loss(x, target) without backward (evaluation), the batch split over the workers."""
         if self.workers == 1:
             return self.model.loss(x, target)
-        return self._weighted(self._run(x.shape[0], lambda replica, share, weight: replica.loss(
+        return self._weighted(self._run(x.shape[0], lambda k, share, weight: self.replicas[k].loss(
             x[share], None if target is None else target[share])))
 
     def reconstruct(self, x: np.ndarray) -> np.ndarray:
         """model.reconstruct(x) (encode, decode the mean), the batch split over the workers."""
         if self.workers == 1:
             return self.model.reconstruct(x)
-        parts = self._run(x.shape[0], lambda replica, share, weight: replica.reconstruct(x[share]))
+        parts = self._run(x.shape[0], lambda k, share, weight: self.replicas[k].reconstruct(x[share]))
         return np.concatenate([out for _, out in parts])             # (N, C, H, W)
 
     def __repr__(self) -> str:

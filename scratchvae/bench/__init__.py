@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import platform
 import sys
 
@@ -18,7 +17,7 @@ import numpy as np
 from ..models import ARCHITECTURES, build_model
 from ..nn.init import manual_seed
 from ..optim import Adam
-from ..parallel import DataParallel, default_workers
+from ..parallel import DataParallel, cpu_cores
 from .malloc import tune_malloc
 from .startup import startup_report
 from .timing import PAUSE_S, alternating_ms, gemm_peak_gflops, layer_gemm_flops, median_ms, trace_layers
@@ -86,7 +85,7 @@ def bench_model(arch: str, args: argparse.Namespace, peak: float, torch_ok: bool
     model = build_model(arch, rng=np.random.default_rng(0))
     shape = ARCHITECTURES[arch][1]
     x, x_inf = _batch(shape, args.batch_size), _batch(shape, args.inference_batch, seed=1)
-    parallel = DataParallel(model, args.workers or default_workers(model))
+    parallel = DataParallel(model, args.workers)                 # None: default_workers(model), as train
     step = _train_step(model, Adam(model.parameters()), x, parallel)
 
     def infer():
@@ -204,7 +203,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     torch_ok, torch_note = (_torch_available(args.torch_threads) if args.vs_torch
                             else (False, "--vs-torch not given"))
     peak = gemm_peak_gflops()
-    report = {"machine": f"{platform.machine()}, {os.cpu_count()} cores", "numpy": np.__version__,
+    report = {"machine": f"{platform.machine()}, {cpu_cores()} cores", "numpy": np.__version__,
               "gemm_peak_gflops": peak, "torch": torch_note, "malloc": malloc_note,
               "protocol": _protocol(args, torch_ok), "results": []}
     for arch in args.models.split(","):
