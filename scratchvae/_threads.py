@@ -6,10 +6,17 @@ a while after finishing, waiting for more work, so each steals the cores the oth
 needs next: on 2 cores this made a conv VAE step ~2x slower (measured: 122 ms
 default vs 64 ms with spinning cut; see the closing notes of the speed issue).
 
-- OpenBLAS reads OPENBLAS_THREAD_TIMEOUT when NumPy is first imported: 4 (its
-  minimum, 2**4 cycles) sends idle BLAS threads to sleep almost at once. Set here,
-  before NumPy loads, it works for the command line and for any program that imports
-  scratchvae first; otherwise OpenBLAS keeps its default.
+- OpenBLAS reads OPENBLAS_THREAD_TIMEOUT when NumPy is first imported: after a GEMM
+  its threads spin for 2**n clock ticks before they sleep. Its default, n = 28
+  (~0.1 s here), spins through the Numba kernels that follow, and through the other
+  library's turns in `bench --vs-torch` (PyTorch's MLP step took 2x longer). n = 4,
+  which we used first, sleeps at once, so every GEMM pays to wake the threads: ~7% of
+  an MLP step (a dozen GEMMs in ~5 ms). n = 20 (2**20 ticks, ~0.5 ms at 2.3 GHz) keeps
+  them awake between the GEMMs of one step and asleep soon after it. Measured: MLP step
+  5.78 -> 5.14 ms (medians of 8 alternating process pairs, faster in 7 of them), conv
+  steps unchanged within the noise. Set here, before NumPy loads, it works for the
+  command line and for any program that imports scratchvae first; otherwise OpenBLAS
+  keeps its default.
 - Numba runs its parallel loops on its own 'workqueue' pool, which sleeps when idle
   and, unlike the OpenMP layer, does not share an OpenMP runtime with other
   libraries in the process (PyTorch, in the benchmark).
@@ -21,7 +28,7 @@ import functools
 import os
 from typing import Iterator, NamedTuple
 
-os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
+os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "20")
 os.environ.setdefault("NUMBA_THREADING_LAYER", "workqueue")
 
 

@@ -1,5 +1,8 @@
 """DataParallel: the batch split over worker threads gives the full batch's losses and gradients."""
 import importlib
+import os
+import subprocess
+import sys
 import threading
 
 import numpy as np
@@ -148,6 +151,18 @@ def test_blas_threads_sets_and_restores():
     with blas_threads(1):
         assert control.get() == 1
     assert control.get() == before
+
+
+@pytest.mark.parametrize("user_value,expected", [(None, "20"), ("7", "7")])
+def test_thread_defaults_yield_to_the_user(user_value, expected):
+    """Importing scratchvae sets OpenBLAS's spin timeout and Numba's threading layer
+    (in a fresh process, as OpenBLAS reads them once); a value the user exported wins."""
+    env = {k: v for k, v in os.environ.items() if k not in ("OPENBLAS_THREAD_TIMEOUT", "NUMBA_THREADING_LAYER")}
+    if user_value is not None:
+        env["OPENBLAS_THREAD_TIMEOUT"] = user_value
+    code = "import os, scratchvae; print(os.environ['OPENBLAS_THREAD_TIMEOUT'], os.environ['NUMBA_THREADING_LAYER'])"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.split() == [expected, "workqueue"]
 
 
 def test_kernels_run_serially_off_the_main_thread(monkeypatch):
