@@ -4,7 +4,7 @@ import sys
 
 import pytest
 
-from scratchvae.bench.timing import layer_gemm_flops
+from scratchvae.bench.gemms import layer_gemm_flops, layer_gemms
 from scratchvae.cli import main
 import scratchvae as sv
 
@@ -22,6 +22,16 @@ def test_bench_json_reports_every_figure(capsys):
     assert [layer["layer"] for layer in row["layers"]][:2] == ["encoder.0", "encoder.1"]
     # the MLP's encoder.0 is Flatten; encoder.1, its first Linear, is timed without dx, as training runs it
     assert [layer["layer"] for layer in row["layers"] if not layer["input_grad"]] == ["encoder.1"]
+    linear, relu = row["layers"][1], row["layers"][2]
+    assert linear["gemm_forward_ms"] > 0 and linear["gemm_backward_ms"] > 0  # its products, timed alone
+    assert relu["gemm_forward_ms"] is None and relu["gemm_backward_ms"] is None
+
+
+def test_bench_layers_table_says_what_the_products_take(capsys):
+    assert main(ARGS + ["--layers"]) == 0
+    out = capsys.readouterr().out
+    assert "in brackets its matrix products alone" in out
+    assert "all layers:" in out and "of which matrix products alone" in out
 
 
 def test_bench_says_so_when_torch_is_absent(capsys, monkeypatch):
@@ -45,6 +55,34 @@ def test_gemm_flop_counts():
     convt = sv.ConvTranspose2d(8, 3, 3, padding=1)
     assert layer_gemm_flops(convt, (2, 8, 5, 5), (2, 3, 5, 5))[0] == 2 * 2 * 8 * 25 * 27
     assert layer_gemm_flops(sv.ReLU(), (2, 3), (2, 3)) == (0, 0)
+
+
+@pytest.mark.parametrize("layer,x_shape", [
+    (sv.Linear(10, 5), (4, 10)),
+    (sv.Conv2d(3, 8, 3, stride=2, padding=1), (2, 3, 7, 7)),
+    (sv.ConvTranspose2d(8, 3, 3, stride=2, padding=1, output_padding=1), (2, 8, 4, 4)),
+])
+def test_gemm_specs_are_the_layers_products(layer, x_shape):
+    """Each spec's product has the shape and operand layouts of the product the layer runs."""
+    import numpy as np
+    x = np.random.default_rng(0).standard_normal(x_shape).astype(np.float32)
+    out = layer.forward(x)
+    layer.backward(np.ones_like(out))
+    gemms = {g.role: g for g in layer_gemms(layer, x.shape, out.shape)}
+    assert sorted(gemms) == ["dweight", "dx", "forward"]
+    if isinstance(layer, sv.Linear):
+        forward = (x.shape[0], layer.out_features)                 # y = x @ weight.T
+    elif isinstance(layer, sv.ConvTranspose2d):
+        forward = layer.workspace._arrays["cols"].shape            # the layer's cols = x2d @ w2d, before col2im
+    else:
+        forward = (out.shape[0] * out.shape[2] * out.shape[3], out.shape[1])  # one row per output pixel
+    assert (gemms["forward"].m, gemms["forward"].n) == forward
+    assert gemms["dweight"].m * gemms["dweight"].n == layer.weight.data.size  # one entry per weight
+    assert gemms["dx"].m * gemms["dx"].n == (gemms["forward"].m * gemms["forward"].k)  # dx has the input's rows
+    for g in gemms.values():
+        a, b = g.operands(np.random.default_rng(0))
+        assert (a @ b).shape == (g.m, g.n)
+        assert a.flags.f_contiguous == g.a_t and b.flags.f_contiguous == g.b_t  # stored transposed: read as .T
 
 
 def test_bench_malloc_tuning_is_reported(capsys):

@@ -20,7 +20,8 @@ from ..optim import Adam
 from ..parallel import DataParallel, cpu_cores
 from .malloc import tune_malloc
 from .startup import startup_report
-from .timing import PAUSE_S, alternating_ms, gemm_peak_gflops, layer_gemm_flops, median_ms, trace_layers
+from .gemms import layer_gemm_flops, layer_gemms
+from .timing import PAUSE_S, alternating_ms, gemm_peak_gflops, median_ms, trace_layers
 
 MNIST_TRAIN_IMAGES = 60000
 
@@ -121,7 +122,9 @@ def bench_model(arch: str, args: argparse.Namespace, peak: float, torch_ok: bool
 
 
 def layer_breakdown(model, x: np.ndarray, repeats: int) -> list[dict]:
-    """Forward and backward ms of every layer on the shapes of one training step.
+    """Forward and backward ms of every layer on the shapes of one training step, and of
+    its matrix products alone (same shapes and layouts, see gemms.py): the difference is
+    what the layer spends around BLAS.
 
     The encoder's first layer with parameters is timed as training runs it: backward_params.
     """
@@ -134,11 +137,20 @@ def layer_breakdown(model, x: np.ndarray, repeats: int) -> list[dict]:
             layer.forward(xin)
             backward = layer.backward_params if layer is first else layer.backward
             bwd = median_ms(lambda: backward(dout), repeats, 1)
+            gemms = [g for g in layer_gemms(layer, x_in.shape, out.shape) if not (layer is first and g.role == "dx")]
+            gemm_ms = {g.role: _gemm_ms(g, repeats) for g in gemms}
             rows.append({"layer": f"{part}.{name}", "type": repr(layer).split("\n")[0],
                          "out_shape": list(out.shape), "forward_ms": fwd, "backward_ms": bwd,
+                         "gemm_forward_ms": gemm_ms.get("forward"),   # None: the layer has no products
+                         "gemm_backward_ms": sum(gemm_ms.values()) - gemm_ms["forward"] if gemms else None,
                          "input_grad": layer is not first})
     model.zero_grad()
     return rows
+
+
+def _gemm_ms(gemm, repeats: int) -> float:
+    a, b = gemm.operands(np.random.default_rng(3))
+    return median_ms(lambda: a @ b, repeats, 1)
 
 
 def _random_like(a: np.ndarray, seed: int) -> np.ndarray:
@@ -180,15 +192,29 @@ def print_report(report: dict) -> None:
         line += f" {r['torch_inference_ms']:9.1f} {r['inference_ratio']:5.2f}x" if vs else ""
         print(line)
     for r in report["results"]:
-        for lr in r.get("layers", []):
-            print(f"  {r['model']:<6} {lr['layer']:<11} {lr['type'][:58]:<58} fwd {lr['forward_ms']:6.2f} ms  "
-                  f"bwd {lr['backward_ms']:6.2f} ms" + ("" if lr["input_grad"] else " (no dx)"))
+        _print_layers(r)
     if "startup" in report:
         s = report["startup"]
         print(f"\nstart-up (import + build + first conv step, fresh process): cold {s['cold_s']:.2f} s "
               f"(compiling), warm {s['warm_s']:.2f} s (from the numba cache)")
         print(f"peak memory of a conv VAE MNIST training run ({s['memory_steps']} steps + test-set evaluation): "
               f"{s['peak_rss_mb']:.0f} MB")
+
+
+def _print_layers(r: dict) -> None:
+    layers = r.get("layers", [])
+    if not layers:
+        return
+    print(f"\n{r['model']}: every layer on the whole batch, one worker; in brackets its matrix products alone")
+    def ms(layer_ms: float, gemm_ms: float | None) -> str:
+        return f"{layer_ms:6.2f} ms" + (f" ({gemm_ms:5.2f})" if gemm_ms is not None else " " * 8)
+
+    for lr in layers:
+        print(f"  {lr['layer']:<11} {lr['type'][:58]:<58} fwd {ms(lr['forward_ms'], lr['gemm_forward_ms'])}"
+              f"  bwd {ms(lr['backward_ms'], lr['gemm_backward_ms'])}" + ("" if lr["input_grad"] else " (no dx)"))
+    total = sum(lr["forward_ms"] + lr["backward_ms"] for lr in layers)
+    gemm = sum(lr["gemm_forward_ms"] + lr["gemm_backward_ms"] for lr in layers if lr["gemm_forward_ms"] is not None)
+    print(f"  all layers: {total:.1f} ms, of which matrix products alone {gemm:.1f} ms ({100 * gemm / total:.0f}%)")
 
 
 def _protocol(args: argparse.Namespace, torch_ok: bool) -> str:

@@ -1,4 +1,4 @@
-"""Measuring: medians of repeated timings, the GEMM peak, and GEMM FLOP counts per layer."""
+"""Measuring: medians of repeated timings, turns between libraries, the GEMM peak, layer tracing."""
 from __future__ import annotations
 
 import time
@@ -60,25 +60,6 @@ def _seconds(fn: Callable[[], object]) -> float:
     start = time.perf_counter()
     fn()
     return time.perf_counter() - start
-
-
-def layer_gemm_flops(layer: snn.Module, in_shape: tuple, out_shape: tuple) -> tuple[int, int]:
-    """(forward, backward) multiply-add FLOPs of the matrix products of one layer.
-
-    Forward is one GEMM; backward two of the same size (d-weight and d-input). A
-    model's first layer skips d-input in training (backward_params; bench's _model_flops).
-    """
-    if isinstance(layer, snn.Linear):
-        f = 2 * in_shape[0] * layer.in_features * layer.out_features
-    elif isinstance(layer, snn.Conv2d):
-        kH, kW = layer.kernel_size
-        f = 2 * int(np.prod(out_shape)) * layer.in_channels * kH * kW
-    elif isinstance(layer, snn.ConvTranspose2d):
-        kH, kW = layer.kernel_size
-        f = 2 * int(np.prod(in_shape)) * layer.out_channels * kH * kW
-    else:
-        return 0, 0
-    return f, 2 * f
 
 
 def trace_layers(seq: snn.Sequential, x: np.ndarray) -> list[tuple[str, snn.Module, np.ndarray, np.ndarray]]:

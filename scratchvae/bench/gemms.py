@@ -1,0 +1,78 @@
+"""The matrix products of each layer, as data: counted for the GFLOP/s figure, and timed
+alone by ``bench --layers``, which so shows how much of a layer's time is BLAS and how
+much is everything around it (im2col, col2im, bias, copies).
+
+Each entry states one product of a layer's forward or backward with the shapes and
+memory layouts the layer uses (see nn/linear.py, nn/conv.py, nn/conv_transpose.py),
+so the isolated product costs what it costs inside the layer.
+"""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from .. import nn as snn
+
+
+class Gemm(NamedTuple):
+    """op(A) @ op(B) with op(A) (m, k) and op(B) (k, n).
+
+    a_t: A is stored (k, m), C-contiguous, and read as A.T (a view: BLAS reads it
+    transposed, no copy); b_t likewise for B.
+    """
+
+    role: str  # "forward", "dweight" or "dx"
+    m: int
+    k: int
+    n: int
+    a_t: bool = False
+    b_t: bool = False
+
+    @property
+    def flops(self) -> int:
+        return 2 * self.m * self.k * self.n
+
+    def operands(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """Random float32 operands laid out as the layer's: ``a @ b`` is the product."""
+        a = rng.random((self.k, self.m) if self.a_t else (self.m, self.k), dtype=np.float32)
+        b = rng.random((self.n, self.k) if self.b_t else (self.k, self.n), dtype=np.float32)
+        return (a.T if self.a_t else a), (b.T if self.b_t else b)
+
+
+def layer_gemms(layer: snn.Module, in_shape: tuple, out_shape: tuple) -> list[Gemm]:
+    """The products of one layer's forward and backward; [] for layers without any.
+
+    P is the number of rows every product of the layer shares: images (Linear),
+    output pixels (Conv2d, one window each) or input pixels (ConvTranspose2d).
+    """
+    if isinstance(layer, snn.Linear):
+        P, K, M = in_shape[0], layer.in_features, layer.out_features
+        return [Gemm("forward", P, K, M, b_t=True),          # x @ weight.T
+                Gemm("dweight", M, P, K, a_t=True),          # dy.T @ x
+                Gemm("dx", P, M, K)]                         # dy @ weight
+    if isinstance(layer, snn.Conv2d):
+        kH, kW = layer.kernel_size
+        N, C_out, H_out, W_out = out_shape
+        P, K, M = N * H_out * W_out, layer.in_channels * kH * kW, C_out
+        return [Gemm("forward", P, K, M, b_t=True),          # cols @ w2d.T
+                Gemm("dweight", M, P, K, a_t=True),          # dout2d.T @ cols
+                Gemm("dx", P, M, K)]                         # dout2d @ w2d (then col2im)
+    if isinstance(layer, snn.ConvTranspose2d):
+        kH, kW = layer.kernel_size
+        N, C_in, H, W = in_shape  # (an output_padding >= stride grows the grid a little; not counted)
+        P, K, M = N * H * W, C_in, layer.out_channels * kH * kW
+        return [Gemm("forward", P, K, M),                    # x2d @ w2d (then col2im)
+                Gemm("dweight", K, P, M, a_t=True),          # x2d.T @ dcols
+                Gemm("dx", P, M, K, b_t=True)]               # dcols @ w2d.T
+    return []
+
+
+def layer_gemm_flops(layer: snn.Module, in_shape: tuple, out_shape: tuple) -> tuple[int, int]:
+    """(forward, backward) FLOPs of one layer's products (2 per multiply-add).
+
+    A model's first layer skips dx in training (backward_params; bench's _model_flops).
+    """
+    gemms = layer_gemms(layer, in_shape, out_shape)
+    forward = sum(g.flops for g in gemms if g.role == "forward")
+    return forward, sum(g.flops for g in gemms) - forward
