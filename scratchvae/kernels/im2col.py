@@ -107,6 +107,12 @@ def pixel_rows(a: np.ndarray) -> np.ndarray:
 PARALLEL_MIN_SIZE = 1 << 14  # elements of cols below which one thread does it all (crossover measured ~1e4)
 # (Only the parallel drivers' copy loops vectorise: their arrays reach LLVM marked as
 # not aliasing each other. The serial ones stay scalar, which matters little at this size.)
+#
+# ONE_CHANNEL: an image model's first conv reads C = 1 channel, its last conv-transpose
+# writes C = 1. There the copy loop over c runs once per element, and setting it up costs
+# more than the copy, so the kernels move that one value without a loop (same values,
+# same order of additions). Measured on a worker thread, batch 64, 28x28, 3x3, stride 1:
+# im2col 2.14 -> 1.42 ms, col2im 1.99 -> 1.54 ms; C = 32 and 64 unchanged.
 
 
 @njit(cache=True, fastmath=False, inline="always")
@@ -126,10 +132,13 @@ def _im2col_row(x, cols, t, geometry):  # pragma: no cover (jit)
             for j in range(kW):
                 w = ow * sW - pW + j * dW
                 r = (i * kW + j) * C                   # first column of offset (i, j)
-                if 0 <= h < H and 0 <= w < W:
+                inside = 0 <= h < H and 0 <= w < W     # else the window hangs over the zero padding
+                if C == 1:                             # see ONE_CHANNEL
+                    cols[q, r] = x[n, h, w, 0] if inside else 0.0
+                elif inside:
                     for c in range(C):
                         cols[q, r + c] = x[n, h, w, c]
-                else:                                  # the window hangs over the zero padding
+                else:
                     for c in range(C):
                         cols[q, r + c] = 0.0
 
@@ -160,8 +169,11 @@ def _col2im_image(cols, x, n, bias, geometry):  # pragma: no cover (jit)
                     if w < 0 or w >= W:
                         continue
                     r = (i * kW + j) * C
-                    for c in range(C):
-                        x[n, h, w, c] += cols[q, r + c]
+                    if C == 1:                         # see ONE_CHANNEL
+                        x[n, h, w, 0] += cols[q, r]
+                    else:
+                        for c in range(C):
+                            x[n, h, w, c] += cols[q, r + c]
 
 
 @njit(cache=True, parallel=True, fastmath=False, nogil=True)
