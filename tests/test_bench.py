@@ -2,6 +2,7 @@
 import json
 import sys
 
+import numpy as np
 import pytest
 
 from scratchvae.bench.gemms import layer_gemm_flops, layer_gemms
@@ -64,7 +65,6 @@ def test_gemm_flop_counts():
 ])
 def test_gemm_specs_are_the_layers_products(layer, x_shape):
     """Each spec's product has the shape and operand layouts of the product the layer runs."""
-    import numpy as np
     x = np.random.default_rng(0).standard_normal(x_shape).astype(np.float32)
     out = layer.forward(x)
     layer.backward(np.ones_like(out))

@@ -20,7 +20,7 @@ from ..optim import Adam
 from ..parallel import DataParallel, cpu_cores
 from .malloc import tune_malloc
 from .startup import startup_report
-from .gemms import layer_gemm_flops, layer_gemms
+from .gemms import Gemm, layer_gemm_flops, layer_gemms
 from .timing import PAUSE_S, alternating_ms, gemm_peak_gflops, median_ms, trace_layers
 
 MNIST_TRAIN_IMAGES = 60000
@@ -148,7 +148,7 @@ def layer_breakdown(model, x: np.ndarray, repeats: int) -> list[dict]:
     return rows
 
 
-def _gemm_ms(gemm, repeats: int) -> float:
+def _gemm_ms(gemm: Gemm, repeats: int) -> float:
     a, b = gemm.operands(np.random.default_rng(3))
     return median_ms(lambda: a @ b, repeats, 1)
 
@@ -206,6 +206,7 @@ def _print_layers(r: dict) -> None:
     if not layers:
         return
     print(f"\n{r['model']}: every layer on the whole batch, one worker; in brackets its matrix products alone")
+
     def ms(layer_ms: float, gemm_ms: float | None) -> str:
         return f"{layer_ms:6.2f} ms" + (f" ({gemm_ms:5.2f})" if gemm_ms is not None else " " * 8)
 
