@@ -264,7 +264,8 @@ def add_bench_parser(sub) -> None:
                    help="threads per step, each on its share of the batch, as in `scratchvae train` "
                         "(default: one per core for the conv models, 1 for the MLP)")
     p.add_argument("--layers", action="store_true",
-                   help="per-layer forward/backward breakdown (whole batch, one worker)")
+                   help="per-layer forward/backward breakdown (whole batch, one worker), each with its "
+                        "matrix products timed alone")
     p.add_argument("--vs-torch", action="store_true", help="time the identical PyTorch model in the same run")
     p.add_argument("--torch-threads", type=positive_int, default=None,
                    help="threads for PyTorch (default: its own choice, usually one per core)")
