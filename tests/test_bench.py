@@ -5,7 +5,7 @@ import sys
 import numpy as np
 import pytest
 
-from scratchvae.bench.gemms import layer_gemm_flops, layer_gemms
+from scratchvae.bench.gemms import layer_gemms
 from scratchvae.cli import main
 import scratchvae as sv
 
@@ -49,6 +49,13 @@ def test_bench_against_torch_prints_ratios(capsys):
     assert "ratio" in capsys.readouterr().out
 
 
+def layer_gemm_flops(layer, in_shape, out_shape):
+    """(forward, backward) FLOPs of a layer's products."""
+    gemms = layer_gemms(layer, in_shape, out_shape)
+    forward = sum(g.flops for g in gemms if g.role == "forward")
+    return forward, sum(g.flops for g in gemms) - forward
+
+
 def test_gemm_flop_counts():
     assert layer_gemm_flops(sv.Linear(10, 5), (4, 10), (4, 5)) == (400, 800)
     conv = sv.Conv2d(3, 8, 3, padding=1)
@@ -56,6 +63,8 @@ def test_gemm_flop_counts():
     convt = sv.ConvTranspose2d(8, 3, 3, padding=1)
     assert layer_gemm_flops(convt, (2, 8, 5, 5), (2, 3, 5, 5))[0] == 2 * 2 * 8 * 25 * 27
     assert layer_gemm_flops(sv.ReLU(), (2, 3), (2, 3)) == (0, 0)
+    # a model's first layer, in training: no dx product
+    assert [g.role for g in layer_gemms(conv, (2, 3, 5, 5), (2, 8, 5, 5), input_grad=False)] == ["forward", "dweight"]
 
 
 @pytest.mark.parametrize("layer,x_shape", [

@@ -20,7 +20,7 @@ from ..optim import Adam
 from ..parallel import DataParallel, cpu_cores
 from .malloc import tune_malloc
 from .startup import startup_report
-from .gemms import Gemm, layer_gemm_flops, layer_gemms
+from .gemms import Gemm, layer_gemms
 from .timing import PAUSE_S, alternating_ms, gemm_peak_gflops, median_ms, trace_layers
 
 MNIST_TRAIN_IMAGES = 60000
@@ -34,14 +34,12 @@ def _batch(shape: tuple, n: int, seed: int = 0) -> np.ndarray:
 def _model_flops(model, x: np.ndarray) -> int:
     """GEMM FLOPs of one training step (forward + backward) of a VAE or autoencoder.
 
-    The encoder's first layer with parameters runs backward_params (no d-input),
-    so its backward is one GEMM, not two.
+    The encoder's first layer with parameters runs backward_params (no dx product).
     """
     total, first = 0, _first_trained_layer(model)
     for seq, inp in ((model.encoder, x), (model.decoder, np.zeros((x.shape[0], model.latent_dim), np.float32))):
         for _, layer, x_in, out in trace_layers(seq, inp):
-            f, b = layer_gemm_flops(layer, x_in.shape, out.shape)
-            total += f + (b // 2 if layer is first else b)
+            total += sum(g.flops for g in layer_gemms(layer, x_in.shape, out.shape, input_grad=layer is not first))
     return total
 
 
@@ -137,7 +135,7 @@ def layer_breakdown(model, x: np.ndarray, repeats: int) -> list[dict]:
             layer.forward(xin)
             backward = layer.backward_params if layer is first else layer.backward
             bwd = median_ms(lambda: backward(dout), repeats, 1)
-            gemms = [g for g in layer_gemms(layer, x_in.shape, out.shape) if not (layer is first and g.role == "dx")]
+            gemms = layer_gemms(layer, x_in.shape, out.shape, input_grad=layer is not first)
             gemm_ms = {g.role: _gemm_ms(g, repeats) for g in gemms}
             rows.append({"layer": f"{part}.{name}", "type": repr(layer).split("\n")[0],
                          "out_shape": list(out.shape), "forward_ms": fwd, "backward_ms": bwd,

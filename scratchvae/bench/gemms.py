@@ -40,12 +40,18 @@ class Gemm(NamedTuple):
         return (a.T if self.a_t else a), (b.T if self.b_t else b)
 
 
-def layer_gemms(layer: snn.Module, in_shape: tuple, out_shape: tuple) -> list[Gemm]:
+def layer_gemms(layer: snn.Module, in_shape: tuple, out_shape: tuple, input_grad: bool = True) -> list[Gemm]:
     """The products of one layer's forward and backward; [] for layers without any.
 
-    P is the number of rows every product of the layer shares: images (Linear),
-    output pixels (Conv2d, one window each) or input pixels (ConvTranspose2d).
+    input_grad=False leaves out dx: a model's first layer runs backward_params in
+    training (see Sequential.backward_params). P is the number of rows every product
+    of the layer shares: images (Linear), output pixels (Conv2d, one window each) or
+    input pixels (ConvTranspose2d).
     """
+    return [g for g in _layer_gemms(layer, in_shape, out_shape) if input_grad or g.role != "dx"]
+
+
+def _layer_gemms(layer: snn.Module, in_shape: tuple, out_shape: tuple) -> list[Gemm]:
     if isinstance(layer, snn.Linear):
         P, K, M = in_shape[0], layer.in_features, layer.out_features
         return [Gemm("forward", P, K, M, b_t=True),          # x @ weight.T
@@ -67,12 +73,3 @@ def layer_gemms(layer: snn.Module, in_shape: tuple, out_shape: tuple) -> list[Ge
                 Gemm("dx", P, M, K, b_t=True)]               # dcols @ w2d.T
     return []
 
-
-def layer_gemm_flops(layer: snn.Module, in_shape: tuple, out_shape: tuple) -> tuple[int, int]:
-    """(forward, backward) FLOPs of one layer's products (2 per multiply-add).
-
-    A model's first layer skips dx in training (backward_params; bench's _model_flops).
-    """
-    gemms = layer_gemms(layer, in_shape, out_shape)
-    forward = sum(g.flops for g in gemms if g.role == "forward")
-    return forward, sum(g.flops for g in gemms) - forward
