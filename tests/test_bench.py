@@ -28,6 +28,19 @@ def test_bench_json_reports_every_figure(capsys):
     assert relu["gemm_forward_ms"] is None and relu["gemm_backward_ms"] is None
 
 
+def test_bench_counts_the_best_gemm_peak_of_the_run(capsys, monkeypatch):
+    """The peak is measured before and after each model; the best one is the peak every %peak uses."""
+    import scratchvae.bench as bench
+    samples = iter([150.0, 300.0, 200.0])
+    monkeypatch.setattr(bench, "gemm_peak_gflops", lambda: next(samples))
+    assert main(ARGS[:2] + ["mlp,mlp"] + ARGS[3:] + ["--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["gemm_peak_samples"] == [150.0, 300.0, 200.0]
+    assert report["gemm_peak_gflops"] == 300.0
+    for row in report["results"]:
+        assert row["fraction_of_peak"] == pytest.approx(row["gflops"] / 300.0)
+
+
 def test_bench_layers_table_says_what_the_products_take(capsys):
     assert main(ARGS + ["--layers"]) == 0
     out = capsys.readouterr().out
