@@ -237,8 +237,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
               "torch": torch_note, "malloc": malloc_note, "protocol": _protocol(args, torch_ok), "results": []}
     # The peak is a property of the machine, and load can only lower a measurement of it, so
     # it is measured before and after every model and the best counts: one measurement taken
-    # in a busy moment would inflate every %peak (measured here: 153 GFLOP/s in one run,
-    # 221-316 in others the same day).
+    # in a busy moment would inflate every %peak (one run here measured 155 and 301 GFLOP/s).
     peaks = [gemm_peak_gflops()]
     for arch in archs:
         print(f"timing {arch} ...", file=sys.stderr)
