@@ -133,15 +133,16 @@ def layer_breakdown(model, x: np.ndarray, repeats: int) -> list[dict]:
             xin, dout = _random_like(x_in, seed=1), _random_like(out, seed=2)  # the step's memory layouts
             fwd = median_ms(lambda: layer.forward(xin), repeats, 1)
             layer.forward(xin)
-            backward = layer.backward_params if layer is first else layer.backward
+            input_grad = layer is not first
+            backward = layer.backward if input_grad else layer.backward_params
             bwd = median_ms(lambda: backward(dout), repeats, 1)
-            gemms = layer_gemms(layer, x_in.shape, out.shape, input_grad=layer is not first)
+            gemms = layer_gemms(layer, x_in.shape, out.shape, input_grad=input_grad)
             gemm_ms = {g.role: _gemm_ms(g, repeats) for g in gemms}
             rows.append({"layer": f"{part}.{name}", "type": repr(layer).split("\n")[0],
                          "out_shape": list(out.shape), "forward_ms": fwd, "backward_ms": bwd,
                          "gemm_forward_ms": gemm_ms.get("forward"),   # None: the layer has no products
                          "gemm_backward_ms": sum(gemm_ms.values()) - gemm_ms["forward"] if gemms else None,
-                         "input_grad": layer is not first})
+                         "input_grad": input_grad})
     model.zero_grad()
     return rows
 
