@@ -1,5 +1,6 @@
 """Conv2d and ConvTranspose2d: gradients, the naive definition, adjointness, shapes, errors, torch."""
 import math
+import threading
 
 import numpy as np
 import pytest
@@ -8,6 +9,7 @@ from scratchvae.gradcheck import check_module
 from scratchvae.kernels import conv2d_naive, conv_output_size, conv_transpose_output_size
 from scratchvae.nn.conv import Conv2d
 from scratchvae.nn.conv_transpose import ConvTranspose2d
+from scratchvae.nn.workspace import scratch
 
 # Conv2d: in, out, input (N, H, W), kernel_size, stride, padding, dilation, bias
 CONV = [
@@ -263,6 +265,36 @@ def test_outputs_are_never_workspace_views(make, shape):
     layer.backward(2 * np.ones_like(out2))
     np.testing.assert_array_equal(out1, kept_out)
     np.testing.assert_array_equal(dx1, kept_dx)
+
+
+def test_scratch_reuses_one_buffer_per_thread_and_never_aliases_a_live_array():
+    a = scratch((4, 5), np.float32)
+    a[:] = 1
+    b = scratch((2, 3), np.float64)                              # a is alive: b must get other memory
+    assert not np.shares_memory(a, b)
+    b[:] = 2
+    assert np.all(a == 1)
+    address = b.ctypes.data
+    del a, b
+    c = scratch((3, 3), np.float32)                              # nothing alive: the buffer is reused
+    assert c.ctypes.data == address
+    theirs = {}
+    worker = threading.Thread(target=lambda: theirs.update(x=scratch((3, 3), np.float32)))
+    worker.start()
+    worker.join()
+    assert not np.shares_memory(c, theirs["x"])                  # each thread has its own buffer
+
+
+def test_layers_are_unaffected_by_a_live_scratch_array():
+    """A layer asking for scratch while someone still holds the last scratch array gets fresh memory."""
+    rng = np.random.default_rng(0)
+    layer = ConvTranspose2d(3, 2, 3, stride=2)
+    x = rng.standard_normal((2, 3, 4, 4)).astype(np.float32)
+    expected = layer.forward(x).copy()
+    held = scratch((1000,), np.float32)
+    held[:] = 7
+    np.testing.assert_array_equal(layer.forward(x), expected)
+    assert np.all(held == 7)
 
 
 def test_input_of_another_dtype_is_computed_in_the_parameters_dtype():

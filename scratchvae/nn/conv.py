@@ -8,7 +8,7 @@ import numpy as np
 from ..kernels.im2col import Pair, col2im, conv_output_size, im2col, pair, pixel_rows
 from .init import uniform_fan_in
 from .module import Module, Parameter
-from .workspace import Workspace
+from .workspace import Workspace, scratch
 
 # -- shared by Conv2d and ConvTranspose2d -------------------------------------------------
 
@@ -74,11 +74,10 @@ def from_pixel_rows(a2d: np.ndarray, N: int, H: int, W: int) -> np.ndarray:
 
 
 class ConvBase(Module):
-    """What Conv2d and ConvTranspose2d share besides the math: the workspace reset and the repr."""
+    """What Conv2d and ConvTranspose2d share besides the math: the cache reset and the repr."""
 
     def _cast_hook(self, dtype) -> None:
-        self.workspace.clear()  # buffers of the old dtype
-        self.cache = None
+        self.cache = None  # arrays of the old dtype
 
     def _settings(self) -> str:
         raise NotImplementedError
@@ -132,7 +131,7 @@ class Conv2d(ConvBase):
         self.weight = Parameter(uniform_fan_in((out_channels, in_channels, kH, kW), fan_in, rng))
         self.bias = Parameter(uniform_fan_in((out_channels,), fan_in, rng)) if bias else None
         self.cache: _ConvCache | None = None
-        self.workspace = Workspace()  # cols, dcols: reused every step (see workspace.py)
+        self.workspace = Workspace()  # cols, kept from forward to backward and reused every step
 
     def output_size(self, H: int, W: int) -> Pair:
         """(H_out, W_out) for an H x W input; raises ValueError if either is < 1."""
@@ -161,7 +160,7 @@ class Conv2d(ConvBase):
         x_shape, cols, w2d = self._require_cache()
         dout2d = self._dout_rows(dout, cols.dtype)                 # (N*L, C_out)
         self._param_grads(dout2d, cols)
-        dcols = np.matmul(dout2d, w2d, out=self.workspace.get("dcols", cols.shape, cols.dtype))  # (N*L, kH*kW*C_in)
+        dcols = np.matmul(dout2d, w2d, out=scratch(cols.shape, cols.dtype))  # (N*L, kH*kW*C_in), dead after col2im
         return col2im(dcols, x_shape, self.kernel_size, self.stride, self.padding, self.dilation)  # (N, C_in, H, W)
 
     def backward_params(self, dout: np.ndarray) -> None:
@@ -178,6 +177,10 @@ class Conv2d(ConvBase):
         self.weight.grad += weight_from_rows(dout2d.T @ cols, kH, kW)  # (C_out, C_in, kH, kW)
         if self.bias is not None:
             self.bias.grad += column_sums(dout2d)                  # (C_out,): dout2d.sum(axis=0)
+
+    def _cast_hook(self, dtype) -> None:
+        super()._cast_hook(dtype)
+        self.workspace.clear()  # cols of the old dtype
 
     def _settings(self) -> str:
         return (f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}, "

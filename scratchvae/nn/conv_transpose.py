@@ -11,7 +11,7 @@ from .conv import (ConvBase, check_conv_input, check_output_size, column_sums, c
                    weight_from_rows, weight_rows)
 from .init import uniform_fan_in
 from .module import Parameter
-from .workspace import Workspace
+from .workspace import scratch
 
 
 class _ConvTransposeCache(NamedTuple):
@@ -65,7 +65,6 @@ class ConvTranspose2d(ConvBase):
         self.weight = Parameter(uniform_fan_in((in_channels, out_channels, kH, kW), fan_in, rng))
         self.bias = Parameter(uniform_fan_in((out_channels,), fan_in, rng)) if bias else None
         self.cache: _ConvTransposeCache | None = None
-        self.workspace = Workspace()  # cols, dcols: reused every step (see workspace.py)
 
     def output_size(self, H: int, W: int) -> Pair:
         """(H_out, W_out) for an H x W input; raises ValueError if either is < 1."""
@@ -88,8 +87,8 @@ class ConvTranspose2d(ConvBase):
         dtype = self.weight.data.dtype
         x2d = pixel_rows(x.astype(dtype, copy=False))             # (N*H_g*W_g, C_in): compute in the parameters' dtype
         w2d = weight_rows(self.weight.data)                       # (C_in, kH*kW*C_out)
-        cols = np.matmul(x2d, w2d, out=self.workspace.get("cols", (x2d.shape[0], w2d.shape[1]), dtype))
-        bias = None if self.bias is None else self.bias.data      # cols: (N*H_g*W_g, kH*kW*C_out)
+        cols = np.matmul(x2d, w2d, out=scratch((x2d.shape[0], w2d.shape[1]), dtype))  # (N*H_g*W_g, kH*kW*C_out)
+        bias = None if self.bias is None else self.bias.data      # cols is dead once col2im has summed it
         out = col2im(cols, (N, self.out_channels, H_out, W_out), self.kernel_size, self.stride,
                      self.padding, self.dilation, bias=bias)      # (N, C_out, H_out, W_out)
         self.cache = _ConvTransposeCache((N, C_in, H, W), x2d, w2d, (H_g, W_g))
@@ -99,7 +98,7 @@ class ConvTranspose2d(ConvBase):
         (N, C_in, H, W), x2d, w2d, (H_g, W_g) = self._require_cache()
         kH, kW = self.kernel_size
         dout = channels_last(dout.astype(x2d.dtype, copy=False))  # (N, C_out, H_out, W_out), read twice below
-        dcols = self.workspace.get("dcols", (x2d.shape[0], w2d.shape[1]), x2d.dtype)
+        dcols = scratch((x2d.shape[0], w2d.shape[1]), x2d.dtype)  # dead once dx and dweight are made
         im2col(dout, self.kernel_size, self.stride, self.padding, self.dilation, out=dcols)  # (N*H_g*W_g, kH*kW*C_out)
         self.weight.grad += weight_from_rows(x2d.T @ dcols, kH, kW)  # (C_in, C_out, kH, kW)
         if self.bias is not None:

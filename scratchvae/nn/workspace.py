@@ -2,15 +2,28 @@
 
 A conv layer's column matrix is megabytes (7 MB for the reference model's second
 conv at batch 128). Allocating it fresh every step costs more than filling it: the
-OS hands out new pages that must be faulted in and zeroed. A Workspace keeps one
-array per name and hands it back while the shape and dtype stay the same.
+OS hands out new pages that must be faulted in and zeroed. Two kinds of reuse:
 
-Only arrays that never leave the layer live here: what forward or backward returns
-is always a fresh array (the GEMM or col2im allocates it), so a caller can
+- Workspace: one array per name, kept by ONE layer, for an array that lives from
+  its forward to its backward (Conv2d's cols, which dweight reads again).
+- scratch(): one buffer per THREAD, shared by all layers, for an array that dies
+  within the call that made it (a ConvTranspose2d's cols, every dcols). The next
+  layer writes its column matrix into memory the previous layer has just touched,
+  so it is still in cache; a buffer per layer was last touched a whole step ago.
+  It also shrinks what a step touches: for one keras-io worker (64 images),
+  tracemalloc counted 27 MB of arrays made in a step plus 52 MB of per-layer
+  buffers; the scratch buffer replaces 48 of those 52 MB with 14. On the 2-core
+  VM this was built on, passes over more than ~50 MB run at half the speed
+  (memory instead of cache), and the step got ~9% faster (speed issue's notes).
+
+Only arrays that never leave the layer live in either: what forward or backward
+returns is always a fresh array (the GEMM or col2im allocates it), so a caller can
 keep it as long as it likes; the tests check exactly that.
 """
 from __future__ import annotations
 
+import sys
+import threading
 from typing import Any
 
 import numpy as np
@@ -30,3 +43,23 @@ class Workspace:
 
     def clear(self) -> None:
         self._arrays.clear()
+
+
+_thread = threading.local()  # .buffer: this thread's scratch bytes
+
+
+def scratch(shape: tuple[int, ...], dtype: Any) -> np.ndarray:
+    """An uninitialised C-contiguous array in the calling thread's scratch buffer.
+
+    Use it only for an array that is dead when the call that asked for it returns.
+    Every array handed out keeps the buffer referenced, so while one is still alive
+    (say, held by a traceback) the next request gets a new buffer instead of sharing
+    memory with it: reuse is an optimisation, never a way to alias two arrays.
+    """
+    dtype = np.dtype(dtype)
+    nbytes = int(np.prod(shape)) * dtype.itemsize
+    buffer = getattr(_thread, "buffer", None)
+    # 3 references when nobody else holds it: _thread.buffer, the local name, getrefcount's argument
+    if buffer is None or buffer.size < nbytes or sys.getrefcount(buffer) > 3:
+        buffer = _thread.buffer = np.empty(nbytes, dtype=np.uint8)
+    return buffer[:nbytes].view(dtype).reshape(shape)
