@@ -12,7 +12,9 @@ import scratchvae as sv
 from scratchvae._threads import blas_thread_control, blas_threads
 from scratchvae.data import load_split
 from scratchvae.models import ARCHITECTURES
-from scratchvae.parallel import MAX_DEFAULT_WORKERS, DataParallel, cpu_cores, default_workers
+from scratchvae.nn.init import manual_seed
+from scratchvae.parallel import (MAX_DEFAULT_WORKERS, PASS_BYTES, DataParallel, cpu_cores, default_workers,
+                                 layer_output_bytes)
 from scratchvae.train import evaluate, fit, train_epoch
 
 im2col = importlib.import_module("scratchvae.kernels.im2col")  # the module, not the function it exports
@@ -38,14 +40,15 @@ def _full_batch(model, x, eps):
 
 @needs_blas_control
 @pytest.mark.parametrize("arch,kind", [("mlp", "vae"), ("conv", "vae"), ("keras", "vae"), ("conv", "ae")])
-@pytest.mark.parametrize("n,workers", [(6, 2), (7, 3), (2, 3)])  # even, uneven, fewer images than workers
-def test_split_batch_gives_the_full_batch_gradient(arch, kind, n, workers):
+@pytest.mark.parametrize("n,workers", [(6, 2), (7, 3), (2, 3), (7, 2)])  # even, uneven, fewer images than workers
+@pytest.mark.parametrize("per_pass", [None, 2])  # 2: shares of 3 and 4 run in passes of 1+2 and 2+2 images
+def test_split_batch_gives_the_full_batch_gradient(arch, kind, n, workers, per_pass):
     model = _model(arch, kind)
     x = _images(arch, n)
     eps = np.random.default_rng(2).standard_normal((n, model.latent_dim)) if kind == "vae" else None
     expected_losses, expected = _full_batch(model, x, eps)
     model.zero_grad()
-    losses = DataParallel(model, workers).loss_and_backward(x, eps=eps)
+    losses = DataParallel(model, workers, images_per_pass=per_pass).loss_and_backward(x, eps=eps)
     np.testing.assert_allclose(losses, expected_losses, rtol=1e-12)
     for p, g in zip(model.parameters(), expected):
         assert np.abs(g).max() > 0
@@ -90,14 +93,43 @@ def test_replicas_follow_the_model_weights_dtype_and_mode():
 
 
 @needs_blas_control
-def test_forward_only_calls_match_the_model():
+@pytest.mark.parametrize("per_pass", [None, 2])
+def test_forward_only_calls_match_the_model(per_pass):
     model = _model("conv", "ae")
     x = _images("conv", 5)
-    dp = DataParallel(model, 2)
+    dp = DataParallel(model, 2, images_per_pass=per_pass)
     model.eval()
     np.testing.assert_allclose(dp.loss(x), model.loss(x), rtol=1e-12)
     np.testing.assert_allclose(dp.reconstruct(x), model.reconstruct(x), rtol=1e-12, atol=1e-15)
     assert all(p.grad.max() == 0 == p.grad.min() for p in model.parameters())  # no backward ran
+
+
+@needs_blas_control
+def test_passes_draw_the_same_noise_as_one_pass():
+    """A worker's passes draw eps one after another from its generator: the same numbers."""
+    x = _images("conv", 6)
+    results = []
+    for per_pass in (None, 1):
+        manual_seed(0)                                           # the same initial weights
+        model = _model("conv")                                   # and the same replica generators
+        results.append((DataParallel(model, 2, images_per_pass=per_pass).loss_and_backward(x),
+                        [p.grad.copy() for p in model.parameters()]))
+    (losses_a, grads_a), (losses_b, grads_b) = results
+    np.testing.assert_allclose(losses_b, losses_a, rtol=1e-12)
+    for a, b in zip(grads_a, grads_b):
+        np.testing.assert_allclose(b, a, rtol=1e-9, atol=1e-14 * np.abs(a).max())
+
+
+def test_images_per_pass_follows_the_bytes_of_one_images_layer_outputs():
+    model = _model("mlp")                                        # float64: 8 bytes a number
+    x = _images("mlp", 1)
+    # encoder Flatten 784, Linear 400, ReLU 400, Linear 40; decoder Linear 400, ReLU 400,
+    # Linear 784, Reshape 784
+    assert layer_output_bytes(model, x) == 8 * (784 + 400 + 400 + 40 + 400 + 400 + 784 + 784)
+    if blas_thread_control() is not None:
+        dp = DataParallel(model, 2)
+        assert dp._images_per_pass(x) == PASS_BYTES // layer_output_bytes(model, x)
+        assert DataParallel(model, 2, images_per_pass=5)._images_per_pass(x) == 5
 
 
 @needs_blas_control
@@ -129,6 +161,8 @@ def test_batchnorm_models_and_bad_counts_are_refused():
     for bad in (0, -1, 1.5):
         with pytest.raises(ValueError, match="workers must be a positive int"):
             DataParallel(_model("mlp"), bad)
+        with pytest.raises(ValueError, match="images_per_pass must be a positive int"):
+            DataParallel(_model("mlp"), 1, images_per_pass=bad)
 
 
 @needs_blas_control
