@@ -104,7 +104,8 @@ def workers_refusal(model: Module) -> str | None:
 
 class DataParallel:
     """Run a VAE's or an Autoencoder's loss and backward over ``workers`` threads, one share
-    of the batch each; with workers=1 it calls the model itself.
+    of the batch each, in passes of at most images_per_pass images (None: PASS_BYTES decides);
+    with workers=1 it calls the model itself on the whole batch.
 
         dp = DataParallel(model)                  # workers: default_workers(model)
         model.zero_grad()
@@ -121,7 +122,7 @@ class DataParallel:
         if workers > 1 and (why := workers_refusal(model)) is not None:
             raise ValueError(f"DataParallel: cannot use {workers} workers for this model: {why}")
         self.model, self.workers = model, int(workers)
-        self.images_per_pass = images_per_pass   # None: from PASS_BYTES, see _images_per_pass
+        self.images_per_pass = images_per_pass   # None: from PASS_BYTES; unused with one worker (no replica)
         self._output_bytes: dict[tuple, int] = {}  # (image shape, dtype) -> layer outputs of one image
         self.replicas = [self._replica() for _ in range(self.workers)] if self.workers > 1 else []
         # parameters() walks the module tree; the lists are fixed, so walk it once
