@@ -85,12 +85,8 @@ PASS_BYTES = 16 << 20
 
 def layer_output_bytes(model: Module, x1: np.ndarray) -> int:
     """Bytes of every layer output of the encoder and decoder for one image x1 (1, C, H, W)."""
-    total = 0
-    for seq, h in ((model.encoder, x1), (model.decoder, np.zeros((1, model.latent_dim), x1.dtype))):
-        for layer in seq:
-            h = layer.forward(h)
-            total += h.nbytes
-    return total
+    z = np.zeros((1, model.latent_dim), x1.dtype)                # (1, L)
+    return sum(out.nbytes for *_, out in model.trace(x1, z))
 
 
 def workers_refusal(model: Module) -> str | None:

@@ -153,11 +153,11 @@ def test_alternating_turns_run_blocks_back_to_back(monkeypatch):
 def test_layer_breakdown_feeds_layers_the_steps_memory_layout():
     """A conv layer's output is channels-last; the per-layer timing must feed the next layer that, not NCHW."""
     from scratchvae.bench import _random_like
-    from scratchvae.bench.timing import trace_layers
     import numpy as np
 
-    seq = sv.Sequential(sv.Conv2d(1, 4, 3), sv.ReLU(), sv.Conv2d(4, 2, 3))
-    rows = trace_layers(seq, np.zeros((2, 1, 8, 8), np.float32))
+    model = sv.Autoencoder(sv.Sequential(sv.Conv2d(1, 4, 3), sv.ReLU(), sv.Conv2d(4, 2, 3)), sv.Flatten(), 2, "mse")
+    rows = model.trace(np.zeros((2, 1, 8, 8), np.float32), np.zeros((2, 2), np.float32))
+    assert [name for name, *_ in rows] == ["encoder.0", "encoder.1", "encoder.2", "decoder"]  # state_dict's names
     relu_in = rows[1][2]
     assert relu_in.transpose(0, 2, 3, 1).flags.c_contiguous  # channels-last, as Conv2d returns it
     fed = _random_like(relu_in, seed=0)

@@ -133,6 +133,22 @@ def test_images_per_pass_follows_the_bytes_of_one_images_layer_outputs():
 
 
 @needs_blas_control
+def test_an_encoder_that_is_not_a_sequential_splits_too():
+    """The encoder and decoder may be any Module; the pass size still counts their outputs."""
+    manual_seed(0)
+    model = sv.VAE(sv.Linear(6, 4), sv.Linear(2, 6), 2, loss="mse").to(np.float64)
+    x = np.random.default_rng(1).random((5, 6))
+    eps = np.random.default_rng(2).standard_normal((5, 2))
+    expected_losses, expected = _full_batch(model, x, eps)
+    model.zero_grad()
+    dp = DataParallel(model, 2)
+    np.testing.assert_allclose(dp.loss_and_backward(x, eps=eps), expected_losses, rtol=1e-12)
+    for p, g in zip(model.parameters(), expected):
+        np.testing.assert_allclose(p.grad, g, rtol=1e-10)
+    assert layer_output_bytes(model, x[:1]) == 8 * (4 + 6)       # one (1, 4) and one (1, 6) float64 output
+
+
+@needs_blas_control
 def test_each_replica_draws_its_own_noise():
     dp = DataParallel(_model("conv"), 2)
     a, b = (r.rng.standard_normal(8) for r in dp.replicas)

@@ -21,7 +21,7 @@ from ..parallel import DataParallel, cpu_cores
 from .malloc import tune_malloc
 from .startup import startup_report
 from .gemms import Gemm, layer_gemms
-from .timing import PAUSE_S, alternating_ms, gemm_peak_gflops, median_ms, trace_layers
+from .timing import PAUSE_S, alternating_ms, gemm_peak_gflops, median_ms
 
 MNIST_TRAIN_IMAGES = 60000
 
@@ -36,11 +36,10 @@ def _model_flops(model, x: np.ndarray) -> int:
 
     The encoder's first layer with parameters runs backward_params (no dx product).
     """
-    total, first = 0, _first_trained_layer(model)
-    for seq, inp in ((model.encoder, x), (model.decoder, np.zeros((x.shape[0], model.latent_dim), np.float32))):
-        for _, layer, x_in, out in trace_layers(seq, inp):
-            total += sum(g.flops for g in layer_gemms(layer, x_in.shape, out.shape, input_grad=layer is not first))
-    return total
+    first = _first_trained_layer(model)
+    z = np.zeros((x.shape[0], model.latent_dim), np.float32)      # (N, L)
+    return sum(g.flops for _, layer, x_in, out in model.trace(x, z)
+               for g in layer_gemms(layer, x_in.shape, out.shape, input_grad=layer is not first))
 
 
 def _first_trained_layer(model):
@@ -128,21 +127,20 @@ def layer_breakdown(model, x: np.ndarray, repeats: int) -> list[dict]:
     """
     rows, first = [], _first_trained_layer(model)
     z = np.random.default_rng(0).standard_normal((x.shape[0], model.latent_dim)).astype(np.float32)
-    for part, seq, inp in (("encoder", model.encoder, x), ("decoder", model.decoder, z)):
-        for name, layer, x_in, out in trace_layers(seq, inp):
-            xin, dout = _random_like(x_in, seed=1), _random_like(out, seed=2)  # the step's memory layouts
-            fwd = median_ms(lambda: layer.forward(xin), repeats, 1)
-            layer.forward(xin)
-            input_grad = layer is not first
-            backward = layer.backward if input_grad else layer.backward_params
-            bwd = median_ms(lambda: backward(dout), repeats, 1)
-            gemms = layer_gemms(layer, x_in.shape, out.shape, input_grad=input_grad)
-            gemm_ms = {g.role: _gemm_ms(g, repeats) for g in gemms}
-            rows.append({"layer": f"{part}.{name}", "type": repr(layer).split("\n")[0],
-                         "out_shape": list(out.shape), "forward_ms": fwd, "backward_ms": bwd,
-                         "gemm_forward_ms": gemm_ms.get("forward"),   # None: the layer has no products
-                         "gemm_backward_ms": sum(gemm_ms.values()) - gemm_ms["forward"] if gemms else None,
-                         "input_grad": input_grad})
+    for name, layer, x_in, out in model.trace(x, z):
+        xin, dout = _random_like(x_in, seed=1), _random_like(out, seed=2)  # the step's memory layouts
+        fwd = median_ms(lambda: layer.forward(xin), repeats, 1)
+        layer.forward(xin)
+        input_grad = layer is not first
+        backward = layer.backward if input_grad else layer.backward_params
+        bwd = median_ms(lambda: backward(dout), repeats, 1)
+        gemms = layer_gemms(layer, x_in.shape, out.shape, input_grad=input_grad)
+        gemm_ms = {g.role: _gemm_ms(g, repeats) for g in gemms}
+        rows.append({"layer": name, "type": repr(layer).split("\n")[0],
+                     "out_shape": list(out.shape), "forward_ms": fwd, "backward_ms": bwd,
+                     "gemm_forward_ms": gemm_ms.get("forward"),   # None: the layer has no products
+                     "gemm_backward_ms": sum(gemm_ms.values()) - gemm_ms["forward"] if gemms else None,
+                     "input_grad": input_grad})
     model.zero_grad()
     return rows
 

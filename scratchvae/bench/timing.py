@@ -1,12 +1,10 @@
-"""Measuring: medians of repeated timings, turns between libraries, the GEMM peak, layer tracing."""
+"""Measuring: medians of repeated timings, turns between libraries, the GEMM peak."""
 from __future__ import annotations
 
 import time
 from typing import Callable
 
 import numpy as np
-
-from .. import nn as snn
 
 
 def median_ms(fn: Callable[[], object], repeats: int, warmup: int = 2) -> float:
@@ -61,16 +59,3 @@ def _seconds(fn: Callable[[], object]) -> float:
     fn()
     return time.perf_counter() - start
 
-
-def trace_layers(seq: snn.Sequential, x: np.ndarray) -> list[tuple[str, snn.Module, np.ndarray, np.ndarray]]:
-    """(name, layer, input, output) for every layer of a Sequential, running it once.
-
-    The arrays keep the memory layout the model really passes on (a conv layer's
-    output is channels-last), so a benchmark can feed each layer what it sees in a step.
-    """
-    rows = []
-    for i, layer in enumerate(seq):
-        out = layer.forward(x)
-        rows.append((str(i), layer, x, out))
-        x = out
-    return rows

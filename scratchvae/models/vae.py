@@ -11,7 +11,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ..nn.activations import sigmoid
-from ..nn.module import Module
+from ..nn.module import Module, Sequential
 from ..objective import GaussianKL, Reparameterize, make_loss
 
 
@@ -38,6 +38,22 @@ class _AutoencoderBase(Module):
         """The decoded image in pixel space [0, 1] (sigmoid of the logits for 'bce')."""
         out = self.decode(z)
         return sigmoid(out) if self.recon_loss.takes_logits else out
+
+    def trace(self, x: np.ndarray, z: np.ndarray) -> list[tuple[str, Module, np.ndarray, np.ndarray]]:
+        """(name, layer, input, output) for every layer of the encoder run on x and of the
+        decoder run on z, each run once; name as in state_dict ("encoder.3").
+
+        The arrays keep the memory layout a step really passes on (a conv layer's output
+        is channels-last). An encoder or decoder that is not a Sequential is one layer.
+        """
+        rows = []
+        for part, net, h in (("encoder", self.encoder, x), ("decoder", self.decoder, z)):
+            layers = enumerate(net) if isinstance(net, Sequential) else [(None, net)]
+            for i, layer in layers:
+                out = layer.forward(h)
+                rows.append((part if i is None else f"{part}.{i}", layer, h, out))
+                h = out
+        return rows
 
     def _encoder_backward(self, dout: np.ndarray, input_grad: bool) -> np.ndarray | None:
         if input_grad:
