@@ -89,6 +89,14 @@ def layer_output_bytes(model: Module, x1: np.ndarray) -> int:
     return sum(out.nbytes for *_, out in model.trace(x1, z))
 
 
+def _slice_of(a: np.ndarray, k: int, parts: int) -> np.ndarray:
+    """The k-th of ``parts`` near-equal runs of a's elements, as a view of a (a is C-contiguous)."""
+    if not a.flags.c_contiguous:
+        raise ValueError("DataParallel: gradients must be C-contiguous arrays")   # else reshape copies
+    flat = a.reshape(-1)
+    return flat[k * flat.size // parts:(k + 1) * flat.size // parts]
+
+
 def workers_refusal(model: Module) -> str | None:
     """Why this model cannot run on several workers, or None if it can."""
     if any(isinstance(m, (BatchNorm1d, BatchNorm2d)) for m in model.modules()):
@@ -204,10 +212,21 @@ class DataParallel:
             return parts
 
         parts = self._run(x, work)
-        for params in self._replica_params[:min(n, self.workers)]:  # the replicas that had a share
-            for p, rp in zip(self._model_params, params):
-                p.grad += rp.grad
+        self._add_replica_grads(self._replica_params[:min(n, self.workers)])  # the replicas that had a share
         return self._weighted(parts)
+
+    def _add_replica_grads(self, replica_params: list[list]) -> None:
+        """p.grad += the sum of the replicas' grads, every parameter cut in one slice per worker.
+
+        A pass over all gradients (the reference conv VAE's 6.4 MB, once per replica) took
+        ~1.5 ms on one thread, the main one, while the workers' cores sat idle.
+        """
+        def add(k: int) -> None:
+            for i, p in enumerate(self._model_params):
+                target = _slice_of(p.grad, k, self.workers)
+                for params in replica_params:
+                    target += _slice_of(params[i].grad, k, self.workers)
+        list(self._pool.map(add, range(self.workers)))
 
     def loss(self, x: np.ndarray, target: np.ndarray | None = None) -> Losses:
         """model.loss(x, target) without backward (evaluation), the batch split over the workers."""

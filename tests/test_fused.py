@@ -60,3 +60,27 @@ def test_relu_backward_kernel_matches_reference(dtype):
     assert not np.shares_memory(relu_backward(dy, y), dy)
     with pytest.raises(ValueError, match="differ"):
         relu_backward(dy[:1], y)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_relu_backward_inplace_matches_reference(dtype):
+    from scratchvae.kernels import channels_last
+    from scratchvae.kernels.fused import relu_backward_inplace, relu_backward_reference
+    rng = np.random.default_rng(6)
+    y = np.maximum(rng.standard_normal((3, 4, 5, 6)), 0).astype(dtype)
+    y[0, 0, 0, :3] = 0.0                              # exact zeros: the kink gets slope 0
+    dy = rng.standard_normal(y.shape).astype(dtype)
+    expected = relu_backward_reference(dy, y)
+    for y_in, dy_in in ((y, dy.copy()), (channels_last(y), channels_last(dy))):
+        assert relu_backward_inplace(dy_in, y_in) is dy_in
+        np.testing.assert_array_equal(dy_in, expected)
+    # what it cannot overwrite, it leaves alone: another layout, another dtype, read-only, not dense
+    read_only = dy.copy()
+    read_only.flags.writeable = False
+    for y_in, dy_in in ((channels_last(y), dy.copy()), (y, dy.astype(np.float16)), (y, read_only),
+                        (y[:, :, :, ::2], dy.copy()[:, :, :, ::2])):
+        before = dy_in.copy()
+        assert relu_backward_inplace(dy_in, y_in) is None
+        np.testing.assert_array_equal(dy_in, before)
+    with pytest.raises(ValueError, match="differ"):
+        relu_backward_inplace(dy[:1], y)

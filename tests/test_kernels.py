@@ -19,6 +19,8 @@ CONFIGS = [
     ((2, 3, 3, 3), (1, 1), (1, 1), (0, 0), (1, 1)),   # 1x1 kernel: im2col is a reshape
     ((2, 2, 8, 5), (3, 2), (3, 2), (0, 2), (2, 1)),   # stride 3 leaves rows unused at the bottom
     ((3, 1, 8, 8), (3, 3), (1, 1), (1, 1), (1, 1)),   # one channel, 'same' padding (a decoder's last layer)
+    ((2, 1, 7, 6), (3, 3), (2, 2), (1, 1), (1, 1)),   # one channel, stride 2 (an encoder's first layer)
+    ((1, 1, 5, 4), (1, 2), (3, 2), (2, 1), (2, 1)),   # one channel, padding wider than the kernel reach
 ]
 IDS = [f"x{c[0]}-k{c[1]}-s{c[2]}-p{c[3]}-d{c[4]}" for c in CONFIGS]
 DTYPES = [np.float32, np.float64]

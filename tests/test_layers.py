@@ -108,3 +108,46 @@ def test_sigmoid_is_stable_for_large_inputs():
     y = sv.Sigmoid()(np.array([[-1000.0, 0.0, 1000.0]]))
     np.testing.assert_allclose(y, [[0.0, 0.5, 1.0]])
     assert np.isfinite(y).all()
+
+
+def test_inplace_relu_overwrites_its_input_and_dy_with_the_same_values(rng):
+    x = rng.standard_normal((3, 4, 5, 6))
+    x[0, 0, 0, :2] = 0.0                                  # the kink: slope 0 either way
+    dy = rng.standard_normal(x.shape)
+    plain, inplace = sv.ReLU(), sv.ReLU(inplace=True)
+    y_ref, dx_ref = plain.forward(x.copy()), plain.backward(dy.copy())
+    x_in, dy_in = x.copy(), dy.copy()
+    y = inplace.forward(x_in)
+    assert y is x_in
+    np.testing.assert_array_equal(y, y_ref)
+    dx = inplace.backward(dy_in)
+    assert dx is dy_in
+    np.testing.assert_array_equal(dx, dx_ref)
+    assert repr(inplace) == "ReLU(inplace=True)" and repr(plain) == "ReLU()"
+
+
+def test_inplace_relu_makes_new_arrays_where_it_cannot_overwrite(rng):
+    from scratchvae.kernels import channels_last
+    relu = sv.ReLU(inplace=True)
+    x = rng.standard_normal((2, 3, 4, 5))
+    x.flags.writeable = False
+    y = relu.forward(x)                                   # a read-only input (e.g. data) is left alone
+    assert not np.shares_memory(y, x)
+    np.testing.assert_array_equal(y, np.maximum(x, 0))
+    for dy in (rng.standard_normal(x.shape), channels_last(rng.standard_normal(x.shape))):
+        dy_before = dy.copy()
+        if dy.strides == y.strides:
+            dy.flags.writeable = False                    # read-only dy: new array
+        dx = relu.backward(dy)                            # or dy in another layout than y: new array
+        assert not np.shares_memory(dx, dy)
+        np.testing.assert_array_equal(dy, dy_before)
+        np.testing.assert_array_equal(dx, dy_before * (y > 0))
+
+
+def test_inplace_relu_inside_a_network_passes_gradcheck(rng):
+    net = sv.Sequential(sv.Linear(4, 6), sv.ReLU(inplace=True), sv.Linear(6, 3))
+    net.to(np.float64)
+    x = rng.standard_normal((5, 4))
+    assert np.abs(net[0].forward(x)).min() > 1e-3          # no kink within a finite-difference step
+    report = check_module(net, x)
+    assert report.ok, f"\n{report}"

@@ -32,9 +32,11 @@ def torch_layer(layer: snn.Module) -> torch.nn.Module:
         return cls(layer.num_features, eps=layer.eps, momentum=layer.momentum)
     if isinstance(layer, snn.LeakyReLU):
         return torch.nn.LeakyReLU(layer.negative_slope)
+    if isinstance(layer, snn.ReLU):
+        return torch.nn.ReLU(inplace=layer.inplace)
     if isinstance(layer, snn.Reshape):
         return torch.nn.Unflatten(1, layer.shape)
-    simple = {snn.ReLU: torch.nn.ReLU, snn.Sigmoid: torch.nn.Sigmoid, snn.Tanh: torch.nn.Tanh,
+    simple = {snn.Sigmoid: torch.nn.Sigmoid, snn.Tanh: torch.nn.Tanh,
               snn.Flatten: torch.nn.Flatten}
     if type(layer) in simple:
         return simple[type(layer)]()

@@ -92,6 +92,16 @@ def _relu_backward_kernel(dy, y, dx):  # pragma: no cover (jit)
         dx[i] = dy[i] if y[i] > 0 else 0.0
 
 
+@njit(cache=True, nogil=True)
+def _relu_backward_inplace_kernel(dy, y):  # pragma: no cover (jit)
+    # In place takes its own two-argument loop. _relu_backward_kernel(dy, y, dy) gives the
+    # compiler two names for one array; it then cannot vectorise safely, falls back to a
+    # scalar loop with a branch per element, and that ran 17x slower on random signs
+    # (3.9 ms vs 0.23 ms for 0.8M float32).
+    for i in range(dy.size):
+        dy[i] = dy[i] if y[i] > 0 else 0.0
+
+
 def relu_backward(dy: np.ndarray, y: np.ndarray) -> np.ndarray:
     """relu_backward_reference in one pass, into a new array laid out like y.
 
@@ -101,9 +111,24 @@ def relu_backward(dy: np.ndarray, y: np.ndarray) -> np.ndarray:
     if dy.shape != y.shape:
         raise ValueError(f"relu_backward: dy {dy.shape} and y {y.shape} differ")
     dx = np.empty_like(y)                          # same shape, dtype and memory order as y
+    # ravel('K') walks memory order: a view of y and of dx (both dense), in the same order
     if dy.dtype != y.dtype or dy.strides != y.strides:
         np.copyto(dx, dy)                          # bring dy into y's layout, then work in place
-        dy = dx
-    # ravel('K') walks memory order: a view for y and dx (dense), the same order for all three
-    _relu_backward_kernel(dy.ravel(order="K"), y.ravel(order="K"), dx.ravel(order="K"))
+        _relu_backward_inplace_kernel(dx.ravel(order="K"), y.ravel(order="K"))
+    else:
+        _relu_backward_kernel(dy.ravel(order="K"), y.ravel(order="K"), dx.ravel(order="K"))
     return dx
+
+
+def relu_backward_inplace(dy: np.ndarray, y: np.ndarray) -> np.ndarray | None:
+    """dy *= (y > 0), in place, and return dy; None (dy untouched) when dy cannot take it:
+    not writable, or another dtype or memory layout than y."""
+    if dy.shape != y.shape:
+        raise ValueError(f"relu_backward_inplace: dy {dy.shape} and y {y.shape} differ")
+    if not dy.flags.writeable or dy.dtype != y.dtype or dy.strides != y.strides:
+        return None
+    flat = dy.ravel(order="K")
+    if not np.may_share_memory(flat, dy):          # not dense in memory: ravel copied
+        return None
+    _relu_backward_inplace_kernel(flat, y.ravel(order="K"))
+    return dy

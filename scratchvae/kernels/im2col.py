@@ -110,11 +110,14 @@ PARALLEL_MIN_SIZE = 1 << 14  # elements of cols below which one thread does it a
 # the serial drivers on large arrays too; there the C >= 32 copies still run at about
 # memory speed: measured ~1.1 ms for a 14 MB cols, batch 64, C = 32, on a worker thread.)
 #
-# ONE_CHANNEL: an image model's first conv reads C = 1 channel, its last conv-transpose
-# writes C = 1. There the copy loop over c runs once per element, and setting it up costs
-# more than the copy, so the kernels move that one value without a loop (same values,
-# same order of additions). Measured on a worker thread, batch 64, 28x28, 3x3, stride 1:
-# im2col 2.14 -> 1.42 ms, col2im 1.99 -> 1.54 ms; C = 32 and 64 unchanged.
+# ONE CHANNEL: an image model's first conv reads C = 1 channel, its last conv-transpose
+# writes C = 1. There a window offset moves one number, not a run of C, so the loops above
+# would spend their time on bounds tests and loop set-up. These inputs are small (one
+# plane per image), so the one-channel kernels work on a zero-padded copy of the plane,
+# (N, H_p, W_p), which needs no bounds test, and run along a row of windows, innermost,
+# so the compiler vectorises the reads (im2col) and the adds (col2im). Measured on a
+# worker thread, batch 32, 28x28, 3x3, stride 1: im2col 0.77 -> 0.25 ms, col2im 0.79 ->
+# 0.29 ms (stride 2: 0.18 -> 0.10 and 0.24 -> 0.11 ms), padding included.
 
 
 @njit(cache=True, fastmath=False, inline="always")
@@ -134,10 +137,7 @@ def _im2col_row(x, cols, t, geometry):  # pragma: no cover (jit)
             for j in range(kW):
                 w = ow * sW - pW + j * dW
                 r = (i * kW + j) * C                   # first column of offset (i, j)
-                inside = 0 <= h < H and 0 <= w < W     # else the window hangs over the zero padding
-                if C == 1:                             # see ONE_CHANNEL
-                    cols[q, r] = x[n, h, w, 0] if inside else 0.0
-                elif inside:
+                if 0 <= h < H and 0 <= w < W:          # else the window hangs over the zero padding
                     for c in range(C):
                         cols[q, r + c] = x[n, h, w, c]
                 else:
@@ -171,11 +171,8 @@ def _col2im_image(cols, x, n, bias, geometry):  # pragma: no cover (jit)
                     if w < 0 or w >= W:
                         continue
                     r = (i * kW + j) * C
-                    if C == 1:                         # see ONE_CHANNEL
-                        x[n, h, w, 0] += cols[q, r]
-                    else:
-                        for c in range(C):
-                            x[n, h, w, c] += cols[q, r + c]
+                    for c in range(C):
+                        x[n, h, w, c] += cols[q, r + c]
 
 
 @njit(cache=True, parallel=True, fastmath=False, nogil=True)
@@ -200,6 +197,70 @@ def _col2im_parallel(cols, x, bias, geometry):  # pragma: no cover (jit)
 def _col2im_serial(cols, x, bias, geometry):  # pragma: no cover (jit)
     for n in range(x.shape[0]):
         _col2im_image(cols, x, n, bias, geometry)
+
+
+@njit(cache=True, fastmath=False, inline="always")
+def _im2col_plane_row(xp, cols, t, geometry):  # pragma: no cover (jit)
+    """_im2col_row for one channel, on the zero-padded planes xp (N, H_p, W_p): see ONE CHANNEL.
+
+    Padded coordinates shift by (p_h, p_w), so window (oh, ow) reads xp[n, oh*s_h + i*d_h,
+    ow*s_w + j*d_w]. Column r = i*kW + j of W_out consecutive rows is filled at once.
+    """
+    kH, kW, sH, sW, pH, pW, dH, dW, H_out, W_out = geometry
+    n, oh = t // H_out, t % H_out
+    q0 = t * W_out                                     # row of cols of window (n, oh, 0)
+    for i in range(kH):
+        src = xp[n, oh * sH + i * dH]                  # (W_p,): the padded row kernel row i reads
+        for j in range(kW):
+            r = i * kW + j
+            for ow in range(W_out):
+                cols[q0 + ow, r] = src[ow * sW + j * dW]
+
+
+@njit(cache=True, fastmath=False, inline="always")
+def _col2im_plane_image(cols, xp, n, geometry):  # pragma: no cover (jit)
+    """_col2im_image for one channel: adds image n's rows of cols into the padded plane xp[n]
+    (N, H_p, W_p), which the caller set to the bias and crops afterwards: see ONE CHANNEL."""
+    kH, kW, sH, sW, pH, pW, dH, dW, H_out, W_out = geometry
+    for oh in range(H_out):
+        q0 = (n * H_out + oh) * W_out
+        for i in range(kH):
+            dst = xp[n, oh * sH + i * dH]              # (W_p,): the padded row kernel row i adds into
+            for j in range(kW):
+                r = i * kW + j
+                for ow in range(W_out):
+                    dst[ow * sW + j * dW] += cols[q0 + ow, r]
+
+
+@njit(cache=True, parallel=True, fastmath=False, nogil=True)
+def _im2col_plane_parallel(xp, cols, geometry):  # pragma: no cover (jit)
+    for t in prange(xp.shape[0] * geometry[8]):
+        _im2col_plane_row(xp, cols, t, geometry)
+
+
+@njit(cache=True, fastmath=False, nogil=True)
+def _im2col_plane_serial(xp, cols, geometry):  # pragma: no cover (jit)
+    for t in range(xp.shape[0] * geometry[8]):
+        _im2col_plane_row(xp, cols, t, geometry)
+
+
+@njit(cache=True, parallel=True, fastmath=False, nogil=True)
+def _col2im_plane_parallel(cols, xp, geometry):  # pragma: no cover (jit)
+    for n in prange(xp.shape[0]):
+        _col2im_plane_image(cols, xp, n, geometry)
+
+
+@njit(cache=True, fastmath=False, nogil=True)
+def _col2im_plane_serial(cols, xp, geometry):  # pragma: no cover (jit)
+    for n in range(xp.shape[0]):
+        _col2im_plane_image(cols, xp, n, geometry)
+
+
+def _padded_plane_shape(N: int, H: int, W: int, geometry: tuple[int, ...]) -> tuple[int, int, int]:
+    """(N, H_p, W_p): room for the plane at offset (p_h, p_w) and for every window's reach."""
+    kH, kW, sH, sW, pH, pW, dH, dW, H_out, W_out = geometry
+    return (N, max(pH + H, (H_out - 1) * sH + (kH - 1) * dH + 1),
+            max(pW + W, (W_out - 1) * sW + (kW - 1) * dW + 1))
 
 
 def _use_parallel(n_tasks: int, cols: np.ndarray) -> bool:
@@ -237,8 +298,15 @@ def im2col(x: np.ndarray, kernel_size: int | Pair, stride: int | Pair, padding: 
         out = np.empty(shape, dtype=x.dtype)                     # (N*H_out*W_out, kH*kW*C)
     else:
         _check_out(out, shape, x.dtype, "im2col")
+    parallel = _use_parallel(N * H_out, out)
+    if C == 1:                                                   # see ONE CHANNEL
+        pH, pW = geometry[4], geometry[5]
+        xp = np.zeros(_padded_plane_shape(N, H, W, geometry), dtype=x.dtype)  # (N, H_p, W_p)
+        xp[:, pH:pH + H, pW:pW + W] = x[:, 0]
+        (_im2col_plane_parallel if parallel else _im2col_plane_serial)(xp, out, geometry)
+        return out
     x_nhwc = channels_last(x).transpose(0, 2, 3, 1)              # (N, H, W, C), C-contiguous
-    (_im2col_parallel if _use_parallel(N * H_out, out) else _im2col_serial)(x_nhwc, out, geometry)
+    (_im2col_parallel if parallel else _im2col_serial)(x_nhwc, out, geometry)
     return out
 
 
@@ -263,7 +331,12 @@ def col2im(cols: np.ndarray, x_shape: tuple[int, int, int, int], kernel_size: in
         bias = np.zeros(C, dtype=cols.dtype)                     # (C,)
     elif bias.shape != (C,):
         raise ValueError(f"col2im: bias must have shape ({C},), got {bias.shape}")
+    parallel = _use_parallel(N, cols)
+    if C == 1:                                                   # see ONE CHANNEL
+        pH, pW = geometry[4], geometry[5]
+        xp = np.full(_padded_plane_shape(N, H, W, geometry), bias[0], dtype=cols.dtype)  # (N, H_p, W_p)
+        (_col2im_plane_parallel if parallel else _col2im_plane_serial)(cols, xp, geometry)
+        return xp[:, None, pH:pH + H, pW:pW + W].copy()         # (N, 1, H, W): drops the padding
     x_nhwc = np.empty((N, H, W, C), dtype=cols.dtype)            # (N, H, W, C)
-    (_col2im_parallel if _use_parallel(N, cols) else _col2im_serial)(
-        cols, x_nhwc, bias.astype(cols.dtype, copy=False), geometry)
+    (_col2im_parallel if parallel else _col2im_serial)(cols, x_nhwc, bias.astype(cols.dtype, copy=False), geometry)
     return x_nhwc.transpose(0, 3, 1, 2)                          # (N, C, H, W), channels-last memory

@@ -9,6 +9,8 @@ faces_conv: 64x64 grayscale (Olivetti faces), with BatchNorm and LeakyReLU as th
 Each builder returns (encoder, decoder); ``enc_out`` is 2*latent for a VAE and
 latent for an Autoencoder. "same" padding at stride 2 is padding=1 (and
 output_padding=1 on the way back), so 28 -> 14 -> 7 -> 14 -> 28.
+Every ReLU follows a Linear or conv layer, whose backward needs its input, not its
+output, so the ReLUs work in place (inplace=True, as torch's; see nn/activations.py).
 """
 from __future__ import annotations
 
@@ -22,17 +24,17 @@ def _maybe_sigmoid(layers: list, final_sigmoid: bool) -> Sequential:
 
 def mnist_conv(latent_dim: int, enc_out: int, final_sigmoid: bool) -> tuple[Sequential, Sequential]:
     encoder = Sequential(
-        Conv2d(1, 32, 3, stride=2, padding=1), ReLU(),           # (N, 32, 14, 14)
-        Conv2d(32, 64, 3, stride=2, padding=1), ReLU(),          # (N, 64, 7, 7)
+        Conv2d(1, 32, 3, stride=2, padding=1), ReLU(inplace=True),   # (N, 32, 14, 14)
+        Conv2d(32, 64, 3, stride=2, padding=1), ReLU(inplace=True),  # (N, 64, 7, 7)
         Flatten(),                                               # (N, 3136)
-        Linear(3136, 256), ReLU(),
+        Linear(3136, 256), ReLU(inplace=True),
         Linear(256, enc_out),                                    # (N, 2L)
     )
     decoder = _maybe_sigmoid([
-        Linear(latent_dim, 256), ReLU(),
-        Linear(256, 3136), ReLU(),
+        Linear(latent_dim, 256), ReLU(inplace=True),
+        Linear(256, 3136), ReLU(inplace=True),
         Reshape((64, 7, 7)),
-        ConvTranspose2d(64, 32, 3, stride=2, padding=1, output_padding=1), ReLU(),  # (N, 32, 14, 14)
+        ConvTranspose2d(64, 32, 3, stride=2, padding=1, output_padding=1), ReLU(inplace=True),  # (N, 32, 14, 14)
         ConvTranspose2d(32, 1, 3, stride=2, padding=1, output_padding=1),           # (N, 1, 28, 28)
     ], final_sigmoid)
     return encoder, decoder
@@ -40,17 +42,17 @@ def mnist_conv(latent_dim: int, enc_out: int, final_sigmoid: bool) -> tuple[Sequ
 
 def keras_conv(latent_dim: int, enc_out: int, final_sigmoid: bool) -> tuple[Sequential, Sequential]:
     encoder = Sequential(
-        Conv2d(1, 32, 3, stride=2, padding=1), ReLU(),           # (N, 32, 14, 14)
-        Conv2d(32, 64, 3, stride=2, padding=1), ReLU(),          # (N, 64, 7, 7)
+        Conv2d(1, 32, 3, stride=2, padding=1), ReLU(inplace=True),   # (N, 32, 14, 14)
+        Conv2d(32, 64, 3, stride=2, padding=1), ReLU(inplace=True),  # (N, 64, 7, 7)
         Flatten(),
-        Linear(3136, 16), ReLU(),
+        Linear(3136, 16), ReLU(inplace=True),
         Linear(16, enc_out),
     )
     decoder = _maybe_sigmoid([
-        Linear(latent_dim, 3136), ReLU(),
+        Linear(latent_dim, 3136), ReLU(inplace=True),
         Reshape((64, 7, 7)),
-        ConvTranspose2d(64, 64, 3, stride=2, padding=1, output_padding=1), ReLU(),  # (N, 64, 14, 14)
-        ConvTranspose2d(64, 32, 3, stride=2, padding=1, output_padding=1), ReLU(),  # (N, 32, 28, 28)
+        ConvTranspose2d(64, 64, 3, stride=2, padding=1, output_padding=1), ReLU(inplace=True),  # (N, 64, 14, 14)
+        ConvTranspose2d(64, 32, 3, stride=2, padding=1, output_padding=1), ReLU(inplace=True),  # (N, 32, 28, 28)
         ConvTranspose2d(32, 1, 3, stride=1, padding=1),                             # (N, 1, 28, 28)
     ], final_sigmoid)
     return encoder, decoder

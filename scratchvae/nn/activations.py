@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..kernels.fused import relu_backward
+from ..kernels.fused import relu_backward, relu_backward_inplace
 from .module import Module
 
 
@@ -12,18 +12,32 @@ class ReLU(Module):
 
     y > 0 exactly where x > 0, so the cache is y itself: no mask to write in forward.
     backward runs as one compiled pass (kernels/fused.py, relu_backward).
+
+    inplace=True (torch's argument): forward writes y over x, and backward writes dx over
+    dy, so neither allocates. Use it where nothing else reads x after forward, e.g. right
+    after a Linear or conv layer (their backward needs their input, never their output).
+    Measured in a keras-io conv VAE worker step: 41 -> 36 ms, as the fresh arrays cost
+    page faults and cache misses on top of the pass itself. Where x or dy cannot be
+    overwritten (read-only, or dy in another memory layout than y) it makes a new array.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, inplace: bool = False) -> None:
+        self.inplace = inplace
         self.cache: np.ndarray | None = None  # y
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        self.cache = np.maximum(x, 0, dtype=x.dtype)             # (same as x)
+        out = x if self.inplace and x.flags.writeable else None
+        self.cache = np.maximum(x, 0, out=out, dtype=x.dtype)    # (same as x)
         return self.cache
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
         y = self._require_cache()
+        if self.inplace and (dx := relu_backward_inplace(dy, y)) is not None:
+            return dx                                            # dy itself, now dy * (y > 0)
         return relu_backward(dy, y)                              # (same as x): dy * (y > 0)
+
+    def extra_repr(self) -> str:
+        return "inplace=True" if self.inplace else ""
 
 
 class LeakyReLU(Module):
