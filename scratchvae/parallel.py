@@ -8,7 +8,8 @@ chain on its own images:
 
     shares:   x = [x_1; ...; x_K]                    n_k images each, n = sum of n_k
     worker k: replica_k.loss(x_k); replica_k.backward()  -> grad_k, a mean over its n_k images
-    reduce:   grad += sum over k of (n_k / n) * grad_k     (the mean over all n images)
+    reduce:   grad += sum over k of (n_k / n) * grad_k     (the mean over all n images;
+                                                            each worker adds one slice of it)
               loss  = sum over k of (n_k / n) * loss_k
     passes:   a worker runs x_k in passes of at most images_per_pass images, x_k = [x_k1; ...],
               and adds their gradients up: grad_k = sum over i of (n_ki / n_k) * grad_ki
@@ -216,10 +217,11 @@ class DataParallel:
         return self._weighted(parts)
 
     def _add_replica_grads(self, replica_params: list[list]) -> None:
-        """p.grad += the sum of the replicas' grads, every parameter cut in one slice per worker.
+        """p.grad += the sum of the replicas' grads; worker k adds the k-th slice of every parameter.
 
-        A pass over all gradients (the reference conv VAE's 6.4 MB, once per replica) took
-        ~1.5 ms on one thread, the main one, while the workers' cores sat idle.
+        On the main thread alone this pass (the reference conv VAE's 6.7 MB of gradients,
+        read once per replica) took 1.05 ms while the workers' cores sat idle; split over
+        the two workers, 0.78 ms (medians of 100, memory-bound).
         """
         def add(k: int) -> None:
             for i, p in enumerate(self._model_params):

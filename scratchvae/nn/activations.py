@@ -16,8 +16,9 @@ class ReLU(Module):
     inplace=True (torch's argument): forward writes y over x, and backward writes dx over
     dy, so neither allocates. Use it where nothing else reads x after forward, e.g. right
     after a Linear or conv layer (their backward needs their input, never their output).
-    Measured in a keras-io conv VAE worker step: 41 -> 36 ms, as the fresh arrays cost
-    page faults and cache misses on top of the pass itself. Where x or dy cannot be
+    Measured on one keras-io conv VAE worker (64 images, one thread): 40 -> 35.5 ms per
+    step (medians of three runs each), as fresh arrays cost page faults and cache misses
+    on top of the pass itself; the model builders use it after every Linear and conv. Where x or dy cannot be
     overwritten (read-only, or dy in another memory layout than y) it makes a new array.
     """
 
