@@ -40,15 +40,21 @@ def test_adam_kernel_never_leaves_subnormal_moments():
     np.testing.assert_allclose(fast[0], ref[0], rtol=1e-6)
 
 
+def _relu_case(dtype, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """y = max(x, 0) with some exact zeros (the kink gets slope 0), dy, and the reference dx."""
+    from scratchvae.kernels.fused import relu_backward_reference
+    rng = np.random.default_rng(seed)
+    y = np.maximum(rng.standard_normal((3, 4, 5, 6)), 0).astype(dtype)
+    y[0, 0, 0, :3] = 0.0
+    dy = rng.standard_normal(y.shape).astype(dtype)
+    return y, dy, relu_backward_reference(dy, y)
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_relu_backward_kernel_matches_reference(dtype):
     from scratchvae.kernels import channels_last
     from scratchvae.kernels.fused import relu_backward, relu_backward_reference
-    rng = np.random.default_rng(5)
-    y = np.maximum(rng.standard_normal((3, 4, 5, 6)), 0).astype(dtype)
-    y[0, 0, 0, :3] = 0.0                              # exact zeros: the kink gets slope 0
-    dy = rng.standard_normal(y.shape).astype(dtype)
-    expected = relu_backward_reference(dy, y)
+    y, dy, expected = _relu_case(dtype, seed=5)
     for y_in, dy_in in ((y, dy),                                  # both NCHW memory
                         (channels_last(y), channels_last(dy)),    # both channels-last
                         (channels_last(y), dy),                   # mixed: dy is brought to y's layout
@@ -65,12 +71,8 @@ def test_relu_backward_kernel_matches_reference(dtype):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_relu_backward_inplace_matches_reference(dtype):
     from scratchvae.kernels import channels_last
-    from scratchvae.kernels.fused import relu_backward_inplace, relu_backward_reference
-    rng = np.random.default_rng(6)
-    y = np.maximum(rng.standard_normal((3, 4, 5, 6)), 0).astype(dtype)
-    y[0, 0, 0, :3] = 0.0                              # exact zeros: the kink gets slope 0
-    dy = rng.standard_normal(y.shape).astype(dtype)
-    expected = relu_backward_reference(dy, y)
+    from scratchvae.kernels.fused import relu_backward_inplace
+    y, dy, expected = _relu_case(dtype, seed=6)
     for y_in, dy_in in ((y, dy.copy()), (channels_last(y), channels_last(dy))):
         assert relu_backward_inplace(dy_in, y_in) is dy_in
         np.testing.assert_array_equal(dy_in, expected)
