@@ -70,7 +70,7 @@ class ConvTranspose2d(ConvBase):
         """(H_out, W_out) for an H x W input; raises ValueError if either is < 1."""
         out = tuple(conv_transpose_output_size(size, *args) for size, args in zip(
             (H, W), zip(self.kernel_size, self.stride, self.padding, self.dilation, self.output_padding)))
-        check_output_size(self, (H, W), out, self._settings())
+        check_output_size(self, (H, W), out)
         return out
 
     def forward(self, x: np.ndarray) -> np.ndarray:
@@ -100,7 +100,8 @@ class ConvTranspose2d(ConvBase):
         dout = channels_last(dout.astype(x2d.dtype, copy=False))  # (N, C_out, H_out, W_out), read twice below
         dcols = scratch((x2d.shape[0], w2d.shape[1]), x2d.dtype)  # dead once dx and dweight are made
         im2col(dout, self.kernel_size, self.stride, self.padding, self.dilation, out=dcols)  # (N*H_g*W_g, kH*kW*C_out)
-        self.weight.grad += weight_from_rows(x2d.T @ dcols, kH, kW)  # (C_in, C_out, kH, kW)
+        # np.dot, not @: a small output over a long inner dimension (see column_sums in conv.py)
+        self.weight.grad += weight_from_rows(np.dot(x2d.T, dcols), kH, kW)  # (C_in, C_out, kH, kW)
         if self.bias is not None:
             self.bias.grad += column_sums(pixel_rows(dout))        # (C_out,): dout summed over n, h, w
         dx = from_pixel_rows(dcols @ w2d.T, N, H_g, W_g)          # (N, C_in, H_g, W_g), a new array
