@@ -36,7 +36,7 @@ def check_conv_input(layer: Module, x: np.ndarray, in_channels: int) -> None:
                          f"got {x.shape}")
 
 
-def check_output_size(layer: "ConvBase", in_hw: Pair, out_hw: Pair) -> None:
+def check_output_size(layer: ConvBase, in_hw: Pair, out_hw: Pair) -> None:
     """An input too small for the kernel gives a size < 1; say so with every number involved."""
     if min(out_hw) < 1:
         raise ValueError(f"{type(layer).__name__}: input of spatial size {in_hw} gives output size "
