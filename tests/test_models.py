@@ -34,6 +34,21 @@ def test_autoencoder_gradcheck(loss, rng):
     assert report.ok, f"\n{report}"
 
 
+@pytest.mark.parametrize("kind", ["vae", "ae"])
+def test_model_backward_dloss_gives_the_gradients_of_dloss_times_loss(kind, rng):
+    model = tiny(kind, beta=2.0).to(np.float64) if kind == "vae" else tiny(kind).to(np.float64)
+    x, eps = rng.random((4, 1, 3, 3)), rng.standard_normal((4, 3))
+    grads = []
+    for dloss in (1.0, 0.25):
+        model.zero_grad()
+        model.loss(x, eps=eps if kind == "vae" else None)
+        dx = model.backward(dloss=dloss)
+        grads.append([dx] + [p.grad.copy() for p in model.parameters()])
+    for g, g4 in zip(*grads):
+        assert np.abs(g).max() > 0
+        np.testing.assert_allclose(g4, 0.25 * g, rtol=1e-12)
+
+
 def test_vae_loss_is_recon_plus_beta_kl(rng):
     model = tiny("vae", beta=3.0).to(np.float64)
     x, eps = rng.random((4, 1, 3, 3)), rng.standard_normal((4, 3))

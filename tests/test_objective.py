@@ -67,6 +67,22 @@ def test_loss_gradcheck(name, rng):
     assert report.ok, f"\n{report}"
 
 
+@pytest.mark.parametrize("name", ["bce", "bce-prob", "mse", "rmse", "kl"])
+def test_backward_dloss_scales_the_gradient(name, rng):
+    """backward(dloss) is the gradient of dloss * loss: the chain rule seeded with dloss."""
+    a, b = rng.uniform(0.1, 0.9, (2, 3, 5))
+    loss = sv.GaussianKL() if name == "kl" else sv.make_loss(name)
+    loss.forward(a, b)
+    plain, scaled = loss.backward(), loss.backward(dloss=0.3)
+    for g, g3 in zip(plain if name == "kl" else [plain], scaled if name == "kl" else [scaled]):
+        assert np.abs(g).max() > 0
+        np.testing.assert_allclose(g3, 0.3 * g, rtol=1e-12)
+    a32, b32 = a.astype(np.float32), b.astype(np.float32)
+    loss.forward(a32, b32)
+    out = loss.backward(dloss=np.float64(0.3))   # a NumPy float64 scalar must not promote float32 gradients
+    assert all(g.dtype == np.float32 for g in (out if name == "kl" else [out]))
+
+
 def test_losses_sum_over_pixels_mean_over_batch():
     pred, target = np.array([[0.0, 1.0], [2.0, 2.0]]), np.array([[1.0, 1.0], [0.0, 0.0]])
     assert sv.MSE().forward(pred, target) == pytest.approx((1 + 8) / 2)

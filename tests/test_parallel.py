@@ -195,6 +195,50 @@ def test_a_worker_error_reaches_the_caller():
 
 
 @needs_blas_control
+@pytest.mark.parametrize("per_pass", [None, 2])
+def test_every_step_starts_from_zero_replica_gradients(per_pass):
+    """Worker 0 adds into the model's gradients; the reduce zeroes the others' for the next
+    step, and a failed step zeroes them too: step after step gives the full batch gradient."""
+    model = _model("keras")
+    dp = DataParallel(model, 2, images_per_pass=per_pass)
+    with pytest.raises(ValueError, match="Conv2d"):
+        dp.loss_and_backward(np.zeros((4, 3, 28, 28)))           # fails after no worker's backward
+    for seed in (1, 2, 3):
+        x = _images("keras", 5, seed)
+        eps = np.random.default_rng(seed).standard_normal((5, model.latent_dim))
+        _, full = _full_batch(model, x, eps)
+        for replica in dp.replicas[1:]:
+            assert all(not rp.grad.any() for rp in replica.parameters())
+        model.zero_grad()
+        dp.loss_and_backward(x, eps=eps)
+        for p, g in zip(model.parameters(), full):
+            np.testing.assert_allclose(p.grad, g, rtol=1e-10, atol=1e-14 * np.abs(g).max())
+
+
+@needs_blas_control
+def test_a_step_that_fails_midway_leaves_no_gradient_behind(monkeypatch):
+    model = _model("conv")
+    dp = DataParallel(model, 2)
+    x = _images("conv", 4)
+    eps = np.random.default_rng(2).standard_normal((4, model.latent_dim))
+    failing = dp.replicas[0]
+    real_backward = type(failing).backward
+
+    def backward_then_fail(self, *args, **kwargs):
+        real_backward(self, *args, **kwargs)                     # replica 1 has added its gradient by now, or will
+        raise RuntimeError("worker 0 fails")
+    monkeypatch.setattr(failing, "backward", backward_then_fail.__get__(failing))
+    with pytest.raises(RuntimeError, match="worker 0 fails"):
+        dp.loss_and_backward(x, eps=eps)
+    monkeypatch.undo()
+    _, full = _full_batch(model, x, eps)
+    model.zero_grad()
+    dp.loss_and_backward(x, eps=eps)
+    for p, g in zip(model.parameters(), full):
+        np.testing.assert_allclose(p.grad, g, rtol=1e-10, atol=1e-14 * np.abs(g).max())
+
+
+@needs_blas_control
 def test_blas_threads_sets_and_restores():
     control = blas_thread_control()
     before = control.get()

@@ -78,6 +78,8 @@ class VAE(_AutoencoderBase):
               dmu     = dz + beta * mu / N
               dlogvar = dz * eps * exp(logvar / 2) / 2 + beta * (exp(logvar) - 1) / (2 N)
               dx = encoder.backward(concat(dmu, dlogvar))   (training skips dx: input_grad=False)
+              backward(dloss=w) starts the chain at w instead of 1 (dpred and the KL terms
+              are multiplied by w): the gradients of w * loss (parallel.py: w = n_k / n)
     beta = 1 is the VAE; beta > 1 is the beta-VAE of Higgins et al. (2017).
     """
 
@@ -110,13 +112,14 @@ class VAE(_AutoencoderBase):
         kl = self.kl.forward(mu, logvar)
         return Losses(recon + self.beta * kl, recon, kl)
 
-    def backward(self, input_grad: bool = True) -> np.ndarray | None:
-        """Gradients into every Parameter.grad; returns dx, or None when input_grad=False
-        (training needs no gradient for the data, and skipping it saves a matrix product)."""
-        dpred = self.recon_loss.backward()                       # (N, C, H, W)
+    def backward(self, input_grad: bool = True, dloss: float = 1.0) -> np.ndarray | None:
+        """Gradients of dloss * loss, added into every Parameter.grad; returns dx, or None when
+        input_grad=False (training needs no gradient for the data, and skipping it saves a
+        matrix product)."""
+        dpred = self.recon_loss.backward(dloss)                  # (N, C, H, W)
         dz = self.decoder.backward(dpred)                        # (N, L)
         dmu, dlogvar = self.reparam.backward(dz)                 # (N, L) each
-        dmu_kl, dlogvar_kl = self.kl.backward()                  # (N, L) each
+        dmu_kl, dlogvar_kl = self.kl.backward(dloss)             # (N, L) each
         dmu = dmu + self.beta * dmu_kl                           # (N, L)
         dlogvar = dlogvar + self.beta * dlogvar_kl               # (N, L)
         dh = np.concatenate([dmu, dlogvar], axis=1)              # (N, 2L)
@@ -139,6 +142,7 @@ class Autoencoder(_AutoencoderBase):
     forward:  z = encoder(x)  (N, L);   pred = decoder(z)
     loss:     recon(pred, x)             (no KL, no sampling)
     backward: dz = decoder.backward(dpred);  dx = encoder.backward(dz)
+              (backward(dloss=w): the gradients of w * loss, as the VAE's)
     """
 
     def encode(self, x: np.ndarray) -> np.ndarray:
@@ -155,8 +159,8 @@ class Autoencoder(_AutoencoderBase):
         recon = self.recon_loss.forward(pred, x if target is None else target)
         return Losses(recon, recon, 0.0)
 
-    def backward(self, input_grad: bool = True) -> np.ndarray | None:
-        dpred = self.recon_loss.backward()                       # (N, C, H, W)
+    def backward(self, input_grad: bool = True, dloss: float = 1.0) -> np.ndarray | None:
+        dpred = self.recon_loss.backward(dloss)                  # (N, C, H, W)
         dz = self.decoder.backward(dpred)                        # (N, L)
         return self._encoder_backward(dz, input_grad)            # (N, C, H, W) or None
 

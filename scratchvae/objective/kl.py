@@ -18,7 +18,8 @@ class GaussianKL:
     returned:   mean over the batch (nats per image)
     backward:   dmu     = mu / N
                 dlogvar = 0.5 * (exp(logvar) - 1) / N
-    (the 1/N is the batch mean; beta is applied by the caller: dmu = dz + beta * mu / N)
+    (the 1/N is the batch mean; beta is applied by the caller: dmu = dz + beta * mu / N;
+     backward(dloss) multiplies both by dloss, the gradient arriving at the KL)
     """
 
     def __init__(self) -> None:
@@ -33,11 +34,11 @@ class GaussianKL:
         """The KL of each image, (N,)."""
         return 0.5 * np.sum(mu * mu + np.exp(logvar) - 1.0 - logvar, axis=1)  # (N,)
 
-    def backward(self) -> tuple[np.ndarray, np.ndarray]:
+    def backward(self, dloss: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
         if self.cache is None:
             raise RuntimeError("GaussianKL.backward called before forward")
         mu, logvar = self.cache
-        n = mu.shape[0]
-        dmu = mu / n                                             # (N, L)
-        dlogvar = 0.5 * (np.exp(logvar) - 1.0) / n               # (N, L)
+        scale = float(dloss) / mu.shape[0]                       # dloss / N
+        dmu = mu * scale                                         # (N, L)
+        dlogvar = (0.5 * scale) * (np.exp(logvar) - 1.0)         # (N, L)
         return dmu, dlogvar

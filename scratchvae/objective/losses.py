@@ -2,8 +2,9 @@
 
 Every loss here is summed over the pixels of an image and averaged over the
 batch, so BCE reads as nats per image, comparable with published VAE numbers.
-``forward(pred, target)`` returns that float; ``backward()`` returns dpred,
-the gradient of the returned number (hence the 1/N in every formula).
+``forward(pred, target)`` returns that float; ``backward(dloss=1)`` returns dpred,
+the gradient of dloss * the returned number (hence the 1/N in every formula; the
+formulas below are for dloss = 1, and every one is multiplied by dloss).
 Inputs are flattened to (N, D) views; dpred has pred's shape.
 """
 from __future__ import annotations
@@ -41,13 +42,16 @@ class ReconstructionLoss:
         self.cache = _LossCache(pred.reshape(n, -1), target.reshape(n, -1), pred.shape)  # (N, D) views
         return float(self.per_image(self.cache.pred, self.cache.target).mean())
 
-    def backward(self) -> np.ndarray:
+    def backward(self, dloss: float = 1.0) -> np.ndarray:
+        """dpred, pred's shape. dloss is the gradient arriving at the loss (1 for a plain step;
+        parallel.py passes a share's n_k / n), so the chain rule starts with dloss * d loss / d pred."""
         if self.cache is None:
             raise RuntimeError(f"{type(self).__name__}.backward called before forward")
         pred, target, shape = self.cache
-        return self._dpred(pred, target).reshape(shape)
+        return self._dpred(pred, target, float(dloss) / pred.shape[0]).reshape(shape)
 
-    def _dpred(self, pred: np.ndarray, target: np.ndarray) -> np.ndarray:
+    def _dpred(self, pred: np.ndarray, target: np.ndarray, scale: float) -> np.ndarray:
+        """dpred (N, D) with the 1/N of the batch mean given as scale = dloss / N."""
         raise NotImplementedError
 
 
@@ -66,8 +70,8 @@ class BCEWithLogits(ReconstructionLoss):
         e = np.exp(-np.abs(a))                                   # (N, D), in (0, 1]: never overflows
         return np.sum(np.maximum(a, 0) - a * t + np.log1p(e), axis=1)  # (N,)
 
-    def _dpred(self, pred: np.ndarray, target: np.ndarray) -> np.ndarray:
-        return (sigmoid(pred) - target) / pred.shape[0]          # (N, D)
+    def _dpred(self, pred: np.ndarray, target: np.ndarray, scale: float) -> np.ndarray:
+        return (sigmoid(pred) - target) * scale                  # (N, D)
 
 
 class BCE(ReconstructionLoss):
@@ -84,9 +88,9 @@ class BCE(ReconstructionLoss):
             log_1mp = np.maximum(np.log1p(-pred), -100.0)
         return -np.sum(target * log_p + (1 - target) * log_1mp, axis=1)  # (N,)
 
-    def _dpred(self, pred: np.ndarray, target: np.ndarray) -> np.ndarray:
+    def _dpred(self, pred: np.ndarray, target: np.ndarray, scale: float) -> np.ndarray:
         tiny = np.finfo(pred.dtype).tiny
-        return (pred - target) / np.maximum(pred * (1 - pred), tiny) / pred.shape[0]  # (N, D)
+        return (pred - target) / np.maximum(pred * (1 - pred), tiny) * scale  # (N, D)
 
 
 class MSE(ReconstructionLoss):
@@ -100,8 +104,8 @@ class MSE(ReconstructionLoss):
         diff = pred - target
         return np.sum(diff * diff, axis=1)                       # (N,)
 
-    def _dpred(self, pred: np.ndarray, target: np.ndarray) -> np.ndarray:
-        return 2.0 * (pred - target) / pred.shape[0]             # (N, D)
+    def _dpred(self, pred: np.ndarray, target: np.ndarray, scale: float) -> np.ndarray:
+        return (2.0 * scale) * (pred - target)                   # (N, D)
 
 
 class RMSE(ReconstructionLoss):
@@ -116,10 +120,10 @@ class RMSE(ReconstructionLoss):
         diff = pred - target
         return np.sqrt(np.mean(diff * diff, axis=1))             # (N,)
 
-    def _dpred(self, pred: np.ndarray, target: np.ndarray) -> np.ndarray:
-        n, d = pred.shape
+    def _dpred(self, pred: np.ndarray, target: np.ndarray, scale: float) -> np.ndarray:
+        d = pred.shape[1]
         r = np.maximum(self.per_image(pred, target), 1e-12)      # (N,)
-        return (pred - target) / (d * r[:, None]) / n            # (N, D)
+        return (pred - target) / (d * r[:, None]) * scale        # (N, D)
 
 
 LOSSES = {"bce": BCEWithLogits, "bce-prob": BCE, "mse": MSE, "rmse": RMSE}
