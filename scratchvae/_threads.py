@@ -49,7 +49,8 @@ class BlasThreads(NamedTuple):
     library: str
 
 
-def _loaded_libraries() -> list[str]:
+def loaded_blas_libraries() -> list[str]:
+    """Paths of the shared libraries in this process with 'blas' in their name (Linux; else [])."""
     try:
         with open("/proc/self/maps") as f:
             paths = {line.split()[-1] for line in f if ".so" in line}
@@ -62,7 +63,7 @@ def _loaded_libraries() -> list[str]:
 def blas_thread_control() -> BlasThreads | None:
     """The set/get-number-of-threads functions of the OpenBLAS NumPy uses, or None if not found."""
     import numpy  # noqa: F401  (loads the BLAS library, after the environment above is set)
-    for path in _loaded_libraries():
+    for path in loaded_blas_libraries():
         try:
             lib = ctypes.CDLL(path)
         except OSError:

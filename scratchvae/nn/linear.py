@@ -5,6 +5,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from ..kernels.blas import add_matmul
 from .init import uniform_fan_in
 from .module import Module, Parameter, check_shape
 
@@ -47,7 +48,7 @@ class Linear(Module):
 
     def backward_params(self, dy: np.ndarray) -> None:
         x = self._require_cache().x
-        self.weight.grad += dy.T @ x                             # (out, in)
+        add_matmul(self.weight.grad, dy.T, x)                    # (out, in): weight.grad += dy.T @ x, no temporary
         if self.bias is not None:
             self.bias.grad += dy.sum(axis=0)                     # (out,)
 
