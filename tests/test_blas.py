@@ -39,7 +39,7 @@ def test_the_blas_gemm_is_found_where_numpy_uses_openblas(dtype):
     assert blas._gemm(np.dtype(dtype)) is not None
 
 
-def test_gemm_runs_in_place_for_the_layouts_of_a_linear_layer(monkeypatch):
+def test_a_linear_layers_operands_go_to_blas_and_a_refusal_falls_back(monkeypatch):
     rng = np.random.default_rng(1)
     dy, x = rng.standard_normal((6, 3)).astype(np.float32), rng.standard_normal((6, 4)).astype(np.float32)
     calls = []
