@@ -83,7 +83,8 @@ def default_workers(model: Module) -> int:
 # outputs) images, the gradients of the passes added up. A pass's arrays (layer outputs,
 # their gradients, column matrices) then fit the cache, which on the 2-core VM this was
 # measured on holds ~50 MB for both workers: passes over larger arrays ran at half the
-# speed. Each extra pass costs one more dweight product and pass over the gradients.
+# speed. Each extra pass costs one more set of dweight products (each added into the
+# gradients: no pass over them; see the module docstring).
 # Measured, batch 128 on 2 workers (one process, turns of 5 steps): the keras-io VAE
 # (420 KB of outputs per image, 0.5 MB of weights) took 54.3 ms per step in one pass per
 # worker, 48.5 in passes of 32 images, 47.4 in passes of 16; the reference conv VAE
@@ -154,7 +155,7 @@ class DataParallel:
                 m.cache = None
         if getattr(self.model, "rng", None) is not None:
             replica.rng = np.random.default_rng(self.model.rng.integers(2**63))  # its own eps draws
-        replica.zero_grad()              # deepcopy copied the model's; a replica's start at zero
+        replica.zero_grad()              # deepcopy copied the model's; replicas start at zero
         return replica
 
     def _sync(self) -> None:
