@@ -4,6 +4,13 @@ An optimizer takes the parameter list (``model.parameters()``) and reads each
 ``Parameter.grad``; it never zeroes them (call ``model.zero_grad()``), so
 gradients from several backward calls can be accumulated before a step.
 Updates are written in place into ``p.data``, matching torch.optim exactly.
+
+A step is ``begin_step()`` (once: Adam counts its steps) and then ``update(i)`` for
+every parameter i. The update is elementwise, so it can also be made in parts:
+``update(i, k, parts)`` updates only the k-th of ``parts`` runs of parameter i's
+elements (``flat_part``). DataParallel.train_step uses that to update each slice of a
+parameter on the worker that has just summed its gradient, while it is in that core's
+cache.
 """
 from __future__ import annotations
 
@@ -16,6 +23,14 @@ from .kernels.fused import adam_update
 from .nn.module import Parameter
 
 
+def flat_part(a: np.ndarray, k: int, parts: int) -> np.ndarray:
+    """The k-th of ``parts`` near-equal runs of a's elements, as a 1-D view of a (a is C-contiguous)."""
+    if not a.flags.c_contiguous:
+        raise ValueError("flat_part: parameters and gradients must be C-contiguous arrays")  # else reshape copies
+    flat = a.reshape(-1)
+    return flat[k * flat.size // parts:(k + 1) * flat.size // parts]
+
+
 class Optimizer:
     def __init__(self, params: Iterable[Parameter], lr: float) -> None:
         self.params = list(params)
@@ -26,11 +41,27 @@ class Optimizer:
         self.lr = lr
 
     def step(self) -> None:
+        """Update every parameter from its .grad."""
+        self.begin_step()
+        for i in range(len(self.params)):
+            self.update(i)
+
+    def begin_step(self) -> None:
+        """Once per step, before any update (checks, step counts)."""
+
+    def update(self, i: int, k: int = 0, parts: int = 1) -> None:
+        """Update the k-th of ``parts`` runs of parameter i's elements (all of it by default)."""
         raise NotImplementedError
 
     def zero_grad(self) -> None:
         for p in self.params:
             p.zero_grad()
+
+    def _check_state_dtype(self, state: list[np.ndarray], what: str) -> None:
+        for p, s in zip(self.params, state):
+            if s.dtype != p.data.dtype:
+                raise TypeError(f"{type(self).__name__}: a parameter is now {p.data.dtype} but its {what} "
+                                f"are {s.dtype}; build the optimizer after model.to(dtype)")
 
 
 class SGD(Optimizer):
@@ -45,19 +76,23 @@ class SGD(Optimizer):
                  weight_decay: float = 0.0) -> None:
         super().__init__(params, lr)
         self.momentum, self.weight_decay = momentum, weight_decay
-        self.velocity: list[np.ndarray | None] = [None] * len(self.params)
+        # v starts at 0, so the first step's v = momentum * 0 + g = g, as torch's
+        self.velocity = [np.zeros_like(p.data) for p in self.params] if momentum else []
 
-    def step(self) -> None:
-        for i, p in enumerate(self.params):
-            g = p.grad + self.weight_decay * p.data if self.weight_decay else p.grad
-            if self.momentum:
-                if self.velocity[i] is None:
-                    self.velocity[i] = g.copy()
-                else:
-                    self.velocity[i] *= self.momentum
-                    self.velocity[i] += g
-                g = self.velocity[i]
-            p.data -= self.lr * g
+    def begin_step(self) -> None:
+        self._check_state_dtype(self.velocity, "velocities")
+
+    def update(self, i: int, k: int = 0, parts: int = 1) -> None:
+        p = flat_part(self.params[i].data, k, parts)
+        g = flat_part(self.params[i].grad, k, parts)
+        if self.weight_decay:
+            g = g + self.weight_decay * p
+        if self.momentum:
+            v = flat_part(self.velocity[i], k, parts)
+            v *= self.momentum
+            v += g
+            g = v
+        p -= self.lr * g
 
 
 class Adam(Optimizer):
@@ -79,19 +114,20 @@ class Adam(Optimizer):
         self.m = [np.zeros_like(p.data) for p in self.params]
         self.v = [np.zeros_like(p.data) for p in self.params]
 
-    def step(self) -> None:
+    def begin_step(self) -> None:
+        self._check_state_dtype(self.m, "moments")
         self.t += 1
-        b1, b2 = self.beta1, self.beta2
-        step_size = self.lr / (1 - b1 ** self.t)               # lr / bias correction of m
-        v_scale = 1.0 / math.sqrt(1 - b2 ** self.t)             # sqrt(v_hat) = sqrt(v) * v_scale
-        for p, m, v in zip(self.params, self.m, self.v):
-            if m.dtype != p.data.dtype:
-                raise TypeError(f"Adam: a parameter is now {p.data.dtype} but its moments are {m.dtype}; "
-                                "build the optimizer after model.to(dtype)")
-            g = p.grad + self.weight_decay * p.data if self.weight_decay else p.grad
-            # The formula above, fused into one pass over memory (kernels/fused.py has the
-            # NumPy version line by line; tests check the two agree).
-            adam_update(p.data, g, m, v, step_size, b1, b2, v_scale, self.eps)
+        self._step_size = self.lr / (1 - self.beta1 ** self.t)         # lr / bias correction of m
+        self._v_scale = 1.0 / math.sqrt(1 - self.beta2 ** self.t)      # sqrt(v_hat) = sqrt(v) * v_scale
+
+    def update(self, i: int, k: int = 0, parts: int = 1) -> None:
+        p, m, v = (flat_part(a, k, parts) for a in (self.params[i].data, self.m[i], self.v[i]))
+        g = flat_part(self.params[i].grad, k, parts)
+        if self.weight_decay:
+            g = g + self.weight_decay * p
+        # The formula above, fused into one pass over memory (kernels/fused.py has the
+        # NumPy version line by line; tests check the two agree).
+        adam_update(p, g, m, v, self._step_size, self.beta1, self.beta2, self._v_scale, self.eps)
 
     def state_dict(self) -> dict[str, np.ndarray]:
         """Moments by parameter index, and the step count (for checkpoints)."""

@@ -82,13 +82,18 @@ def train_epoch(model: Module, optimizer: Optimizer, x: np.ndarray, batch_size: 
         xb = x[idx]                                              # (B, C, H, W)
         if binarize_mode == "dynamic":
             xb = binarize(xb, rng)                               # a fresh draw every time it is seen
-        model.zero_grad()
-        # model.loss(xb), then model.backward(input_grad=False): the data needs no gradient
-        losses = parallel.loss_and_backward(xb)
-        check_finite(losses, f"epoch {epoch}, step {step}")
-        if clip:
+        if clip:  # clipping needs the whole gradient before any update
+            model.zero_grad()
+            # model.loss(xb), then model.backward(input_grad=False): the data needs no gradient
+            losses = parallel.loss_and_backward(xb)
+            check_finite(losses, f"epoch {epoch}, step {step}")
             clip_grad_norm(model.parameters(), clip)
-        optimizer.step()
+            optimizer.step()
+        else:
+            # the same four steps, with the update made by the workers (DataParallel.train_step);
+            # a non-finite loss leaves the weights untouched, and check_finite stops here
+            losses = parallel.train_step(xb, optimizer)
+            check_finite(losses, f"epoch {epoch}, step {step}")
         totals += np.array(losses) * len(idx)
         seen += len(idx)
         bar.update(len(idx))

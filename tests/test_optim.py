@@ -108,3 +108,40 @@ def test_fused_adam_refuses_non_contiguous_arrays():
 def test_clip_grad_norm_rejects_non_positive_max():
     with pytest.raises(ValueError, match="max_norm must be positive"):
         sv.clip_grad_norm([param([1.0])], -1.0)
+
+
+@pytest.mark.parametrize("make", [
+    lambda ps: sv.Adam(ps, lr=0.1, weight_decay=0.01),
+    lambda ps: sv.SGD(ps, lr=0.1, momentum=0.9, weight_decay=0.01),
+    lambda ps: sv.SGD(ps, lr=0.1)])
+def test_an_update_in_parts_is_the_whole_step(make):
+    """begin_step() and update(i, k, parts) for every part: what DataParallel.train_step does."""
+    rng = np.random.default_rng(0)
+    shapes = [(7, 5), (2,), (3, 1, 2, 2)]          # sizes 35, 2 (fewer than parts: an empty part), 12
+    whole = [param(rng.standard_normal(s)) for s in shapes]
+    in_parts = [param(p.data.copy()) for p in whole]
+    initial = [p.data.copy() for p in whole]
+    opt_whole, opt_parts = make(whole), make(in_parts)
+    for _ in range(3):
+        for a, b in zip(whole, in_parts):
+            a.grad[...] = b.grad[...] = rng.standard_normal(a.data.shape)
+        opt_whole.step()
+        opt_parts.begin_step()
+        for k in reversed(range(3)):               # any order: the parts are disjoint
+            for i in range(len(in_parts)):
+                opt_parts.update(i, k, 3)
+        for a, b in zip(whole, in_parts):
+            np.testing.assert_allclose(b.data, a.data, rtol=1e-13)
+    for a, before in zip(whole, initial):
+        assert np.abs(a.data - before).min() > 1e-6  # every element moved
+
+
+def test_flat_part_cuts_near_equal_runs_that_cover_the_array():
+    from scratchvae.optim import flat_part
+    a = np.arange(10.0).reshape(2, 5)
+    runs = [flat_part(a, k, 3) for k in range(3)]
+    assert [r.tolist() for r in runs] == [[0, 1, 2], [3, 4, 5], [6, 7, 8, 9]]
+    runs[1][...] = -1                              # views: writes reach a
+    assert a[0, 3] == -1 and a[1, 0] == -1
+    with pytest.raises(ValueError, match="C-contiguous"):
+        flat_part(a.T, 0, 2)

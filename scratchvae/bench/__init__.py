@@ -49,11 +49,9 @@ def _first_trained_layer(model):
 
 
 def _train_step(model, optimizer, x, parallel: DataParallel):
-    """One step as train_epoch runs it: the batch on parallel's workers, then Adam."""
+    """One step as train_epoch runs it (no clipping): the batch on parallel's workers, Adam in the reduce."""
     def step():
-        model.zero_grad()
-        parallel.loss_and_backward(x)
-        optimizer.step()
+        parallel.train_step(x, optimizer)
     return step
 
 

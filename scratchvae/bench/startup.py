@@ -32,7 +32,7 @@ model = sv.build_model("conv"); opt = sv.Adam(model.parameters()); rng = np.rand
 parallel = DataParallel(model)  # the workers `scratchvae train` uses, each with its own buffers
 for i in range({steps}):
     xb = binarize(x[(i * 128) % 59904:(i * 128) % 59904 + 128], rng)
-    model.zero_grad(); parallel.loss_and_backward(xb); opt.step()
+    parallel.train_step(xb, opt)
 evaluate(model, static_test_binarization(load_split("test").images), parallel=parallel)  # as each epoch ends
 # VmHWM, not getrusage's ru_maxrss: Linux carries ru_maxrss over from the parent across
 # fork + exec, so it would report the (larger) benchmark process that started this one.
