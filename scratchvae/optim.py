@@ -50,7 +50,8 @@ class Optimizer:
         """Once per step, before any update (checks, step counts)."""
 
     def update(self, i: int, k: int = 0, parts: int = 1) -> None:
-        """Update the k-th of ``parts`` runs of parameter i's elements (all of it by default)."""
+        """Update the k-th of ``parts`` runs of parameter i's elements (all of it by default);
+        begin_step() must have run once for this step."""
         raise NotImplementedError
 
     def zero_grad(self) -> None:

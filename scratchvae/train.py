@@ -90,8 +90,9 @@ def train_epoch(model: Module, optimizer: Optimizer, x: np.ndarray, batch_size: 
             clip_grad_norm(model.parameters(), clip)
             optimizer.step()
         else:
-            # the same four steps, with the update made by the workers (DataParallel.train_step);
-            # a non-finite loss leaves the weights untouched, and check_finite stops here
+            # zero_grad, loss, backward and step in one call, the update made by the workers
+            # (DataParallel.train_step); a non-finite loss leaves the weights untouched, and
+            # check_finite stops here
             losses = parallel.train_step(xb, optimizer)
             check_finite(losses, f"epoch {epoch}, step {step}")
         totals += np.array(losses) * len(idx)
