@@ -112,10 +112,6 @@ def layer_output_bytes(model: Module, x1: np.ndarray) -> int:
     return sum(out.nbytes for *_, out in model.trace(x1, z))
 
 
-def _finite(losses: Losses) -> bool:
-    return all(np.isfinite(v) for v in losses)
-
-
 def workers_refusal(model: Module) -> str | None:
     """Why this model cannot run on several workers, or None if it can."""
     if any(isinstance(m, (BatchNorm1d, BatchNorm2d)) for m in model.modules()):
@@ -220,7 +216,7 @@ class DataParallel:
             self.model.backward(input_grad=False)
             return losses
         parts = self._backward_on_workers(x, target, eps)
-        self._add_replica_grads(self._replica_params[1:min(x.shape[0], self.workers)])  # the others that had a share
+        self._add_replica_grads(x.shape[0])
         return self._weighted(parts)
 
     def train_step(self, x: np.ndarray, optimizer: Optimizer, target: np.ndarray | None = None,
@@ -242,14 +238,14 @@ class DataParallel:
         self.model.zero_grad()
         if self.workers == 1 or not self._updates_in_parts(optimizer):
             losses = self.loss_and_backward(x, target, eps)
-            if _finite(losses):
+            if losses.finite():
                 optimizer.step()
             return losses
         losses = self._weighted(self._backward_on_workers(x, target, eps))
-        fused = optimizer if _finite(losses) else None
+        fused = optimizer if losses.finite() else None
         if fused is not None:
             fused.begin_step()
-        self._add_replica_grads(self._replica_params[1:min(x.shape[0], self.workers)], fused)
+        self._add_replica_grads(x.shape[0], fused)
         return losses
 
     def _updates_in_parts(self, optimizer: Optimizer) -> bool:
@@ -279,9 +275,10 @@ class DataParallel:
                 replica.zero_grad()       # a failed step must not leak into the next one
             raise
 
-    def _add_replica_grads(self, replica_params: list[list], optimizer: Optimizer | None = None) -> None:
-        """p.grad += the sum of these replicas' grads, which are then zeroed for the next step;
-        worker k does the k-th slice of every parameter, and, given an optimizer (begun),
+    def _add_replica_grads(self, n: int, optimizer: Optimizer | None = None) -> None:
+        """p.grad += the sum of the grads of replicas 1.. that had a share of the n images,
+        which are then zeroed for the next step; worker k does the k-th slice of every
+        parameter, and, given an optimizer (begun),
         updates that slice of the parameter as soon as its gradient is summed (parameters
         under UPDATE_IN_PARTS_MIN elements: whole, on this thread, afterwards).
 
@@ -291,6 +288,7 @@ class DataParallel:
         the add has just read, still in cache; a separate zero_grad on each worker cost
         0.6 ms of its time.
         """
+        replica_params = self._replica_params[1:min(n, self.workers)]  # replica 0 adds into the model's
         in_reduce, after = {}, []    # optimizer's parameter index, by the parameter's id
         for i, p in enumerate(optimizer.params if optimizer is not None else []):
             if p.data.size >= UPDATE_IN_PARTS_MIN:

@@ -7,7 +7,6 @@ Kept model-agnostic: anything with ``loss(x, target)`` returning Losses and a
 from __future__ import annotations
 
 import json
-import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,7 +57,7 @@ def _mean_losses(totals: np.ndarray, count: int) -> Losses:
 
 def check_finite(losses: Losses, where: str) -> None:
     """NaN guard: stop with a clear message instead of training on garbage."""
-    if not all(math.isfinite(v) for v in losses):
+    if not losses.finite():
         raise FloatingPointError(f"non-finite loss {losses} at {where}; try a lower --lr or --clip")
 
 

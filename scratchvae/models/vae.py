@@ -6,6 +6,7 @@ written out in full, one step a line, so a reader can follow every gradient.
 """
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import numpy as np
@@ -21,6 +22,10 @@ class Losses(NamedTuple):
     total: float
     recon: float
     kl: float
+
+    def finite(self) -> bool:
+        """No NaN or infinity among them (the training loop's NaN guard)."""
+        return all(math.isfinite(v) for v in self)
 
 
 class _AutoencoderBase(Module):
