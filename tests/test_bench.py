@@ -117,13 +117,62 @@ def test_bench_malloc_tuning_is_reported(capsys):
 
 
 def test_bench_sets_torch_threads(capsys):
+    """In this process (the report's note) and in the fresh one that times the model (its row)."""
     torch = pytest.importorskip("torch")
     before = torch.get_num_threads()
     try:
-        assert main(ARGS + ["--vs-torch", "--torch-threads", "1"]) == 0
-        assert "1 threads" in capsys.readouterr().out
+        assert main(ARGS + ["--vs-torch", "--torch-threads", "1", "--json"]) == 0
+        report = json.loads(capsys.readouterr().out)
+        assert "1 threads" in report["torch"]
+        assert report["results"][0]["torch_threads"] == 1
     finally:
         torch.set_num_threads(before)
+
+
+def test_bench_times_each_model_in_a_fresh_process(capsys):
+    """By default every model is timed in a process of its own (malloc as installed for each);
+    --in-process times them all here."""
+    import os
+    assert main(["bench", "--models", "mlp,mlp", "--repeats", "2", "--warmup", "1", "--inference-batch", "20",
+                 "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    pids = [row["pid"] for row in report["results"]]
+    assert os.getpid() not in pids and len(set(pids)) == 2
+    assert report["processes"].startswith("each model timed in a fresh process")
+    assert main(["bench", "--models", "mlp,mlp", "--repeats", "2", "--warmup", "1", "--inference-batch", "20",
+                 "--json", "--in-process"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert [row["pid"] for row in report["results"]] == [os.getpid()] * 2
+    assert "--in-process" in report["processes"]
+
+
+def test_fresh_process_is_set_up_as_the_run(monkeypatch):
+    """The request carries every option (not the handler function); the child tunes malloc
+    when the run does, then times the model with those options."""
+    import argparse
+    import scratchvae.bench as bench
+    from scratchvae.bench.fresh import request_for
+
+    args = argparse.Namespace(models="mlp", batch_size=8, inference_batch=10, repeats=2, warmup=1, block=5,
+                              workers=None, layers=False, torch_threads=None, malloc_tuned=True,
+                              in_process=False, startup=False, json=True, func=print)
+    request = request_for("mlp", args, torch_ok=False)
+    assert request["model"] == "mlp" and request["torch_ok"] is False
+    assert request["args"] == {k: v for k, v in vars(args).items() if k != "func"}
+    json.dumps(request)  # what travels to the fresh process
+    tuned = []
+    monkeypatch.setattr(bench, "tune_malloc", lambda: tuned.append(True))
+    row = bench.measure_request(json.loads(json.dumps(request)))
+    assert tuned == [True]
+    assert row["model"] == "mlp" and row["batch_size"] == 8 and row["inference_batch"] == 10
+
+
+def test_fresh_process_failure_is_an_error_not_a_row(capsys):
+    from scratchvae.bench.fresh import run_python
+    with pytest.raises(RuntimeError, match="exit 3"):
+        run_python("import sys; print('partial', file=sys.stderr); sys.exit(3)")
+    assert "partial" in capsys.readouterr().err   # its own message is shown
+    assert run_python("print('noise'); print('{\"a\": 1}')") == {"a": 1}
 
 
 def test_alternating_turns_run_blocks_back_to_back(monkeypatch):
@@ -175,3 +224,24 @@ def test_bench_runs_the_workers_train_would(capsys):
     assert main(["bench", "--models", "conv", "--workers", "3", "--repeats", "2", "--warmup", "1",
                  "--batch-size", "8", "--inference-batch", "10"]) == 0
     assert "conv         3" in capsys.readouterr().out
+
+
+def test_page_faults_count_memory_fresh_from_the_os():
+    """A call that maps new memory each time faults; one that reuses a buffer does not."""
+    from scratchvae.bench.timing import minor_faults_per_call
+    if minor_faults_per_call(lambda: None) is None:
+        pytest.skip("getrusage is not available here")
+    size = 64 << 20          # above glibc's largest mmap threshold (32 MB): a fresh mmap every call
+    buffer = np.ones(size, np.uint8)  # written: its pages are mapped (np.zeros would map them at first use)
+    fresh = minor_faults_per_call(lambda: np.ones(size, np.uint8), calls=3)
+    reused = minor_faults_per_call(lambda: buffer.fill(1), calls=3)
+    assert fresh >= 16 and reused < 0.1 * fresh   # >= 16: NumPy asks for 2 MB huge pages; 64 MB is 32
+
+
+def test_bench_reports_page_faults_per_step(capsys):
+    assert main(ARGS + ["--json"]) == 0
+    row = json.loads(capsys.readouterr().out)["results"][0]
+    assert row["page_faults_per_step"] is None or row["page_faults_per_step"] >= 0
+    assert main(ARGS) == 0
+    out = capsys.readouterr().out
+    assert row["page_faults_per_step"] is None or "page faults per training step" in out

@@ -3,12 +3,15 @@
 Every figure is measured in the run that prints it: medians of repeated timings
 after warm-up; with --vs-torch the identical PyTorch model (same weights) is timed
 in the same process, the two taking turns of a few back-to-back steps (see
-timing.alternating_ms), so both see the same machine load.
+timing.alternating_ms), so both see the same machine load. Each model is timed in a
+fresh process of its own (fresh.py says why: malloc remembers what a process did),
+unless --in-process is given.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import sys
 
@@ -18,10 +21,11 @@ from ..models import ARCHITECTURES, build_model
 from ..nn.init import manual_seed
 from ..optim import Adam
 from ..parallel import DataParallel, cpu_cores
+from .fresh import bench_model_in_fresh_process
 from .malloc import tune_malloc
 from .startup import startup_report
 from .gemms import Gemm, layer_gemms
-from .timing import PAUSE_S, alternating_ms, gemm_peak_gflops, median_ms
+from .timing import PAUSE_S, alternating_ms, gemm_peak_gflops, median_ms, minor_faults_per_call
 
 MNIST_TRAIN_IMAGES = 60000
 
@@ -107,13 +111,29 @@ def bench_model(arch: str, args: argparse.Namespace, torch_ok: bool) -> dict:
         "gemm_gflop_per_step": flops / 1e9, "gflops": flops / ours_step / 1e6,
         "inference_batch": args.inference_batch, "inference_ms": ours_inf,
         "inference_images_per_s": args.inference_batch / ours_inf * 1e3,
+        "page_faults_per_step": minor_faults_per_call(step),     # after the timing: malloc's state then
+        "pid": os.getpid(),                                      # the process that measured this row
     }
     if torch_ok:
-        row.update({"torch_train_ms": torch_step, "train_ratio": ours_step / torch_step,
+        import torch
+        row.update({"torch_threads": torch.get_num_threads(),
+                    "torch_page_faults_per_step": minor_faults_per_call(t_step),
+                    "torch_train_ms": torch_step, "train_ratio": ours_step / torch_step,
                     "torch_inference_ms": torch_inf, "inference_ratio": ours_inf / torch_inf})
     if args.layers:
         row["layers"] = layer_breakdown(model, x, args.repeats)
     return row
+
+
+def measure_request(request: dict) -> dict:
+    """The fresh process's side of fresh.bench_model_in_fresh_process: set up as the run
+    did (malloc tuning, PyTorch's threads), then bench_model."""
+    args = argparse.Namespace(**request["args"])
+    if args.malloc_tuned:
+        tune_malloc()
+    if request["torch_ok"]:
+        _torch_available(args.torch_threads)
+    return bench_model(request["model"], args, request["torch_ok"])
 
 
 def layer_breakdown(model, x: np.ndarray, repeats: int) -> list[dict]:
@@ -172,6 +192,7 @@ def print_report(report: dict) -> None:
           f"model: {min(samples):.0f}-{max(samples):.0f})")
     print(report["torch"])
     print(report["malloc"])
+    print(report["processes"])
     print(report["protocol"])
     vs = report["results"] and "torch_train_ms" in report["results"][0]
     head = f"{'model':<6} {'workers':>7} {'train ms':>9} {'img/s':>8} {'s/epoch':>8} {'GFLOP/s':>8} {'%peak':>6}"
@@ -188,6 +209,7 @@ def print_report(report: dict) -> None:
         line += f" | {r['inference_ms']:9.1f} {r['inference_images_per_s']:8.0f}"
         line += f" {r['torch_inference_ms']:9.1f} {r['inference_ratio']:5.2f}x" if vs else ""
         print(line)
+    _print_page_faults(report["results"], vs)
     for r in report["results"]:
         _print_layers(r)
     if "startup" in report:
@@ -196,6 +218,15 @@ def print_report(report: dict) -> None:
               f"(compiling), warm {s['warm_s']:.2f} s (from the numba cache)")
         print(f"peak memory of a conv VAE MNIST training run ({s['memory_steps']} steps + test-set evaluation): "
               f"{s['peak_rss_mb']:.0f} MB")
+
+
+def _print_page_faults(rows: list[dict], vs: bool) -> None:
+    if rows[0]["page_faults_per_step"] is None:
+        return
+    counts = [f"{r['model']} {r['page_faults_per_step']:.0f}"
+              + (f" / {r['torch_page_faults_per_step']:.0f}" if vs else "") for r in rows]
+    print("page faults per training step (pages malloc took fresh from the OS)"
+          + (", scratchvae / PyTorch: " if vs else ": ") + ", ".join(counts))
 
 
 def _print_layers(r: dict) -> None:
@@ -222,6 +253,13 @@ def _protocol(args: argparse.Namespace, torch_ok: bool) -> str:
             f"after a {PAUSE_S * 1e3:.0f} ms pause and one untimed call (see --block)")
 
 
+def _processes_note(args: argparse.Namespace) -> str:
+    if args.in_process:
+        return ("every model timed in this process (--in-process): "
+                "a model sees the malloc state the ones before it left")
+    return "each model timed in a fresh process (malloc starts as installed for every model)"
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     malloc_note = tune_malloc() if args.malloc_tuned else "malloc as installed (see --malloc-tuned)"
     torch_ok, torch_note = (_torch_available(args.torch_threads) if args.vs_torch
@@ -231,14 +269,16 @@ def cmd_bench(args: argparse.Namespace) -> int:
         if arch not in ARCHITECTURES:
             raise SystemExit(f"unknown model '{arch}', choose from {sorted(ARCHITECTURES)}")
     report = {"machine": f"{platform.machine()}, {cpu_cores()} cores", "numpy": np.__version__,
-              "torch": torch_note, "malloc": malloc_note, "protocol": _protocol(args, torch_ok), "results": []}
+              "torch": torch_note, "malloc": malloc_note, "protocol": _protocol(args, torch_ok),
+              "processes": _processes_note(args), "results": []}
     # The peak is a property of the machine, and load can only lower a measurement of it, so
     # it is measured before and after every model and the best counts: one measurement taken
     # in a busy moment would inflate every %peak (one run here measured 155 and 301 GFLOP/s).
     peaks = [gemm_peak_gflops()]
+    measure = bench_model if args.in_process else bench_model_in_fresh_process
     for arch in archs:
         print(f"timing {arch} ...", file=sys.stderr)
-        report["results"].append(bench_model(arch, args, torch_ok))
+        report["results"].append(measure(arch, args, torch_ok))
         peaks.append(gemm_peak_gflops())
     report["gemm_peak_gflops"], report["gemm_peak_samples"] = max(peaks), peaks
     for row in report["results"]:
@@ -276,6 +316,9 @@ def add_bench_parser(sub) -> None:
                    help="threads for PyTorch (default: its own choice, usually one per core)")
     p.add_argument("--malloc-tuned", action="store_true",
                    help="raise glibc malloc's mmap/trim thresholds for the whole process (both libraries)")
+    p.add_argument("--in-process", action="store_true",
+                   help="time every model in this process instead of a fresh one each (faster to start; "
+                        "but malloc's thresholds then carry over from one model to the next)")
     p.add_argument("--startup", action="store_true", help="also measure cold/warm start and peak memory")
     p.add_argument("--json", action="store_true", help="print JSON instead of tables")
     p.set_defaults(func=cmd_bench)

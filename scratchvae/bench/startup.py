@@ -6,11 +6,10 @@ reference conv VAE for some steps and evaluates the test set, as an epoch of
 """
 from __future__ import annotations
 
-import json
 import os
-import subprocess
-import sys
 import tempfile
+
+from .fresh import run_python
 
 _FIRST_STEP = """
 import time, json
@@ -41,15 +40,10 @@ print(json.dumps({{"peak_rss_mb": int(hwm.split()[1]) / 1024}}))
 """
 
 
-def _run(code: str, env: dict) -> dict:
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])
-
-
 def startup_report(memory_steps: int = 200) -> dict:
     with tempfile.TemporaryDirectory() as cache:
         env = dict(os.environ, NUMBA_CACHE_DIR=cache)
-        cold = _run(_FIRST_STEP, env)["seconds"]
-        warm = _run(_FIRST_STEP, env)["seconds"]
-    mem = _run(_MEMORY.format(steps=memory_steps), dict(os.environ))["peak_rss_mb"]
+        cold = run_python(_FIRST_STEP, env)["seconds"]
+        warm = run_python(_FIRST_STEP, env)["seconds"]
+    mem = run_python(_MEMORY.format(steps=memory_steps), dict(os.environ))["peak_rss_mb"]
     return {"cold_s": cold, "warm_s": warm, "peak_rss_mb": mem, "memory_steps": memory_steps}

@@ -43,6 +43,20 @@ def alternating_ms(fns: list[Callable[[], object]], repeats: int, warmup: int = 
     return [float(np.median(t) * 1e3) for t in times]
 
 
+def minor_faults_per_call(fn: Callable[[], object], calls: int = 5) -> float | None:
+    """Minor page faults per call of fn, in all threads of this process (None where getrusage
+    is missing). Each is a page the OS had to map and zero because malloc handed out memory
+    fresh from the OS instead of reusing what the process had freed (see malloc.py)."""
+    try:
+        import resource
+    except ImportError:  # not Unix
+        return None
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    for _ in range(calls):
+        fn()
+    return (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / calls
+
+
 def gemm_peak_gflops(size: int = 1024, repeats: int = 10) -> float:
     """Best float32 GEMM rate NumPy's BLAS reaches here on a square product (GFLOP/s)."""
     rng = np.random.default_rng(0)
