@@ -129,10 +129,7 @@ def measure_request(request: dict) -> dict:
     """The fresh process's side of fresh.bench_model_in_fresh_process: set up as the run
     did (malloc tuning, PyTorch's threads), then bench_model."""
     args = argparse.Namespace(**request["args"])
-    if args.malloc_tuned:
-        tune_malloc()
-    if request["torch_ok"]:
-        _torch_available(args.torch_threads)
+    _set_up(args, vs_torch=request["torch_ok"])
     return bench_model(request["model"], args, request["torch_ok"])
 
 
@@ -173,6 +170,15 @@ def _random_like(a: np.ndarray, seed: int) -> np.ndarray:
     out = np.empty_like(a, dtype=np.float32)                     # keeps a's strides (order='K')
     out[...] = np.random.default_rng(seed).standard_normal(a.shape)
     return out
+
+
+def _set_up(args: argparse.Namespace, vs_torch: bool) -> tuple[str, bool, str]:
+    """Set up this process as the run asks: malloc tuned under --malloc-tuned, PyTorch loaded
+    with its thread count if vs_torch. Returns (malloc note, whether PyTorch runs, torch note)."""
+    malloc_note = tune_malloc() if args.malloc_tuned else "malloc as installed (see --malloc-tuned)"
+    torch_ok, torch_note = (_torch_available(args.torch_threads) if vs_torch
+                            else (False, "--vs-torch not given"))
+    return malloc_note, torch_ok, torch_note
 
 
 def _torch_available(threads: int | None) -> tuple[bool, str]:
@@ -261,9 +267,7 @@ def _processes_note(args: argparse.Namespace) -> str:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    malloc_note = tune_malloc() if args.malloc_tuned else "malloc as installed (see --malloc-tuned)"
-    torch_ok, torch_note = (_torch_available(args.torch_threads) if args.vs_torch
-                            else (False, "--vs-torch not given"))
+    malloc_note, torch_ok, torch_note = _set_up(args, vs_torch=args.vs_torch)
     archs = args.models.split(",")
     for arch in archs:
         if arch not in ARCHITECTURES:

@@ -45,5 +45,5 @@ def startup_report(memory_steps: int = 200) -> dict:
         env = dict(os.environ, NUMBA_CACHE_DIR=cache)
         cold = run_python(_FIRST_STEP, env)["seconds"]
         warm = run_python(_FIRST_STEP, env)["seconds"]
-    mem = run_python(_MEMORY.format(steps=memory_steps), dict(os.environ))["peak_rss_mb"]
+    mem = run_python(_MEMORY.format(steps=memory_steps))["peak_rss_mb"]  # this process's environment
     return {"cold_s": cold, "warm_s": warm, "peak_rss_mb": mem, "memory_steps": memory_steps}
