@@ -186,10 +186,13 @@ class DataParallel:
             self._output_bytes[key] = layer_output_bytes(self.replicas[0], x[:1])
         return max(1, PASS_BYTES // self._output_bytes[key])
 
-    def _run(self, x: np.ndarray, work: Callable[[int, list[slice]], list]) -> list:
-        """work(k, passes) on worker k (replica k), where passes cut its share of x into runs of
-        at most _images_per_pass images; returns the workers' result lists joined, in batch order."""
-        self._sync()
+    def plan(self, x: np.ndarray) -> list[tuple[int, list[slice]]]:
+        """How a batch x is cut: (worker k, the passes its share runs), in batch order. The
+        shares are near-equal (workers beyond the batch size get none), and so are the passes
+        of a share, each of at most _images_per_pass images. One worker: the whole batch at once,
+        as the model runs it."""
+        if self.workers == 1:
+            return [(0, [slice(0, x.shape[0])])]
         n, per_pass = x.shape[0], self._images_per_pass(x)
         bounds = np.linspace(0, n, self.workers + 1).astype(int)
         shares = [(a, b) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]  # drops empty ones (n < workers)
@@ -197,8 +200,14 @@ class DataParallel:
         for k, (a, b) in enumerate(shares):
             cuts = np.linspace(a, b, -(-(b - a) // per_pass) + 1).astype(int)  # near-equal passes
             jobs.append((k, [slice(c, d) for c, d in zip(cuts[:-1], cuts[1:])]))
+        return jobs
+
+    def run(self, x: np.ndarray, work: Callable[[int, list[slice]], list]) -> list:
+        """work(k, passes) on worker k (replica k), for every (k, passes) of plan(x), each worker's
+        BLAS on one thread; returns the workers' result lists joined, in batch order."""
+        self._sync()
         with blas_threads(1):
-            futures = [self._pool.submit(work, *job) for job in jobs]
+            futures = [self._pool.submit(work, *job) for job in self.plan(x)]
             wait(futures)                     # all of them, even after one fails: then none still writes
         return [item for future in futures for item in future.result()]  # raises a worker's error
 
@@ -269,7 +278,7 @@ class DataParallel:
             return parts
 
         try:
-            return self._run(x, work)
+            return self.run(x, work)
         except BaseException:
             for replica in self.replicas[1:]:
                 replica.zero_grad()       # a failed step must not leak into the next one
@@ -315,7 +324,7 @@ class DataParallel:
         if self.workers == 1:
             return self.model.loss(x, target)
         n = x.shape[0]
-        return self._weighted(self._run(x, lambda k, passes: [
+        return self._weighted(self.run(x, lambda k, passes: [
             ((part.stop - part.start) / n, self.replicas[k].loss(x[part], None if target is None else target[part]))
             for part in passes]))
 
@@ -323,7 +332,7 @@ class DataParallel:
         """model.reconstruct(x) (encode, decode the mean), the batch split over the workers."""
         if self.workers == 1:
             return self.model.reconstruct(x)
-        outs = self._run(x, lambda k, passes: [self.replicas[k].reconstruct(x[part]) for part in passes])
+        outs = self.run(x, lambda k, passes: [self.replicas[k].reconstruct(x[part]) for part in passes])
         return np.concatenate(outs)                                 # (N, C, H, W)
 
     def __repr__(self) -> str:

@@ -5,8 +5,10 @@ import sys
 import numpy as np
 import pytest
 
-from scratchvae.bench.gemms import layer_gemms
+from scratchvae.bench.floor import ProductsAlone
+from scratchvae.bench.gemms import layer_gemms, step_gemms
 from scratchvae.cli import main
+from scratchvae.parallel import DataParallel, workers_refusal
 import scratchvae as sv
 
 ARGS = ["bench", "--models", "mlp", "--repeats", "2", "--warmup", "1", "--inference-batch", "50"]
@@ -60,7 +62,9 @@ def test_bench_says_so_when_torch_is_absent(capsys, monkeypatch):
 def test_bench_against_torch_prints_ratios(capsys):
     pytest.importorskip("torch")
     assert main(ARGS + ["--vs-torch"]) == 0
-    assert "ratio" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "ratio" in out
+    assert "x PyTorch's)" in out  # the floor of the products, against PyTorch's whole step
 
 
 def layer_gemm_flops(layer, in_shape, out_shape):
@@ -245,3 +249,37 @@ def test_bench_reports_page_faults_per_step(capsys):
     assert main(ARGS) == 0
     out = capsys.readouterr().out
     assert row["page_faults_per_step"] is None or "page faults per training step" in out
+
+
+@pytest.mark.parametrize("arch,workers,per_pass", [("mlp", 1, None), ("conv", 2, None), ("keras", 2, 3)])
+def test_products_alone_runs_every_product_of_the_step_once(arch, workers, per_pass, monkeypatch):
+    """The floor runs the whole batch's products (training: forward, dweight, dx; inference:
+    forward), each once, cut as the step cuts the batch, and nothing else."""
+    sv.manual_seed(0)
+    model = sv.build_model(arch, rng=np.random.default_rng(0))
+    if workers > 1 and workers_refusal(model) is not None:
+        pytest.skip(workers_refusal(model))
+    x = (np.random.default_rng(0).random((10, 1, 28, 28)) < 0.3).astype(np.float32)
+    parallel = DataParallel(model, workers, images_per_pass=per_pass)
+    whole = step_gemms(model, x)
+    for training, roles in ((True, {"forward", "dweight", "dx"}), (False, {"forward"})):
+        floor = ProductsAlone(model, x, parallel, training=training)
+        assert floor.jobs == parallel.plan(x)
+        assert floor.flops == sum(g.flops for g in whole if g.role in roles)
+        calls = []
+        real_dot = np.dot
+        monkeypatch.setattr(np, "dot", lambda a, b, out: calls.append((a.shape, b.shape)) or real_dot(a, b, out=out))
+        floor()
+        monkeypatch.undo()
+        expected = [((g.m, g.k), (g.k, g.n)) for k, passes in floor.jobs for part in passes
+                    for g in floor.gemms[k, part.stop - part.start]]
+        assert sorted(calls) == sorted(expected)
+        assert sum(2 * a[0] * a[1] * b[1] for a, b in calls) == floor.flops
+
+
+def test_bench_reports_the_products_alone(capsys):
+    assert main(ARGS + ["--json"]) == 0
+    row = json.loads(capsys.readouterr().out)["results"][0]
+    assert 0 < row["products_ms"] and 0 < row["inference_products_ms"]
+    assert main(ARGS) == 0
+    assert "matrix products alone, run as the step and inference run them" in capsys.readouterr().out

@@ -133,6 +133,24 @@ def test_images_per_pass_follows_the_bytes_of_one_images_layer_outputs():
 
 
 @needs_blas_control
+@pytest.mark.parametrize("n,workers,per_pass", [(7, 2, 2), (2, 3, None), (10, 3, 4)])
+def test_plan_cuts_the_batch_into_shares_and_passes(n, workers, per_pass):
+    """Each worker a near-equal share, run in near-equal passes of at most per_pass images;
+    together they cover the batch once, in order (the step, inference and bench's floor use it)."""
+    dp = DataParallel(_model("conv"), workers, images_per_pass=per_pass)
+    plan = dp.plan(_images("conv", n))
+    assert [k for k, _ in plan] == list(range(min(n, workers)))
+    parts = [part for _, passes in plan for part in passes]
+    assert [(p.start, p.stop) for p in parts] == list(zip([0] + [p.stop for p in parts[:-1]], [p.stop for p in parts]))
+    assert parts[0].start == 0 and parts[-1].stop == n
+    shares = [sum(p.stop - p.start for p in passes) for _, passes in plan]
+    assert max(shares) - min(shares) <= 1
+    limit = per_pass or dp._images_per_pass(_images("conv", 1))
+    assert all(p.stop - p.start <= limit for p in parts)
+    assert DataParallel(_model("conv"), 1).plan(_images("conv", n)) == [(0, [slice(0, n)])]  # the model, whole
+
+
+@needs_blas_control
 def test_an_encoder_that_is_not_a_sequential_splits_too():
     """The encoder and decoder may be any Module; the pass size still counts their outputs."""
     manual_seed(0)

@@ -5,7 +5,9 @@ after warm-up; with --vs-torch the identical PyTorch model (same weights) is tim
 in the same process, the two taking turns of a few back-to-back steps (see
 timing.alternating_ms), so both see the same machine load. Each model is timed in a
 fresh process of its own (fresh.py says why: malloc remembers what a process did),
-unless --in-process is given.
+unless --in-process is given. Beside each step and inference, the same run times their
+matrix products alone, split as the step splits the batch: the floor NumPy's BLAS sets
+under them (floor.py). The text report is report.py's.
 """
 from __future__ import annotations
 
@@ -21,10 +23,12 @@ from ..models import ARCHITECTURES, build_model
 from ..nn.init import manual_seed
 from ..optim import Adam
 from ..parallel import DataParallel, cpu_cores
+from .floor import ProductsAlone
 from .fresh import bench_model_in_fresh_process
+from .gemms import Gemm, first_trained_layer, layer_gemms
 from .malloc import tune_malloc
+from .report import print_report
 from .startup import startup_report
-from .gemms import Gemm, layer_gemms
 from .timing import PAUSE_S, alternating_ms, gemm_peak_gflops, median_ms, minor_faults_per_call
 
 MNIST_TRAIN_IMAGES = 60000
@@ -33,23 +37,6 @@ MNIST_TRAIN_IMAGES = 60000
 def _batch(shape: tuple, n: int, seed: int = 0) -> np.ndarray:
     """Binarized random images: the same statistics a training batch has."""
     return (np.random.default_rng(seed).random((n,) + shape) < 0.3).astype(np.float32)
-
-
-def _model_flops(model, x: np.ndarray) -> int:
-    """GEMM FLOPs of one training step (forward + backward) of a VAE or autoencoder.
-
-    The encoder's first layer with parameters runs backward_params (no dx product).
-    """
-    first = _first_trained_layer(model)
-    z = np.zeros((x.shape[0], model.latent_dim), np.float32)      # (N, L)
-    return sum(g.flops for _, layer, x_in, out in model.trace(x, z)
-               for g in layer_gemms(layer, x_in.shape, out.shape, input_grad=layer is not first))
-
-
-def _first_trained_layer(model):
-    """The layer whose backward_params a training step runs (see Sequential.backward_params)."""
-    i = model.encoder.first_with_parameters()
-    return model.encoder[i] if i < len(model.encoder) else None
 
 
 def _train_step(model, optimizer, x, parallel: DataParallel):
@@ -95,14 +82,25 @@ def bench_model(arch: str, args: argparse.Namespace, torch_ok: bool) -> dict:
         model.train()
         return out
 
+    # The floors (see floor.py) are built just before they are timed: building one runs the
+    # model on its shapes, so building the inference floor first would free inference-sized
+    # arrays before PyTorch's steps are timed, and change its malloc thresholds (see fresh.py).
+    inf_repeats = max(3, args.repeats // 4)
     if torch_ok:
         t_step, t_infer = _torch_steps(model, x, x_inf)
-        ours_step, torch_step = alternating_ms([step, t_step], args.repeats, args.warmup, args.block)
-        ours_inf, torch_inf = alternating_ms([infer, t_infer], max(3, args.repeats // 4), 1, args.block)
+        products = ProductsAlone(model, x, parallel)
+        ours_step, torch_step, products_ms = alternating_ms([step, t_step, products], args.repeats, args.warmup,
+                                                            args.block)
+        products_inf = ProductsAlone(model, x_inf, parallel, training=False)
+        ours_inf, torch_inf, products_inf_ms = alternating_ms([infer, t_infer, products_inf], inf_repeats, 1,
+                                                              args.block)
     else:
-        ours_step, ours_inf = median_ms(step, args.repeats, args.warmup), median_ms(infer, max(3, args.repeats // 4), 1)
+        products = ProductsAlone(model, x, parallel)
+        ours_step, products_ms = median_ms(step, args.repeats, args.warmup), median_ms(products, args.repeats, 1)
+        products_inf = ProductsAlone(model, x_inf, parallel, training=False)
+        ours_inf, products_inf_ms = median_ms(infer, inf_repeats, 1), median_ms(products_inf, inf_repeats, 1)
         torch_step = torch_inf = None
-    flops = _model_flops(model, x)
+    flops = products.flops                                       # == step_gemms(model, x) of the whole batch
     row = {
         "model": arch, "workers": parallel.workers, "batch_size": args.batch_size,
         "parameters": model.num_parameters(),
@@ -111,6 +109,7 @@ def bench_model(arch: str, args: argparse.Namespace, torch_ok: bool) -> dict:
         "gemm_gflop_per_step": flops / 1e9, "gflops": flops / ours_step / 1e6,
         "inference_batch": args.inference_batch, "inference_ms": ours_inf,
         "inference_images_per_s": args.inference_batch / ours_inf * 1e3,
+        "products_ms": products_ms, "inference_products_ms": products_inf_ms,
         "page_faults_per_step": minor_faults_per_call(step),     # after the timing: malloc's state then
         "pid": os.getpid(),                                      # the process that measured this row
     }
@@ -119,7 +118,9 @@ def bench_model(arch: str, args: argparse.Namespace, torch_ok: bool) -> dict:
         row.update({"torch_threads": torch.get_num_threads(),
                     "torch_page_faults_per_step": minor_faults_per_call(t_step),
                     "torch_train_ms": torch_step, "train_ratio": ours_step / torch_step,
-                    "torch_inference_ms": torch_inf, "inference_ratio": ours_inf / torch_inf})
+                    "torch_inference_ms": torch_inf, "inference_ratio": ours_inf / torch_inf,
+                    "products_over_torch": products_ms / torch_step,
+                    "inference_products_over_torch": products_inf_ms / torch_inf})
     if args.layers:
         row["layers"] = layer_breakdown(model, x, args.repeats)
     return row
@@ -140,7 +141,7 @@ def layer_breakdown(model, x: np.ndarray, repeats: int) -> list[dict]:
 
     The encoder's first layer with parameters is timed as training runs it: backward_params.
     """
-    rows, first = [], _first_trained_layer(model)
+    rows, first = [], first_trained_layer(model)
     z = np.random.default_rng(0).standard_normal((x.shape[0], model.latent_dim)).astype(np.float32)
     for name, layer, x_in, out in model.trace(x, z):
         xin, dout = _random_like(x_in, seed=1), _random_like(out, seed=2)  # the step's memory layouts
@@ -189,67 +190,6 @@ def _torch_available(threads: int | None) -> tuple[bool, str]:
     if threads is not None:
         torch.set_num_threads(threads)
     return True, f"torch {torch.__version__}, {torch.get_num_threads()} threads"
-
-
-def print_report(report: dict) -> None:
-    samples = report["gemm_peak_samples"]
-    print(f"machine: {report['machine']}; numpy {report['numpy']}; GEMM peak {report['gemm_peak_gflops']:.0f} "
-          f"GFLOP/s (float32; the best of {len(samples)} measurements in this run, before and after each "
-          f"model: {min(samples):.0f}-{max(samples):.0f})")
-    print(report["torch"])
-    print(report["malloc"])
-    print(report["processes"])
-    print(report["protocol"])
-    vs = report["results"] and "torch_train_ms" in report["results"][0]
-    head = f"{'model':<6} {'workers':>7} {'train ms':>9} {'img/s':>8} {'s/epoch':>8} {'GFLOP/s':>8} {'%peak':>6}"
-    head += f" {'torch ms':>9} {'ratio':>6}" if vs else ""
-    head += f" | {'infer ms':>9} {'img/s':>8}" + (f" {'torch ms':>9} {'ratio':>6}" if vs else "")
-    print(f"\ntraining step (forward + backward + Adam), batch {report['results'][0]['batch_size']}; "
-          f"inference = encode + decode, batch {report['results'][0]['inference_batch']}; medians")
-    print(head)
-    for r in report["results"]:
-        line = (f"{r['model']:<6} {r['workers']:7d} {r['train_ms']:9.1f} {r['train_images_per_s']:8.0f} "
-                f"{r['mnist_epoch_s']:8.1f} "
-                f"{r['gflops']:8.1f} {100 * r['fraction_of_peak']:5.0f}%")
-        line += f" {r['torch_train_ms']:9.1f} {r['train_ratio']:5.2f}x" if vs else ""
-        line += f" | {r['inference_ms']:9.1f} {r['inference_images_per_s']:8.0f}"
-        line += f" {r['torch_inference_ms']:9.1f} {r['inference_ratio']:5.2f}x" if vs else ""
-        print(line)
-    _print_page_faults(report["results"], vs)
-    for r in report["results"]:
-        _print_layers(r)
-    if "startup" in report:
-        s = report["startup"]
-        print(f"\nstart-up (import + build + first conv step, fresh process): cold {s['cold_s']:.2f} s "
-              f"(compiling), warm {s['warm_s']:.2f} s (from the numba cache)")
-        print(f"peak memory of a conv VAE MNIST training run ({s['memory_steps']} steps + test-set evaluation): "
-              f"{s['peak_rss_mb']:.0f} MB")
-
-
-def _print_page_faults(rows: list[dict], vs: bool) -> None:
-    if rows[0]["page_faults_per_step"] is None:
-        return
-    counts = [f"{r['model']} {r['page_faults_per_step']:.0f}"
-              + (f" / {r['torch_page_faults_per_step']:.0f}" if vs else "") for r in rows]
-    print("page faults per training step (pages malloc took fresh from the OS)"
-          + (", scratchvae / PyTorch: " if vs else ": ") + ", ".join(counts))
-
-
-def _print_layers(r: dict) -> None:
-    layers = r.get("layers", [])
-    if not layers:
-        return
-    print(f"\n{r['model']}: every layer on the whole batch, one worker; in brackets its matrix products alone")
-
-    def ms(layer_ms: float, gemm_ms: float | None) -> str:
-        return f"{layer_ms:6.2f} ms" + (f" ({gemm_ms:5.2f})" if gemm_ms is not None else " " * 8)
-
-    for lr in layers:
-        print(f"  {lr['layer']:<11} {lr['type'][:58]:<58} fwd {ms(lr['forward_ms'], lr['gemm_forward_ms'])}"
-              f"  bwd {ms(lr['backward_ms'], lr['gemm_backward_ms'])}" + ("" if lr["input_grad"] else " (no dx)"))
-    total = sum(lr["forward_ms"] + lr["backward_ms"] for lr in layers)
-    gemm = sum(lr["gemm_forward_ms"] + lr["gemm_backward_ms"] for lr in layers if lr["gemm_forward_ms"] is not None)
-    print(f"  all layers: {total:.1f} ms, of which matrix products alone {gemm:.1f} ms ({100 * gemm / total:.0f}%)")
 
 
 def _protocol(args: argparse.Namespace, torch_ok: bool) -> str:

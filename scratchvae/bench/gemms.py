@@ -40,6 +40,23 @@ class Gemm(NamedTuple):
         return (a.T if self.a_t else a), (b.T if self.b_t else b)
 
 
+def first_trained_layer(model: snn.Module) -> snn.Module | None:
+    """The layer whose backward_params a training step runs (see Sequential.backward_params)."""
+    i = model.encoder.first_with_parameters()
+    return model.encoder[i] if i < len(model.encoder) else None
+
+
+def step_gemms(model: snn.Module, x: np.ndarray, training: bool = True) -> list[Gemm]:
+    """Every product of one training step of a VAE or Autoencoder on the batch x: each layer's
+    forward, dweight and dx, except the dx of the encoder's first trained layer (no gradient
+    for the data). training=False: the forward products only, as encode + decode run them."""
+    first = first_trained_layer(model)
+    z = np.zeros((x.shape[0], model.latent_dim), x.dtype)         # (N, L)
+    return [g for _, layer, x_in, out in model.trace(x, z)
+            for g in layer_gemms(layer, x_in.shape, out.shape, input_grad=layer is not first)
+            if training or g.role == "forward"]
+
+
 def layer_gemms(layer: snn.Module, in_shape: tuple, out_shape: tuple, input_grad: bool = True) -> list[Gemm]:
     """The products of one layer's forward and backward; [] for layers without any.
 
