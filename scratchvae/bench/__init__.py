@@ -82,24 +82,19 @@ def bench_model(arch: str, args: argparse.Namespace, torch_ok: bool) -> dict:
         model.train()
         return out
 
-    # The floors (see floor.py) are built just before they are timed: building one runs the
-    # model on its shapes, so building the inference floor first would free inference-sized
-    # arrays before PyTorch's steps are timed, and change its malloc thresholds (see fresh.py).
-    inf_repeats = max(3, args.repeats // 4)
-    if torch_ok:
-        t_step, t_infer = _torch_steps(model, x, x_inf)
-        products = ProductsAlone(model, x, parallel)
-        ours_step, torch_step, products_ms = alternating_ms([step, t_step, products], args.repeats, args.warmup,
-                                                            args.block)
-        products_inf = ProductsAlone(model, x_inf, parallel, training=False)
-        ours_inf, torch_inf, products_inf_ms = alternating_ms([infer, t_infer, products_inf], inf_repeats, 1,
-                                                              args.block)
-    else:
-        products = ProductsAlone(model, x, parallel)
-        ours_step, products_ms = median_ms(step, args.repeats, args.warmup), median_ms(products, args.repeats, 1)
-        products_inf = ProductsAlone(model, x_inf, parallel, training=False)
-        ours_inf, products_inf_ms = median_ms(infer, inf_repeats, 1), median_ms(products_inf, inf_repeats, 1)
-        torch_step = torch_inf = None
+    def timed(ours, theirs, products, repeats: int, warmup: int) -> tuple:
+        """Median ms of ours, of PyTorch's twin (None without it) and of the products alone."""
+        if theirs is None:
+            return median_ms(ours, repeats, warmup), None, median_ms(products, repeats, 1)
+        return tuple(alternating_ms([ours, theirs, products], repeats, warmup, args.block))
+
+    t_step, t_infer = _torch_steps(model, x, x_inf) if torch_ok else (None, None)
+    products = ProductsAlone(model, x, parallel)                 # the floor under step (see floor.py)
+    ours_step, torch_step, products_ms = timed(step, t_step, products, args.repeats, args.warmup)
+    # Built only now: building it runs the model on inference-sized passes, whose freed arrays
+    # would raise malloc's thresholds for PyTorch's steps had it been built before them (fresh.py).
+    products_inf = ProductsAlone(model, x_inf, parallel, training=False)
+    ours_inf, torch_inf, products_inf_ms = timed(infer, t_infer, products_inf, max(3, args.repeats // 4), 1)
     flops = products.flops                                       # == step_gemms(model, x) of the whole batch
     row = {
         "model": arch, "workers": parallel.workers, "batch_size": args.batch_size,
