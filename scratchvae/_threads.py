@@ -49,25 +49,26 @@ class BlasThreads(NamedTuple):
     library: str
 
 
-def loaded_blas_libraries() -> list[str]:
-    """Paths of the shared libraries in this process with 'blas' in their name (Linux; else [])."""
+def loaded_blas_libraries() -> Iterator[tuple[str, ctypes.CDLL]]:
+    """(path, opened library) of each shared library in this process with 'blas' in its
+    name (Linux; elsewhere none), skipping any ctypes cannot open."""
     try:
         with open("/proc/self/maps") as f:
             paths = {line.split()[-1] for line in f if ".so" in line}
     except OSError:  # not Linux
-        return []
-    return sorted(p for p in paths if "blas" in p.lower())
+        return
+    for path in sorted(p for p in paths if "blas" in p.lower()):
+        try:
+            yield path, ctypes.CDLL(path)
+        except OSError:
+            continue
 
 
 @functools.cache
 def blas_thread_control() -> BlasThreads | None:
     """The set/get-number-of-threads functions of the OpenBLAS NumPy uses, or None if not found."""
     import numpy  # noqa: F401  (loads the BLAS library, after the environment above is set)
-    for path in loaded_blas_libraries():
-        try:
-            lib = ctypes.CDLL(path)
-        except OSError:
-            continue
+    for path, lib in loaded_blas_libraries():
         for set_name, get_name in _SET_GET_NAMES:
             if hasattr(lib, set_name) and hasattr(lib, get_name):
                 setter, getter = getattr(lib, set_name), getattr(lib, get_name)

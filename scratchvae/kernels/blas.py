@@ -43,11 +43,7 @@ def _bind(function: ctypes._CFuncPtr, scalar: type) -> Callable:
 def _gemm(dtype: np.dtype) -> Callable | None:
     """The CBLAS gemm for dtype in the loaded OpenBLAS, if one is found and passes a self-test."""
     scalar = ctypes.c_float if dtype == np.float32 else ctypes.c_double
-    for path in loaded_blas_libraries():
-        try:
-            lib = ctypes.CDLL(path)
-        except OSError:
-            continue
+    for _, lib in loaded_blas_libraries():
         for name in _GEMM_NAMES[dtype]:
             if hasattr(lib, name):
                 gemm = _bind(getattr(lib, name), scalar)
