@@ -1,6 +1,19 @@
 import numpy as np
 import pytest
 
+from scratchvae.nn.init import manual_seed
+
+
+@pytest.fixture(autouse=True)
+def seeded_weights():
+    """Every test starts from the same initial-weight generator, whatever ran before it.
+
+    Layers built without an explicit generator draw from nn/init.py's module-level one;
+    unseeded, a test's weights (and so whether, say, a ReLU input lands within a
+    finite-difference step of its kink) depended on which tests had run first.
+    """
+    manual_seed(0)
+
 
 @pytest.fixture
 def rng() -> np.random.Generator:

@@ -25,14 +25,32 @@ def _both_ways(module, x, dout):
     return full, _grads(module), dx, returned
 
 
+# The layers with a backward_params of their own. The others (ConvTranspose2d, BatchNorm, ...)
+# inherit Module's, which is backward with dx dropped: comparing it with backward would
+# compare backward with itself (test_every_override_is_listed_here keeps this list whole).
 LAYERS = [
     ("linear", lambda: sv.Linear(6, 4), (3, 6)),
     ("conv", lambda: sv.Conv2d(2, 3, 3, stride=2, padding=1), (2, 2, 7, 7)),
     ("conv_no_bias", lambda: sv.Conv2d(2, 3, 2, bias=False), (2, 2, 5, 5)),
-    ("conv_transpose", lambda: sv.ConvTranspose2d(3, 2, 3, stride=2, padding=1, output_padding=1), (2, 3, 4, 4)),
-    ("batchnorm", lambda: sv.BatchNorm2d(3), (4, 3, 2, 2)),
     ("mlp_stack", lambda: sv.Sequential(sv.Flatten(), sv.Linear(12, 5), sv.ReLU(), sv.Linear(5, 2)), (3, 3, 2, 2)),
+    ("conv_stack", lambda: sv.Sequential(sv.Conv2d(1, 2, 3, padding=1), sv.ReLU(), sv.ConvTranspose2d(2, 2, 3),
+                                         sv.BatchNorm2d(2)), (2, 1, 4, 4)),
 ]
+
+
+def _all_subclasses(cls):
+    for sub in cls.__subclasses__():
+        yield sub
+        yield from _all_subclasses(sub)
+
+
+def test_every_override_is_listed_here():
+    """A layer that gets its own backward_params must get a case in LAYERS."""
+    overriding = {cls.__name__ for cls in _all_subclasses(sv.Module)
+                  if "backward_params" in vars(cls) and cls.__module__.startswith("scratchvae.nn")}
+    covered = {type(make()).__name__ for _, make, _ in LAYERS}
+    assert overriding == {"Linear", "Conv2d", "Sequential"}
+    assert overriding <= covered
 
 
 @pytest.mark.parametrize("name, make, shape", LAYERS, ids=[entry[0] for entry in LAYERS])

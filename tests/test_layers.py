@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 import scratchvae as sv
-from scratchvae.gradcheck import check_module
+from scratchvae.gradcheck import activation_pattern, check_module
 from conftest import away_from_zero
 
 LAYERS = {
@@ -32,6 +32,30 @@ def test_gradcheck_detects_a_wrong_backward(rng):
         def backward(self, dy):
             return dy * (1 - self.cache)  # forgot the square
     assert not check_module(BadTanh(), rng.standard_normal((3, 4))).ok
+
+
+def test_gradcheck_skips_an_entry_at_a_relu_kink():
+    """An input within every step of ReLU's kink: the plain check fails, the kink-aware one
+    skips that entry (and only it) and passes on the others."""
+    relu = sv.ReLU().to(np.float64)
+    x = np.array([[1e-9, 0.5, -0.7, 1.2]])                      # 1e-9 < h / 64: straddled at every step
+    r = np.array([[1.0, 2.0, 3.0, 4.0]])
+    relu.forward(x)
+    dx = relu.backward(r)
+    loss = lambda: float(np.sum(relu.forward(x) * r))
+    assert not sv.gradcheck(loss, {"input": (x, dx)}).ok        # (0.5 * 1 - 0) / 1: half the slope
+    report = sv.gradcheck(loss, {"input": (x, dx)}, pattern=activation_pattern(relu))
+    assert report.ok and report.kinks == {"input": 1} and report.checked == {"input": 3}
+
+
+def test_gradcheck_fails_when_every_entry_sits_at_a_kink():
+    relu = sv.ReLU().to(np.float64)
+    x = np.array([[1e-9, -1e-9]])
+    relu.forward(x)
+    dx = relu.backward(np.ones((1, 2)))
+    report = sv.gradcheck(lambda: float(relu.forward(x).sum()), {"input": (x, dx)},
+                          pattern=activation_pattern(relu))
+    assert report.checked == {"input": 0} and not report.ok   # nothing checked is no pass
 
 
 def test_linear_matches_formula_and_shapes(rng):

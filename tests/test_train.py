@@ -91,14 +91,14 @@ def test_cli_rejects_bad_flags_with_one_line(capsys):
         assert "must be" in capsys.readouterr().err
 
 
-def test_cli_reports_library_errors_without_a_traceback(capsys, monkeypatch):
+def test_cli_reports_library_errors_without_a_traceback(capsys, monkeypatch, tmp_path):
     from scratchvae import cli
     from scratchvae.data import DataFileError
 
     def broken(*args, **kwargs):
         raise DataFileError("train-images-idx3-ubyte.gz: sha256 mismatch")
     monkeypatch.setattr(cli, "load_data", broken)
-    assert main(["train", "--epochs", "1"]) == 2
+    assert main(["train", "--epochs", "1", "--out", str(tmp_path / "run")]) == 2
     assert capsys.readouterr().err.strip() == "scratchvae: error: train-images-idx3-ubyte.gz: sha256 mismatch"
 
 
