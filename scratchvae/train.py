@@ -3,6 +3,11 @@
 Kept model-agnostic: anything with ``loss(x, target)`` returning Losses and a
 ``backward()`` trains here, the VAE and the Autoencoder alike. A DataParallel
 (parallel.py) runs each batch, on one worker or split over several.
+
+Everything random a run draws comes from generators a checkpoint can save (the ``rng``
+passed in shuffles and binarizes; the model and each worker draw their own eps), and an
+epoch's position is an EpochProgress, so a run stopped anywhere, even inside an epoch, can
+go on to bit-for-bit the weights it would have reached uninterrupted.
 """
 from __future__ import annotations
 
@@ -22,12 +27,46 @@ from .optim import Optimizer, clip_grad_norm
 from .parallel import DataParallel
 
 
+class TrainingFault(FloatingPointError):
+    """Training stopped on a NaN or infinity: which quantity, at which epoch and step."""
+
+
+class TrainingInterrupted(Exception):
+    """should_stop() said stop: ``progress`` is where the epoch stood (None between epochs)."""
+
+    def __init__(self, epoch: int, progress: "EpochProgress | None") -> None:
+        super().__init__(f"stopped in epoch {epoch}")
+        self.epoch, self.progress = epoch, progress
+
+
+@dataclass
+class EpochProgress:
+    """Where an epoch stands: its shuffled order, the next step, and the loss totals so far."""
+
+    order: np.ndarray            # (N,) the epoch's permutation of the training images
+    step: int = 0                # batches done
+    totals: np.ndarray = None    # (3,) sums of total, recon, kl weighted by batch size
+    seen: int = 0                # images trained on (a skipped lone leftover is not counted)
+
+    def __post_init__(self) -> None:
+        if self.totals is None:
+            self.totals = np.zeros(3)
+
+    def as_arrays(self) -> dict[str, np.ndarray]:
+        return {"order": self.order, "step": np.array(self.step), "totals": self.totals, "seen": np.array(self.seen)}
+
+    @classmethod
+    def from_arrays(cls, a: dict[str, np.ndarray]) -> "EpochProgress":
+        return cls(a["order"], int(a["step"]), a["totals"].astype(np.float64), int(a["seen"]))
+
+
 @dataclass
 class EpochMetrics:
     epoch: int
     train: Losses
     test: Losses
     seconds: float
+    kl_weight: float = 1.0
 
     def as_json(self) -> dict:
         row = {"epoch": self.epoch}
@@ -35,6 +74,7 @@ class EpochMetrics:
             row[f"{split}_loss"] = losses.total
             row[f"{split}_recon"] = losses.recon
             row[f"{split}_kl"] = losses.kl
+        row["kl_weight"] = self.kl_weight
         row["seconds"] = round(self.seconds, 3)
         return row
 
@@ -58,48 +98,87 @@ def _mean_losses(totals: np.ndarray, count: int) -> Losses:
 def check_finite(losses: Losses, where: str) -> None:
     """NaN guard: stop with a clear message instead of training on garbage."""
     if not losses.finite():
-        raise FloatingPointError(f"non-finite loss {losses} at {where}; try a lower --lr or --clip")
+        raise TrainingFault(f"non-finite loss ({_name_bad(losses)}) at {where}; try a lower --lr, "
+                            f"--clip or --kl-warmup")
+
+
+def _name_bad(losses: Losses) -> str:
+    return ", ".join(f"{name} {value}" for name, value in losses._asdict().items() if not np.isfinite(value))
+
+
+def check_finite_gradients(model: Module, where: str) -> None:
+    """The gradient guard: a NaN or inf gradient with a finite loss (an overflow in backward)."""
+    for name, p in model.named_parameters():
+        if not np.isfinite(p.grad).all():
+            raise TrainingFault(f"non-finite gradient of {name} at {where}; try a lower --lr or --clip")
+
+
+def kl_weight(epoch: int, beta: float, warmup_epochs: int) -> float:
+    """The KL term's weight in an epoch (1-based): beta * min(1, epoch / warmup_epochs), rising
+    linearly to beta over the warm-up (a known remedy for posterior collapse); beta without one."""
+    return beta if warmup_epochs <= 0 else beta * min(1.0, epoch / warmup_epochs)
+
+
+def set_kl_weight(parallel: DataParallel, weight: float) -> None:
+    """The model's beta and every replica's (each copied it when the DataParallel was built)."""
+    for m in [parallel.model, *parallel.replicas]:
+        if hasattr(m, "beta"):
+            m.beta = weight
 
 
 def train_epoch(model: Module, optimizer: Optimizer, x: np.ndarray, batch_size: int, rng: np.random.Generator,
                 binarize_mode: str = "none", clip: float | None = None, epoch: int = 1,
-                progress: bool = True, parallel: DataParallel | None = None) -> Losses:
+                progress: bool = True, parallel: DataParallel | None = None,
+                state: EpochProgress | None = None, should_stop: Callable[[], bool] | None = None) -> Losses:
     """One pass over x (N, C, H, W); returns the image-weighted mean losses.
 
-    ``parallel`` (a DataParallel of this model) splits each batch over its workers;
-    without it the model runs the batch itself.
+    ``parallel`` (a DataParallel of this model) splits each batch over its workers; without
+    it the model runs the batch itself. ``state`` resumes an epoch where it stopped (else the
+    epoch draws its order from rng). After every step ``should_stop()`` may end the epoch
+    early: TrainingInterrupted then carries where it stood.
     """
     parallel = parallel or DataParallel(model, workers=1)
+    state = state or EpochProgress(rng.permutation(x.shape[0]))
     model.train()
-    totals, seen = np.zeros(3), 0
-    bar = tqdm(total=x.shape[0], desc=f"epoch {epoch}", unit="img", leave=False, disable=not progress,
-               dynamic_ncols=True)
-    for step, idx in enumerate(minibatches(x.shape[0], batch_size, rng)):
-        if len(idx) == 1 and x.shape[0] > 1:
-            bar.update(1)
-            continue  # a lone leftover image: BatchNorm cannot normalise a batch of one
-        xb = x[idx]                                              # (B, C, H, W)
-        if binarize_mode == "dynamic":
-            xb = binarize(xb, rng)                               # a fresh draw every time it is seen
-        if clip:  # clipping needs the whole gradient before any update
-            model.zero_grad()
-            # model.loss(xb), then model.backward(input_grad=False): the data needs no gradient
-            losses = parallel.loss_and_backward(xb)
-            check_finite(losses, f"epoch {epoch}, step {step}")
-            clip_grad_norm(model.parameters(), clip)
-            optimizer.step()
-        else:
-            # zero_grad, loss, backward and step in one call, the update made by the workers
-            # (DataParallel.train_step); a non-finite loss leaves the weights untouched, and
-            # check_finite stops here
-            losses = parallel.train_step(xb, optimizer)
-            check_finite(losses, f"epoch {epoch}, step {step}")
-        totals += np.array(losses) * len(idx)
-        seen += len(idx)
+    bar = tqdm(total=x.shape[0], initial=min(state.step * batch_size, x.shape[0]), desc=f"epoch {epoch}", unit="img", leave=False,
+               disable=not progress, dynamic_ncols=True)
+    steps = range(0, x.shape[0], batch_size)
+    for step in range(state.step, len(steps)):
+        idx = state.order[steps[step]:steps[step] + batch_size]
+        if len(idx) > 1 or x.shape[0] == 1:  # a lone leftover image: BatchNorm cannot normalise a batch of one
+            losses = _step(model, optimizer, parallel, x[idx], rng, binarize_mode, clip, f"epoch {epoch}, step {step}")
+            state.totals += np.array(losses) * len(idx)
+            state.seen += len(idx)
+        state.step = step + 1
         bar.update(len(idx))
-        bar.set_postfix(loss=f"{totals[0] / seen:.2f}", refresh=False)
+        bar.set_postfix(loss=f"{state.totals[0] / max(state.seen, 1):.2f}", refresh=False)
+        if should_stop is not None and should_stop() and state.step < len(steps):
+            bar.close()
+            raise TrainingInterrupted(epoch, state)
     bar.close()
-    return _mean_losses(totals, seen)
+    return _mean_losses(state.totals, state.seen)
+
+
+def _step(model: Module, optimizer: Optimizer, parallel: DataParallel, xb: np.ndarray, rng: np.random.Generator,
+          binarize_mode: str, clip: float | None, where: str) -> Losses:
+    """One optimizer step on the batch xb (B, C, H, W)."""
+    if binarize_mode == "dynamic":
+        xb = binarize(xb, rng)                                   # a fresh draw every time it is seen
+    if clip:  # clipping needs the whole gradient before any update
+        model.zero_grad()
+        # model.loss(xb), then model.backward(input_grad=False): the data needs no gradient
+        losses = parallel.loss_and_backward(xb)
+        check_finite(losses, where)
+        check_finite_gradients(model, where)
+        clip_grad_norm(model.parameters(), clip)
+        optimizer.step()
+    else:
+        # zero_grad, loss, backward and step in one call, the update made by the workers
+        # (DataParallel.train_step); a non-finite loss leaves the weights untouched
+        losses = parallel.train_step(xb, optimizer)
+        check_finite(losses, where)
+        check_finite_gradients(model, where)  # already applied: the run stops before any checkpoint of it
+    return losses
 
 
 def evaluate(model: Module, x: np.ndarray, batch_size: int = 1000, parallel: DataParallel | None = None) -> Losses:
@@ -116,24 +195,35 @@ def evaluate(model: Module, x: np.ndarray, batch_size: int = 1000, parallel: Dat
 def fit(model: Module, optimizer: Optimizer, x_train: np.ndarray, x_test: np.ndarray, epochs: int,
         batch_size: int, rng: np.random.Generator, binarize_mode: str = "none", clip: float | None = None,
         metrics_path: Path | None = None, progress: bool = True,
-        on_epoch: Callable[[EpochMetrics], None] | None = None, workers: int | None = None) -> list[EpochMetrics]:
-    """Train for ``epochs``, printing a line per epoch and appending it to ``metrics_path`` (JSON lines).
+        on_epoch: Callable[[EpochMetrics], None] | None = None, workers: int | None = None, *,
+        parallel: DataParallel | None = None, start_epoch: int = 1, resume: EpochProgress | None = None,
+        should_stop: Callable[[], bool] | None = None, kl_warmup: int = 0) -> list[EpochMetrics]:
+    """Train epochs start_epoch..epochs, printing a line per epoch and appending it to
+    ``metrics_path`` (JSON lines), then calling ``on_epoch`` (where a run saves its checkpoint).
 
     ``workers`` threads each take a share of every batch (see parallel.py); None picks
-    default_workers(model): one per core for the conv models.
+    default_workers(model): one per core for the conv models. ``resume`` continues the
+    start epoch where it stopped. ``kl_warmup`` > 0 weights the KL by kl_weight(epoch) in
+    training; the test loss always uses the model's own beta, so epochs compare.
     """
-    parallel = DataParallel(model, workers)
+    parallel = parallel or DataParallel(model, workers)
+    beta = getattr(model, "beta", 1.0)
     history = []
-    if metrics_path is not None:
-        Path(metrics_path).write_text("")
-    for epoch in range(1, epochs + 1):
+    for epoch in range(start_epoch, epochs + 1):
+        if should_stop is not None and should_stop():
+            raise TrainingInterrupted(epoch, None)
         start = time.perf_counter()
-        train_losses = train_epoch(model, optimizer, x_train, batch_size, rng, binarize_mode, clip, epoch,
-                                   progress, parallel)
+        weight = kl_weight(epoch, beta, kl_warmup)
+        set_kl_weight(parallel, weight)
+        try:
+            train_losses = train_epoch(model, optimizer, x_train, batch_size, rng, binarize_mode, clip, epoch,
+                                       progress, parallel, resume if epoch == start_epoch else None, should_stop)
+        finally:
+            set_kl_weight(parallel, beta)
         seconds = time.perf_counter() - start
         test_losses = evaluate(model, x_test, parallel=parallel)
         check_finite(test_losses, f"epoch {epoch}, test set")
-        row = EpochMetrics(epoch, train_losses, test_losses, seconds)
+        row = EpochMetrics(epoch, train_losses, test_losses, seconds, weight)
         history.append(row)
         tqdm.write(str(row))
         if metrics_path is not None:

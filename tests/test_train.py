@@ -29,11 +29,11 @@ def test_cli_train_writes_metrics_and_figures(tmp_path):
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in rows] == [1, 2]
     assert set(rows[0]) == {"epoch", "train_loss", "train_recon", "train_kl", "test_loss", "test_recon",
-                            "test_kl", "seconds"}
+                            "test_kl", "kl_weight", "seconds"}
     assert rows[1]["test_loss"] < rows[0]["test_loss"]
     for name in ("reconstructions.png", "samples.png", "loss.png"):
         assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    with np.load(out / "model.npz", allow_pickle=False) as state:
+    with np.load(out / "last.npz", allow_pickle=False) as state:
         assert "encoder.1.weight" in state.files
 
 
@@ -68,17 +68,18 @@ def test_cli_conv_model_with_dynamic_binarization_and_clipping(tmp_path):
     assert row["test_loss"] < 543  # 784 * log(2): better than knowing nothing about the pixels
 
 
-def test_load_data_binarization_modes():
-    from scratchvae.cli import load_data
+def test_prepare_binarization_modes():
+    from scratchvae.data import load_dataset, prepare
     rng = np.random.default_rng(0)
-    train, test = load_data("mlp", "static", 100, rng)
+    mnist = load_dataset("mnist", train_size=100)
+    train, test = prepare(mnist, "static", rng)
     assert set(np.unique(train)) == {0.0, 1.0} and set(np.unique(test)) == {0.0, 1.0}
-    train, test = load_data("mlp", "dynamic", 100, rng)
+    train, test = prepare(mnist, "dynamic", rng)
     assert len(np.unique(train)) > 2 and set(np.unique(test)) == {0.0, 1.0}  # train drawn per batch
-    train, test = load_data("mlp", "none", 100, rng)
+    train, test = prepare(mnist, "none", rng)
     assert len(np.unique(test)) > 2
-    train, test = load_data("faces", "none", None, rng)
-    assert train.shape == (360, 1, 64, 64) and test.shape == (40, 1, 64, 64)
+    faces = load_dataset("olivetti")
+    assert faces.train.shape == (360, 1, 64, 64) and faces.test.shape == (40, 1, 64, 64)
 
 
 def test_cli_rejects_bad_flags_with_one_line(capsys):
@@ -92,12 +93,12 @@ def test_cli_rejects_bad_flags_with_one_line(capsys):
 
 
 def test_cli_reports_library_errors_without_a_traceback(capsys, monkeypatch, tmp_path):
-    from scratchvae import cli
+    from scratchvae.commands import train as train_command
     from scratchvae.data import DataFileError
 
     def broken(*args, **kwargs):
         raise DataFileError("train-images-idx3-ubyte.gz: sha256 mismatch")
-    monkeypatch.setattr(cli, "load_data", broken)
+    monkeypatch.setattr(train_command, "load_dataset", broken)
     assert main(["train", "--epochs", "1", "--out", str(tmp_path / "run")]) == 2
     assert capsys.readouterr().err.strip() == "scratchvae: error: train-images-idx3-ubyte.gz: sha256 mismatch"
 

@@ -236,7 +236,7 @@ def add_bench_parser(sub) -> None:
     p = sub.add_parser("bench", help="time training steps and inference (optionally against PyTorch)",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--models", default="mlp,conv,keras", help="comma-separated architectures")
-    from ..cli import positive_int  # the parser's argument types live with the command line
+    from ..commands.argtypes import positive_int
     p.add_argument("--batch-size", type=positive_int, default=128)
     p.add_argument("--inference-batch", type=positive_int, default=1000)
     p.add_argument("--repeats", type=positive_int, default=30, help="timed steps per model (the median is reported)")

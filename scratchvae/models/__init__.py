@@ -9,12 +9,13 @@ from .mlp import mlp_decoder, mlp_encoder
 from .vae import VAE, Autoencoder, Losses
 
 
-def _mlp(latent_dim: int, enc_out: int, final_sigmoid: bool, hidden: int = 400):
-    shape = (1, 28, 28)
+def _mlp(latent_dim: int, enc_out: int, final_sigmoid: bool, shape: tuple[int, int, int] = (1, 28, 28),
+         hidden: int = 400):
     return mlp_encoder(shape, hidden, enc_out), mlp_decoder(latent_dim, hidden, shape, final_sigmoid)
 
 
-#: architecture name -> (builder, image shape (C, H, W), default latent size)
+#: architecture name -> (builder, image shape (C, H, W), default latent size); the MLP takes
+#: any image shape (build_model's image_shape), the conv models only their own
 ARCHITECTURES = {
     "mlp": (_mlp, (1, 28, 28), 20),
     "conv": (mnist_conv, (1, 28, 28), 32),
@@ -24,8 +25,13 @@ ARCHITECTURES = {
 
 
 def build_model(arch: str = "mlp", kind: str = "vae", latent_dim: int | None = None, loss: str = "bce",
-                beta: float = 1.0, rng: np.random.Generator | None = None) -> VAE | Autoencoder:
-    """A VAE (kind='vae') or plain Autoencoder (kind='ae') of a named architecture."""
+                beta: float = 1.0, rng: np.random.Generator | None = None,
+                image_shape: tuple[int, int, int] | None = None) -> VAE | Autoencoder:
+    """A VAE (kind='vae') or plain Autoencoder (kind='ae') of a named architecture.
+
+    ``rng`` draws the VAE's eps; the initial weights come from nn.init (manual_seed).
+    ``image_shape`` (C, H, W): the MLP's input size (default 1x28x28); a conv model takes
+    only its own."""
     if arch not in ARCHITECTURES:
         raise ValueError(f"unknown model '{arch}', choose from {sorted(ARCHITECTURES)}")
     if kind not in ("vae", "ae"):
@@ -36,7 +42,13 @@ def build_model(arch: str = "mlp", kind: str = "vae", latent_dim: int | None = N
         raise ValueError(f"latent_dim must be at least 1, got {latent_dim}")
     final_sigmoid = not make_loss(loss).takes_logits
     enc_out = 2 * latent_dim if kind == "vae" else latent_dim
-    encoder, decoder = builder(latent_dim, enc_out, final_sigmoid)
+    if image_shape is not None and arch != "mlp" and tuple(image_shape) != ARCHITECTURES[arch][1]:
+        raise ValueError(f"model '{arch}' takes images of shape {ARCHITECTURES[arch][1]} (C, H, W), "
+                         f"not {tuple(image_shape)}; the mlp model takes any size")
+    if image_shape is not None and arch == "mlp":
+        encoder, decoder = builder(latent_dim, enc_out, final_sigmoid, tuple(image_shape))
+    else:
+        encoder, decoder = builder(latent_dim, enc_out, final_sigmoid)
     if kind == "vae":
         return VAE(encoder, decoder, latent_dim, loss, beta, rng)
     return Autoencoder(encoder, decoder, latent_dim, loss)

@@ -1,0 +1,260 @@
+"""``scratchvae train``: a run folder with its config, checkpoints, metrics and figures.
+
+    DIR/config.json     every setting, the package versions and the command line
+    DIR/last.npz        the state after the latest epoch (or where Ctrl-C stopped it)
+    DIR/best.npz        the state at the best held-out loss
+    DIR/metrics.jsonl   one JSON line per epoch
+    DIR/*.png           reconstructions, samples, loss curves
+
+``--resume`` goes on from DIR/last.npz with the settings of DIR's config (``--epochs``
+may raise the total), to bit-for-bit the weights the run would have reached uninterrupted.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import signal
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from ..checkpoint import Checkpoint, CheckpointError, load_checkpoint, model_from_config, restore_rng, rng_state, \
+    save_checkpoint
+from ..data import BINARIZE_MODES, check_model_fits, load_dataset, prepare
+from ..models import ARCHITECTURES
+from ..nn.init import manual_seed
+from ..objective import LOSSES
+from ..optim import Adam
+from ..parallel import DataParallel, default_workers
+from ..plots import save_grid, save_loss_curves, save_reconstructions
+from ..train import EpochProgress, TrainingFault, TrainingInterrupted, fit
+from .argtypes import non_negative_float, non_negative_int, positive_float, positive_int
+
+SETTINGS = ("model", "kind", "latent_dim", "loss", "beta", "binarize", "dataset", "image_size", "seed", "workers",
+            "epochs", "batch_size", "lr", "clip", "train_size", "kl_warmup")
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="train a VAE or autoencoder into a run folder (checkpoints, metrics, figures)",
+                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", choices=sorted(ARCHITECTURES), default="mlp",
+                   help="architecture: mlp (784-400-L; any image size), conv (reference conv VAE), keras "
+                        "(keras-io conv VAE), faces (64x64, BatchNorm); the conv models take 1x28x28 images, "
+                        "faces 1x64x64 (default: %(default)s)")
+    p.add_argument("--kind", choices=("vae", "ae"), default="vae", help="VAE or plain autoencoder (default: %(default)s)")
+    p.add_argument("--dataset", default=None,
+                   help="mnist (bundled), olivetti (bundled faces), fashion-mnist (downloaded once into "
+                        "$SCRATCHVAE_DATA or ~/.cache/scratchvae), or a path: a .npy/.npz array (N, H, W) or "
+                        "(N, C, H, W) or a folder of PNG/JPEG images, split 90/10 by --seed "
+                        "(default: olivetti for --model faces, else mnist)")
+    p.add_argument("--image-size", type=positive_int, default=None,
+                   help="center-crop and resize every image to this size (default: the data's own)")
+    p.add_argument("--latent-dim", type=positive_int, default=None,
+                   help="latent size (default: 20 mlp, 32 conv, 2 keras, 64 faces)")
+    p.add_argument("--epochs", type=positive_int, default=None, help="(default: 10; with --resume: the run's)")
+    p.add_argument("--batch-size", type=positive_int, default=128, help="(default: %(default)s)")
+    p.add_argument("--lr", type=positive_float, default=1e-3, help="Adam learning rate (default: %(default)s)")
+    p.add_argument("--beta", type=non_negative_float, default=1.0,
+                   help="weight of the KL term, beta-VAE (default: %(default)s)")
+    p.add_argument("--kl-warmup", type=non_negative_int, default=0, metavar="EPOCHS",
+                   help="raise the KL weight linearly from 0 to beta over this many epochs, beta * min(1, "
+                        "epoch / EPOCHS) (against posterior collapse; the test loss always uses beta)")
+    p.add_argument("--loss", choices=sorted(LOSSES), default="bce",
+                   help="reconstruction loss: bce (from logits), bce-prob (on sigmoid outputs), mse, rmse "
+                        "(default: %(default)s)")
+    p.add_argument("--binarize", choices=BINARIZE_MODES, default="none",
+                   help="dynamic: fresh Bernoulli pixels every epoch; static: binarized once; "
+                        "none: grey levels as BCE targets (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=0, help="seeds init, shuffling, noise and binarization (default: %(default)s)")
+    p.add_argument("--clip", type=positive_float, default=None, help="clip the global gradient norm to this value")
+    p.add_argument("--train-size", type=positive_int, default=None, help="use only the first N training images")
+    p.add_argument("--out", type=Path, default=None,
+                   help="run folder (default: runs/<model>-<kind>, numbered -2, -3, ... if taken)")
+    p.add_argument("--resume", action="store_true", help="go on from --out's last.npz with that run's settings")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--workers", type=positive_int, default=None,
+                   help="threads, each training on its share of every batch (default: one per core for "
+                        "the conv models, 1 otherwise; see scratchvae/parallel.py)")
+    p.set_defaults(func=cmd_train)
+
+
+class StopOnCtrlC:
+    """The first Ctrl-C asks the loop to stop after the step it is in; a second abandons the step."""
+
+    def __init__(self) -> None:
+        self.requested = False
+
+    def __call__(self) -> bool:
+        return self.requested
+
+    def _handle(self, signum, frame) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        print("\nstopping after this step, then saving (Ctrl-C again to abandon the step)", file=sys.stderr)
+
+    def __enter__(self) -> "StopOnCtrlC":
+        self._old = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        signal.signal(signal.SIGINT, self._old)
+
+
+def _versions() -> dict:
+    import numba
+
+    from .. import __version__
+    return {"scratchvae": __version__, "numpy": np.__version__, "numba": numba.__version__,
+            "python": platform.python_version()}
+
+
+def _new_config(args: argparse.Namespace) -> dict:
+    config = {key: getattr(args, key) for key in SETTINGS}
+    config["dataset"] = args.dataset or ("olivetti" if args.model == "faces" else "mnist")
+    config["epochs"] = args.epochs or 10
+    config["latent_dim"] = args.latent_dim or ARCHITECTURES[args.model][2]
+    return config
+
+
+def _run_folder(args: argparse.Namespace) -> Path:
+    if args.out is not None:
+        if (args.out / "last.npz").exists():
+            raise ValueError(f"{args.out} already holds a run (last.npz): --resume to go on with it, "
+                             f"or choose another --out")
+        return args.out
+    base = Path("runs") / f"{args.model}-{args.kind}"
+    out, n = base, 1
+    while (out / "last.npz").exists():
+        n += 1
+        out = base.with_name(f"{base.name}-{n}")
+    return out
+
+
+def _resumed_config(args: argparse.Namespace) -> tuple[dict, Checkpoint]:
+    if args.out is None:
+        raise ValueError("--resume needs --out DIR, the run folder to go on with")
+    checkpoint = load_checkpoint(args.out / "last.npz")
+    config = dict(checkpoint.config)
+    if args.epochs is not None:
+        config["epochs"] = args.epochs
+    return config, checkpoint
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    config, checkpoint = _resumed_config(args) if args.resume else (_new_config(args), None)
+    out = args.out if args.resume else _run_folder(args)
+    rng = np.random.default_rng(config["seed"] + 1)              # shuffling and binarization
+    dataset = load_dataset(config["dataset"], image_size=config["image_size"], seed=config["seed"],
+                           train_size=config["train_size"])
+    check_model_fits(config["model"], dataset.image_shape)
+    config["image_shape"] = list(dataset.image_shape)
+    x_train, x_test = prepare(dataset, config["binarize"], rng)
+    manual_seed(config["seed"])                                  # weight init
+    model = model_from_config(config, rng=np.random.default_rng(config["seed"] + 2))
+    config["workers"] = config["workers"] or default_workers(model)
+    parallel = DataParallel(model, config["workers"])            # draws the replicas' seeds from model.rng
+    optimizer = Adam(model.parameters(), lr=config["lr"])
+    generators = {"train": rng, **({"model": model.rng} if hasattr(model, "rng") else {}),
+                  **{f"replica.{k}": r.rng for k, r in enumerate(parallel.replicas) if hasattr(r, "rng")}}
+    run = _Run(out, config, model, optimizer, generators)
+    resume = None
+    if checkpoint is not None:
+        resume = run.restore(checkpoint)
+    else:
+        out.mkdir(parents=True, exist_ok=True)
+        config["versions"], config["command"] = _versions(), ["scratchvae", *sys.argv[1:]]
+        (out / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+        (out / "metrics.jsonl").write_text("")
+    print(f"{config['kind'].upper()} '{config['model']}': {model.num_parameters():,} parameters, latent "
+          f"{model.latent_dim}, loss {config['loss']}, beta {config['beta']}, binarize {config['binarize']}; "
+          f"{dataset.name}: {len(x_train):,} train / {len(x_test):,} test images -> {out}/")
+    print(f"{config['workers']} worker{'s' if config['workers'] > 1 else ''} (--workers)"
+          + (f"; resuming after epoch {run.epoch}" if checkpoint is not None else ""))
+    try:
+        with StopOnCtrlC() as stop, np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            history = fit(model, optimizer, x_train, x_test, config["epochs"], config["batch_size"], rng,
+                          config["binarize"], config["clip"], metrics_path=out / "metrics.jsonl",
+                          progress=not args.no_progress, on_epoch=run.end_of_epoch, parallel=parallel,
+                          start_epoch=run.epoch + 1, resume=resume, should_stop=stop,
+                          kl_warmup=config["kl_warmup"])
+    except TrainingInterrupted as stopped:
+        where = f"after epoch {run.epoch}"
+        if stopped.progress is not None:
+            run.save("last.npz", stopped.progress)
+            where = f"in epoch {stopped.epoch}, after step {stopped.progress.step}"
+        print(f"stopped {where}; {out / 'last.npz'} holds it. Go on with: "
+              f"scratchvae train --out {out} --resume", file=sys.stderr)
+        return 130
+    except KeyboardInterrupt:
+        print(f"abandoned the step; {out / 'last.npz'} holds epoch {run.epoch}. Go on with: "
+              f"scratchvae train --out {out} --resume", file=sys.stderr)
+        return 130
+    except TrainingFault as fault:
+        print(f"scratchvae: error: {fault}; the last good checkpoint is {out / 'last.npz'} "
+              f"(epoch {run.epoch})", file=sys.stderr)
+        return 1
+    _figures(model, x_test, out, config, _read_metrics(out), history)
+    return 0
+
+
+class _Run:
+    """The state a run saves: model, Adam, generators, epochs done, the best held-out loss."""
+
+    def __init__(self, out: Path, config: dict, model, optimizer: Adam, generators: dict) -> None:
+        self.out, self.config, self.model, self.optimizer, self.generators = out, config, model, optimizer, generators
+        self.epoch, self.best_loss = 0, float("inf")
+
+    def checkpoint(self, progress: EpochProgress | None = None) -> Checkpoint:
+        return Checkpoint(self.config, self.model.state_dict(), self.optimizer.state_dict(),
+                          {k: rng_state(g) for k, g in self.generators.items()}, self.epoch, self.best_loss,
+                          None if progress is None else progress.as_arrays())
+
+    def save(self, name: str, progress: EpochProgress | None = None) -> None:
+        save_checkpoint(self.out / name, self.checkpoint(progress))
+
+    def end_of_epoch(self, row) -> None:
+        self.epoch = row.epoch
+        if row.test.total < self.best_loss:
+            self.best_loss = row.test.total
+            self.save("best.npz")
+        self.save("last.npz")
+
+    def restore(self, checkpoint: Checkpoint) -> EpochProgress | None:
+        """Load weights, Adam and generators; keep metrics.jsonl's epochs up to the checkpoint's."""
+        try:
+            self.model.load_state_dict(checkpoint.model_state)
+            self.optimizer.load_state_dict(checkpoint.optimizer_state)
+        except (KeyError, ValueError) as err:
+            raise CheckpointError(f"{checkpoint.path}: does not fit its own config ({err})") from None
+        missing = sorted(set(self.generators) - set(checkpoint.rng_states))
+        if missing:
+            raise CheckpointError(f"{checkpoint.path}: no state for the generators {missing}")
+        for name, g in self.generators.items():
+            restore_rng(g, checkpoint.rng_states[name])
+        self.epoch, self.best_loss = checkpoint.epoch, checkpoint.best_loss
+        rows = [r for r in _read_metrics(self.out) if r["epoch"] <= self.epoch]
+        (self.out / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+        return None if checkpoint.progress is None else EpochProgress.from_arrays(checkpoint.progress)
+
+
+def _read_metrics(out: Path) -> list[dict]:
+    path = out / "metrics.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+
+
+def _figures(model, x_test: np.ndarray, out: Path, config: dict, rows: list[dict], history) -> None:
+    model.eval()
+    shown = x_test[:50]
+    figures = [save_reconstructions(shown, model.reconstruct(shown), out / "reconstructions.png"),
+               save_loss_curves(rows, out / "loss.png")]
+    if config["kind"] == "vae":
+        figures.append(save_grid(model.sample(100, np.random.default_rng(config["seed"])), out / "samples.png",
+                                 title="decoded z ~ N(0, I)"))
+    if history:
+        final = history[-1].test
+        print(f"final test loss {final.total:.2f} (recon {final.recon:.2f}, kl {final.kl:.2f})")
+    print("wrote " + ", ".join(str(f) for f in figures) + f", {out / 'metrics.jsonl'}, {out / 'last.npz'}, "
+          f"{out / 'best.npz'}")
