@@ -9,7 +9,7 @@ default vs 64 ms with spinning cut; see the closing notes of the speed issue).
 - OpenBLAS reads OPENBLAS_THREAD_TIMEOUT when NumPy is first imported: after a GEMM
   its threads spin for 2**n clock ticks before they sleep. Its default, n = 28
   (~0.1 s here), spins through the Numba kernels that follow, and through the other
-  library's turns in `bench --vs-torch` (PyTorch's MLP step took 2x longer). n = 4,
+  library's turns in `benchmarks/bench.py --vs-torch` (PyTorch's MLP step took 2x longer). n = 4,
   which we used first, sleeps at once, so every GEMM pays to wake the threads: ~7% of
   an MLP step (a dozen GEMMs in ~5 ms). n = 20 (2**20 ticks, ~0.5 ms at 2.3 GHz) keeps
   them awake between the GEMMs of one step and asleep soon after it. Measured: MLP step

@@ -1,6 +1,6 @@
-"""Command line: ``scratchvae train | evaluate | sample | reconstruct | bench``.
+"""Command line: ``scratchvae train | evaluate | sample | reconstruct``.
 
-Each command lives in its own module (scratchvae/commands/, and bench/ for the benchmark);
+Each command lives in its own module (scratchvae/commands/; the benchmark is benchmarks/bench.py);
 this file puts them under one parser and turns library errors into one line on stderr.
 """
 from __future__ import annotations
@@ -8,7 +8,6 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .bench import add_bench_parser
 from .commands import evaluate, images, train
 
 
@@ -18,7 +17,6 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     for command in (train, evaluate, images):
         command.add_parser(sub)
-    add_bench_parser(sub)
     return parser
 
 

@@ -49,7 +49,6 @@ import numpy as np
 
 from ._threads import blas_thread_control, blas_threads
 from .models.vae import Losses
-from .nn.batchnorm import BatchNorm1d, BatchNorm2d
 from .nn.conv import Conv2d
 from .nn.conv_transpose import ConvTranspose2d
 from .nn.module import Module
@@ -114,8 +113,9 @@ def layer_output_bytes(model: Module, x1: np.ndarray) -> int:
 
 def workers_refusal(model: Module) -> str | None:
     """Why this model cannot run on several workers, or None if it can."""
-    if any(isinstance(m, (BatchNorm1d, BatchNorm2d)) for m in model.modules()):
-        return "it has BatchNorm, whose batch statistics would become per-share statistics"
+    coupled = sorted({type(m).__name__ for m in model.modules() if m.couples_batch})
+    if coupled:
+        return f"it has {', '.join(coupled)}, whose batch statistics would become per-share statistics"
     if blas_thread_control() is None:
         return "the BLAS NumPy uses is not OpenBLAS, so its threads cannot be set to one per worker"
     return None

@@ -161,23 +161,30 @@ def train_epoch(model: Module, optimizer: Optimizer, x: np.ndarray, batch_size: 
 
 def _step(model: Module, optimizer: Optimizer, parallel: DataParallel, xb: np.ndarray, rng: np.random.Generator,
           binarize_mode: str, clip: float | None, where: str) -> Losses:
-    """One optimizer step on the batch xb (B, C, H, W)."""
+    """One optimizer step on the batch xb (B, C, H, W): zero_grad, loss, backward, step."""
     if binarize_mode == "dynamic":
         xb = binarize(xb, rng)                                   # a fresh draw every time it is seen
-    if clip:  # clipping needs the whole gradient before any update
-        model.zero_grad()
-        # model.loss(xb), then model.backward(input_grad=False): the data needs no gradient
-        losses = parallel.loss_and_backward(xb)
-        check_finite(losses, where)
-        check_finite_gradients(model, where)
-        clip_grad_norm(model.parameters(), clip)
-        optimizer.step()
-    else:
-        # zero_grad, loss, backward and step in one call, the update made by the workers
-        # (DataParallel.train_step); a non-finite loss leaves the weights untouched
+    if parallel.workers > 1 and not clip:
+        # The lines below with the batch split over the workers, and Adam's update made by
+        # the workers in the reduce (DataParallel.train_step); a non-finite loss leaves the
+        # weights untouched. A non-finite gradient is caught after its update: the run
+        # stops before any checkpoint holds it.
         losses = parallel.train_step(xb, optimizer)
         check_finite(losses, where)
-        check_finite_gradients(model, where)  # already applied: the run stops before any checkpoint of it
+        check_finite_gradients(model, where)
+        return losses
+    model.zero_grad()                                            # backward adds into .grad
+    if parallel.workers == 1:
+        losses = model.loss(xb)                                  # forward and the negative ELBO
+        check_finite(losses, where)
+        model.backward(input_grad=False)                         # every Parameter.grad; the data needs none
+    else:
+        losses = parallel.loss_and_backward(xb)                  # the same two calls, split over the workers
+        check_finite(losses, where)
+    check_finite_gradients(model, where)
+    if clip:
+        clip_grad_norm(model.parameters(), clip)                 # needs the whole gradient before any update
+    optimizer.step()
     return losses
 
 

@@ -1,18 +1,23 @@
-"""The benchmark command runs, reports what it promises, and copes without torch."""
+"""The benchmark (benchmarks/bench.py) runs, reports what it promises, and copes without torch."""
 import json
 import platform
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from scratchvae.bench.floor import ProductsAlone
-from scratchvae.bench.gemms import layer_gemms, step_gemms
-from scratchvae.cli import main
 from scratchvae.parallel import DataParallel, workers_refusal
 import scratchvae as sv
 
-ARGS = ["bench", "--models", "mlp", "--repeats", "2", "--warmup", "1", "--inference-batch", "50"]
+BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+sys.path.insert(0, str(BENCHMARKS))  # the harness's modules, as `python benchmarks/bench.py` finds them
+import bench  # noqa: E402
+from bench import main  # noqa: E402
+from floor import ProductsAlone  # noqa: E402
+from gemms import layer_gemms, step_gemms  # noqa: E402
+
+ARGS = ["--models", "mlp", "--repeats", "2", "--warmup", "1", "--inference-batch", "50"]
 
 
 def test_bench_json_reports_every_figure(capsys):
@@ -33,7 +38,6 @@ def test_bench_json_reports_every_figure(capsys):
 
 def test_bench_counts_the_best_gemm_peak_of_the_run(capsys, monkeypatch):
     """The peak is measured before and after each model; the best one is the peak every %peak uses."""
-    import scratchvae.bench as bench
     samples = iter([150.0, 300.0, 200.0])
     monkeypatch.setattr(bench, "gemm_peak_gflops", lambda: next(samples))
     two_models = ["mlp,mlp" if a == "mlp" else a for a in ARGS]  # so three peaks: before, between, after
@@ -141,13 +145,13 @@ def test_bench_times_each_model_in_a_fresh_process(capsys):
     """By default every model is timed in a process of its own (malloc as installed for each);
     --in-process times them all here."""
     import os
-    assert main(["bench", "--models", "mlp,mlp", "--repeats", "2", "--warmup", "1", "--inference-batch", "20",
+    assert main(["--models", "mlp,mlp", "--repeats", "2", "--warmup", "1", "--inference-batch", "20",
                  "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     pids = [row["pid"] for row in report["results"]]
     assert os.getpid() not in pids and len(set(pids)) == 2
     assert report["processes"].startswith("each model timed in a fresh process")
-    assert main(["bench", "--models", "mlp,mlp", "--repeats", "2", "--warmup", "1", "--inference-batch", "20",
+    assert main(["--models", "mlp,mlp", "--repeats", "2", "--warmup", "1", "--inference-batch", "20",
                  "--json", "--in-process"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert [row["pid"] for row in report["results"]] == [os.getpid()] * 2
@@ -158,8 +162,7 @@ def test_fresh_process_is_set_up_as_the_run(monkeypatch):
     """The request carries every option (not the handler function); the child tunes malloc
     when the run does, then times the model with those options."""
     import argparse
-    import scratchvae.bench as bench
-    from scratchvae.bench.fresh import request_for
+    from fresh import request_for
 
     args = argparse.Namespace(models="mlp", batch_size=8, inference_batch=10, repeats=2, warmup=1, block=5,
                               workers=None, layers=False, torch_threads=None, malloc_tuned=True,
@@ -176,7 +179,7 @@ def test_fresh_process_is_set_up_as_the_run(monkeypatch):
 
 
 def test_fresh_process_failure_is_an_error_not_a_row(capsys):
-    from scratchvae.bench.fresh import run_python
+    from fresh import run_python
     with pytest.raises(RuntimeError, match="exit 3"):
         run_python("import sys; print('partial', file=sys.stderr); sys.exit(3)")
     assert "partial" in capsys.readouterr().err   # its own message is shown
@@ -185,7 +188,7 @@ def test_fresh_process_failure_is_an_error_not_a_row(capsys):
 
 def test_alternating_turns_run_blocks_back_to_back(monkeypatch):
     """Each fn gets `repeats` timed calls in turns of `block`, each turn after one untimed call."""
-    from scratchvae.bench import timing
+    import timing
 
     # seconds each call "takes", in call order: warm-up, then per turn one untimed call and the timed ones
     slow, a_timed = 9.0, [0.001, 0.003, 0.002]
@@ -209,7 +212,7 @@ def test_alternating_turns_run_blocks_back_to_back(monkeypatch):
 
 def test_layer_breakdown_feeds_layers_the_steps_memory_layout():
     """A conv layer's output is channels-last; the per-layer timing must feed the next layer that, not NCHW."""
-    from scratchvae.bench import _random_like
+    from bench import _random_like
     import numpy as np
 
     model = sv.Autoencoder(sv.Sequential(sv.Conv2d(1, 4, 3), sv.ReLU(), sv.Conv2d(4, 2, 3)), sv.Flatten(), 2, "mse")
@@ -225,18 +228,18 @@ def test_bench_runs_the_workers_train_would(capsys):
     from scratchvae._threads import blas_thread_control
     if blas_thread_control() is None:
         pytest.skip("NumPy's BLAS threads cannot be set: every model runs on one worker")
-    assert main(["bench", "--models", "mlp,conv", "--repeats", "2", "--warmup", "1", "--batch-size", "8",
+    assert main(["--models", "mlp,conv", "--repeats", "2", "--warmup", "1", "--batch-size", "8",
                  "--inference-batch", "10", "--json"]) == 0
     workers = {row["model"]: row["workers"] for row in json.loads(capsys.readouterr().out)["results"]}
     assert workers == {"mlp": 1, "conv": sv.parallel.default_workers(sv.build_model("conv"))}
-    assert main(["bench", "--models", "conv", "--workers", "3", "--repeats", "2", "--warmup", "1",
+    assert main(["--models", "conv", "--workers", "3", "--repeats", "2", "--warmup", "1",
                  "--batch-size", "8", "--inference-batch", "10"]) == 0
     assert "conv         3" in capsys.readouterr().out
 
 
 def test_page_faults_count_memory_fresh_from_the_os():
     """A call that maps new memory each time faults; one that reuses a buffer does not."""
-    from scratchvae.bench.timing import minor_faults_per_call
+    from timing import minor_faults_per_call
     if minor_faults_per_call(lambda: None) is None:
         pytest.skip("getrusage is not available here")
     size = 64 << 20          # above glibc's largest mmap threshold (32 MB): a fresh mmap every call
@@ -287,3 +290,60 @@ def test_bench_reports_the_products_alone(capsys):
     assert 0 < row["products_ms"] and 0 < row["inference_products_ms"]
     assert main(ARGS) == 0
     assert "matrix products alone, run as the step and inference run them" in capsys.readouterr().out
+
+
+def test_an_unknown_layer_type_is_a_clear_error():
+    """A layer gemms.py does not know might run products: refusing it beats counting none."""
+    class Swish(sv.nn.Module):
+        pass
+    with pytest.raises(TypeError, match="does not know the matrix products of Swish"):
+        layer_gemms(Swish(), (2, 3), (2, 3))
+    with pytest.raises(TypeError, match="of Sequential"):  # a nested Sequential is one layer to trace
+        layer_gemms(sv.Sequential(sv.Linear(3, 3)), (2, 3), (2, 3))
+
+
+def test_fresh_processes_find_the_harness_and_this_scratchvae_from_any_directory(tmp_path, monkeypatch):
+    """A child runs with the harness and this process's scratchvae first on its path, even where
+    the working directory holds another scratchvae (`python -c` puts it ahead of PYTHONPATH)."""
+    from fresh import run_python
+    (tmp_path / "scratchvae").mkdir()
+    (tmp_path / "scratchvae" / "__init__.py").write_text("raise ImportError('the wrong scratchvae')\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("PYTHONPATH", raising=False)
+    found = run_python("import json, bench, scratchvae\n"
+                       "print(json.dumps({'bench': bench.__file__, 'scratchvae': scratchvae.__file__}))")
+    assert Path(found["bench"]) == BENCHMARKS / "bench.py"
+    assert Path(found["scratchvae"]) == Path(sv.__file__).resolve()
+
+
+def test_bench_runs_as_a_script_from_another_directory(tmp_path):
+    import os
+    import subprocess
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    done = subprocess.run([sys.executable, str(BENCHMARKS / "bench.py"), "--models", "mlp", "--repeats", "2",
+                           "--warmup", "1", "--batch-size", "8", "--inference-batch", "10", "--json"],
+                          cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    row = json.loads(done.stdout)["results"][0]
+    assert row["model"] == "mlp" and row["train_ms"] > 0
+
+
+def test_the_package_imports_nothing_from_the_harness():
+    """benchmarks/ and the tests' torch twin use scratchvae; never the other way round."""
+    import ast
+    harness = {p.stem for p in BENCHMARKS.glob("*.py")} | {"benchmarks", "torch_twin"}
+    root = Path(sv.__file__).resolve().parent.parent
+    found = []
+    for source in sorted((root / "scratchvae").rglob("*.py")):
+        package = list(source.relative_to(root).parent.parts)        # ["scratchvae", "nn"]
+        for node in ast.walk(ast.parse(source.read_text())):
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):                     # `from ..x import y`: absolute
+                base = package[:len(package) - node.level + 1] if node.level else []
+                names = [".".join(base + ([node.module] if node.module else []))]
+            else:
+                continue
+            found += [f"{source.relative_to(root)}:{node.lineno} imports {name}" for name in names
+                      if name.split(".")[0] in harness or (name + ".").startswith("scratchvae.bench.")]
+    assert not found, found

@@ -130,3 +130,23 @@ def test_full_size_conv_models_pass_a_sampled_gradcheck(arch, kind):
     assert report.ok, f"\n{report}"
     assert set(report.errors) == {"input"} | {n for n, _ in model.named_parameters()}
     assert sum(report.checked.values()) > 0.9 * sum(min(40, p.data.size) for p in model.parameters()) / 2
+
+
+@pytest.mark.parametrize("arch", ["mlp", "conv", "faces"])
+def test_trace_returns_each_layers_own_output(arch):
+    """Every row's output is what that layer computes from that row's input, even where an
+    in-place ReLU came next and overwrote the array the forward pass handed on."""
+    import copy
+    model = sv.build_model(arch, latent_dim=3)
+    model.eval()
+    _, shape, _ = sv.models.ARCHITECTURES[arch]
+    rng = np.random.default_rng(0)
+    x = rng.random((2,) + shape).astype(np.float32)
+    z = rng.standard_normal((2, 3)).astype(np.float32)
+    rows = model.trace(x, z)
+    assert len(rows) == len(model.encoder) + len(model.decoder)
+    for name, layer, inp, out in rows:
+        np.testing.assert_array_equal(copy.deepcopy(layer).forward(inp.copy()), out, err_msg=name)
+    linear = [out for name, layer, _, out in rows if isinstance(layer, sv.Linear) and name == "encoder.1"
+              or (arch != "mlp" and name == "encoder.0")]
+    assert linear and (linear[0] < 0).any()        # before its ReLU: negative values are still there

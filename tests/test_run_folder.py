@@ -203,8 +203,14 @@ def test_a_path_dataset_trains_the_mlp_at_its_size(tmp_path):
     (["--resume", "--out", "{tmp}/nothing"], "no such checkpoint file"),
     (["--model", "conv", "--dataset", "olivetti"], "model 'conv' takes images of shape (1, 28, 28)"),
     (["--dataset", "{tmp}/missing.npy"], "no such file or folder"),
+    (["--dataset", "{tmp}/empty"], "empty"),
+    (["--dataset", "{tmp}/nan.npy"], "nan.npy"),
+    (["--dataset", "{tmp}/notes.txt"], "notes.txt"),
 ])
 def test_train_bad_input_is_one_line_and_exit_2(tmp_path, capsys, argv, message):
+    (tmp_path / "empty").mkdir()
+    np.save(tmp_path / "nan.npy", np.full((10, 28, 28), np.nan, np.float32))
+    (tmp_path / "notes.txt").write_text("not images")
     argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
     assert main(["train", "--epochs", "1", "--no-progress", *argv]) == 2
     err = capsys.readouterr().err.strip()

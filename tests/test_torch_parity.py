@@ -5,7 +5,7 @@ import pytest
 import scratchvae as sv
 
 torch = pytest.importorskip("torch")
-from scratchvae.bench.torch_mirror import TorchVAE  # noqa: E402
+from torch_twin import TorchVAE, torch_layer  # noqa: E402  (tests/torch_twin.py)
 
 
 @pytest.mark.parametrize("arch", ["mlp", "conv", "keras"])
@@ -38,3 +38,10 @@ def test_faces_model_state_dict_loads_into_torch():
     tmodel = TorchVAE(model)  # load_state_dict is strict: every name and shape must match
     assert set(tmodel.state_dict()) == set(model.state_dict())
     assert "encoder.1.running_mean" in model.state_dict()
+
+
+def test_a_layer_without_a_twin_is_a_clear_error():
+    class Swish(sv.nn.Module):
+        pass
+    with pytest.raises(TypeError, match="no torch twin for Swish: add one to torch_layer"):
+        torch_layer(sv.Sequential(sv.Linear(2, 2), Swish()))

@@ -48,16 +48,21 @@ class _AutoencoderBase(Module):
         """(name, layer, input, output) for every layer of the encoder run on x and of the
         decoder run on z, each run once; name as in state_dict ("encoder.3").
 
-        The arrays keep the memory layout a step really passes on (a conv layer's output
-        is channels-last). An encoder or decoder that is not a Sequential is one layer.
+        Each output is a copy taken as the layer returns it: an in-place ReLU after a Linear or
+        conv layer overwrites that layer's output with its own, so the array the forward pass
+        hands on is no longer the layer's output. The copies keep the memory layout a step
+        really passes on (a conv layer's output is channels-last). An encoder or decoder that
+        is not a Sequential is one layer.
         """
         rows = []
         for part, net, h in (("encoder", self.encoder, x), ("decoder", self.decoder, z)):
             layers = enumerate(net) if isinstance(net, Sequential) else [(None, net)]
+            h_seen = h
             for i, layer in layers:
                 out = layer.forward(h)
-                rows.append((part if i is None else f"{part}.{i}", layer, h, out))
-                h = out
+                out_seen = out.copy(order="K")
+                rows.append((part if i is None else f"{part}.{i}", layer, h_seen, out_seen))
+                h, h_seen = out, out_seen
         return rows
 
     def _encoder_backward(self, dout: np.ndarray, input_grad: bool) -> np.ndarray | None:

@@ -35,6 +35,7 @@ class _BatchNorm(Module):
     affine=False. Buffers: running_mean (zeros), running_var (ones), num_batches_tracked.
     """
 
+    couples_batch = True           # training normalises each image by the whole batch's statistics
     _ndims: tuple[int, ...] = ()   # accepted x.ndim values, set by the subclasses
     _layout: str = ""              # shown in error messages
 

@@ -66,6 +66,10 @@ class Module:
     """
 
     training: bool = True
+    #: True for a layer whose output for one image depends on the other images of the batch
+    #: (BatchNorm's batch statistics): such a model cannot split a batch over workers
+    #: (parallel.py), since each share would be normalised by its own statistics.
+    couples_batch: bool = False
 
     # -- the two methods a layer writes -------------------------------------------
     def forward(self, x: np.ndarray) -> np.ndarray:

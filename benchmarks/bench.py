@@ -1,13 +1,18 @@
-"""``scratchvae bench``: how fast a training step and inference run, optionally against PyTorch.
+"""How fast a training step and inference run, optionally against PyTorch.
+
+Run from a clone (any working directory; it measures the scratchvae beside it)::
+
+    python benchmarks/bench.py --vs-torch        # --help for every option
 
 Every figure is measured in the run that prints it: medians of repeated timings
-after warm-up; with --vs-torch the identical PyTorch model (same weights) is timed
-in the same process, the two taking turns of a few back-to-back steps (see
-timing.alternating_ms), so both see the same machine load. Each model is timed in a
-fresh process of its own (fresh.py says why: malloc remembers what a process did),
-unless --in-process is given. Beside each step and inference, the same run times their
-matrix products alone, split as the step splits the batch: the floor NumPy's BLAS sets
-under them (floor.py). The text report is report.py's.
+after warm-up; with --vs-torch the identical PyTorch model (same weights, the parity
+tests' twin: tests/torch_twin.py) is timed in the same process, the two taking turns
+of a few back-to-back steps (see timing.alternating_ms), so both see the same machine
+load. Each model is timed in a fresh process of its own (fresh.py says why: malloc
+remembers what a process did), unless --in-process is given. Beside each step and
+inference, the same run times their matrix products alone, split as the step splits
+the batch: the floor NumPy's BLAS sets under them (floor.py). The text report is
+report.py's.
 """
 from __future__ import annotations
 
@@ -16,20 +21,31 @@ import json
 import os
 import platform
 import sys
+from pathlib import Path
 
-import numpy as np
+REPO = Path(__file__).resolve().parent.parent
+# The package beside this folder (ahead of any other installed copy: gemms.py and floor.py
+# read its layers and DataParallel's plan), and the tests' PyTorch twin.
+for _path in (REPO / "tests", REPO):
+    if str(_path) not in sys.path:
+        sys.path.insert(1, str(_path))
 
-from ..models import ARCHITECTURES, build_model
-from ..nn.init import manual_seed
-from ..optim import Adam
-from ..parallel import DataParallel, cpu_cores
-from .floor import ProductsAlone
-from .fresh import bench_model_in_fresh_process
-from .gemms import Gemm, first_trained_layer, layer_gemms
-from .malloc import tune_malloc
-from .report import print_report
-from .startup import startup_report
-from .timing import PAUSE_S, alternating_ms, gemm_peak_gflops, median_ms, minor_faults_per_call
+import numpy as np  # noqa: E402
+
+from scratchvae.commands.argtypes import positive_int  # noqa: E402
+from scratchvae.models import ARCHITECTURES, build_model  # noqa: E402
+from scratchvae.nn.init import manual_seed  # noqa: E402
+from scratchvae.optim import Adam  # noqa: E402
+from scratchvae.parallel import DataParallel, cpu_cores  # noqa: E402
+
+from floor import ProductsAlone  # noqa: E402
+from fresh import bench_model_in_fresh_process  # noqa: E402
+from gemms import Gemm, first_trained_layer, layer_gemms  # noqa: E402
+from malloc import tune_malloc  # noqa: E402
+from report import print_report  # noqa: E402
+from startup import startup_report  # noqa: E402
+from timing import PAUSE_S, alternating_ms, gemm_peak_gflops, median_ms, minor_faults_per_call  # noqa: E402
+
 
 MNIST_TRAIN_IMAGES = 60000
 
@@ -49,7 +65,7 @@ def _train_step(model, optimizer, x, parallel: DataParallel):
 def _torch_steps(model, x, x_inf):
     import torch
 
-    from .torch_mirror import TorchVAE
+    from torch_twin import TorchVAE
     tmodel = TorchVAE(model)
     topt = torch.optim.Adam(tmodel.parameters(), lr=1e-3)
     tx, tx_inf = torch.from_numpy(x), torch.from_numpy(x_inf)
@@ -68,7 +84,7 @@ def _torch_steps(model, x, x_inf):
 
 
 def bench_model(arch: str, args: argparse.Namespace, torch_ok: bool) -> dict:
-    """One row of the report; its fraction_of_peak is set by cmd_bench, once the run's peak is known."""
+    """One row of the report; its fraction_of_peak is set by run, once the run's peak is known."""
     manual_seed(0)
     model = build_model(arch, rng=np.random.default_rng(0))
     shape = ARCHITECTURES[arch][1]
@@ -201,7 +217,8 @@ def _processes_note(args: argparse.Namespace) -> str:
     return "each model timed in a fresh process (malloc starts as installed for every model)"
 
 
-def cmd_bench(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
+    """Time every model of args.models and print the report (tables, or JSON with --json)."""
     malloc_note, torch_ok, torch_note = _set_up(args, vs_torch=args.vs_torch)
     archs = args.models.split(",")
     for arch in archs:
@@ -232,11 +249,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_bench_parser(sub) -> None:
-    p = sub.add_parser("bench", help="time training steps and inference (optionally against PyTorch)",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python benchmarks/bench.py",
+                                description="time training steps and inference (optionally against PyTorch)",
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--models", default="mlp,conv,keras", help="comma-separated architectures")
-    from ..commands.argtypes import positive_int
     p.add_argument("--batch-size", type=positive_int, default=128)
     p.add_argument("--inference-batch", type=positive_int, default=1000)
     p.add_argument("--repeats", type=positive_int, default=30, help="timed steps per model (the median is reported)")
@@ -260,4 +277,12 @@ def add_bench_parser(sub) -> None:
                         "but malloc's thresholds then carry over from one model to the next)")
     p.add_argument("--startup", action="store_true", help="also measure cold/warm start and peak memory")
     p.add_argument("--json", action="store_true", help="print JSON instead of tables")
-    p.set_defaults(func=cmd_bench)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run(build_parser().parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,4 +1,5 @@
-"""The identical model in PyTorch, for parity tests and the speed benchmark.
+"""The identical model in PyTorch, for the parity tests (test_torch_parity.py) and the
+speed benchmark (benchmarks/bench.py --vs-torch).
 
 PyTorch is a reference here, never a dependency: import this module only where
 torch is installed. Because scratchvae names parameters the way torch.nn does,
@@ -10,8 +11,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .. import nn as snn
-from ..models.vae import VAE, Autoencoder
+from scratchvae import nn as snn
+from scratchvae.models.vae import VAE, Autoencoder
 
 
 def torch_layer(layer: snn.Module) -> torch.nn.Module:
@@ -40,7 +41,7 @@ def torch_layer(layer: snn.Module) -> torch.nn.Module:
               snn.Flatten: torch.nn.Flatten}
     if type(layer) in simple:
         return simple[type(layer)]()
-    raise TypeError(f"no torch twin for {type(layer).__name__}")
+    raise TypeError(f"no torch twin for {type(layer).__name__}: add one to torch_layer in tests/torch_twin.py")
 
 
 class TorchVAE(torch.nn.Module):
@@ -49,7 +50,7 @@ class TorchVAE(torch.nn.Module):
     def __init__(self, model: VAE | Autoencoder) -> None:
         super().__init__()
         if model.loss_name != "bce":
-            raise ValueError("the torch mirror implements the 'bce' loss only")
+            raise ValueError("the torch twin implements the 'bce' loss only")
         self.encoder, self.decoder = torch_layer(model.encoder), torch_layer(model.decoder)
         self.latent_dim = model.latent_dim
         self.variational = isinstance(model, VAE)

@@ -1,4 +1,4 @@
-"""The text report of ``scratchvae bench``: the tables and notes printed from its JSON."""
+"""The text report of ``benchmarks/bench.py``: the tables and notes printed from its JSON."""
 from __future__ import annotations
 
 
@@ -49,7 +49,7 @@ def _print_page_faults(rows: list[dict], vs: bool) -> None:
 
 def _print_products(rows: list[dict], vs: bool) -> None:
     print("matrix products alone, run as the step and inference run them (the floor NumPy's BLAS sets "
-          "under them; see bench/floor.py):")
+          "under them; see benchmarks/floor.py):")
     for r in rows:
         line = f"  {r['model']:<6}"
         for what, ms, ours, over_torch in (("step", "products_ms", "train_ms", "products_over_torch"),

@@ -20,18 +20,28 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
+
+import scratchvae
 
 _MEASURE_MODEL = """
 import json, sys
-from scratchvae.bench import measure_request
+from bench import measure_request
 print(json.dumps(measure_request(json.load(sys.stdin))))
 """
+
+# What the new interpreter imports first, from any working directory: this harness (bench,
+# fresh, ...) and the scratchvae this process measures. sys.path, not PYTHONPATH: `python -c`
+# puts the working directory ahead of PYTHONPATH, and a scratchvae there would win.
+_CHILD_PATH = [str(Path(__file__).resolve().parent), str(Path(scratchvae.__file__).resolve().parent.parent)]
 
 
 def run_python(code: str, env: dict | None = None, stdin: str | None = None) -> dict:
     """Run code in a new interpreter (this one's executable and environment unless env is
-    given) and return the JSON object on the last line of its standard output. Its standard
-    error passes through; a failure raises RuntimeError with it."""
+    given; _CHILD_PATH first on its sys.path) and return the JSON object on the last line
+    of its standard output. Its standard error passes through; a failure raises
+    RuntimeError with it."""
+    code = f"import sys; sys.path[:0] = {_CHILD_PATH!r}\n" + code
     done = subprocess.run([sys.executable, "-c", code], env=os.environ if env is None else env,
                           input=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     sys.stderr.write(done.stderr)

@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..nn.module import Module
-from ..parallel import DataParallel
-from .gemms import Gemm, step_gemms
+from scratchvae.nn.module import Module
+from scratchvae.parallel import DataParallel
+
+from gemms import Gemm, step_gemms
 
 
 class ProductsAlone:

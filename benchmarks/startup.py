@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import tempfile
 
-from .fresh import run_python
+from fresh import run_python
 
 _FIRST_STEP = """
 import time, json

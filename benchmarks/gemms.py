@@ -1,5 +1,5 @@
 """The matrix products of each layer, as data: counted for the GFLOP/s figure, and timed
-alone by ``bench --layers``, which so shows how much of a layer's time is BLAS and how
+alone by ``bench.py --layers``, which so shows how much of a layer's time is BLAS and how
 much is everything around it (im2col, col2im, bias, copies).
 
 Each entry states one product of a layer's forward or backward with the shapes and
@@ -12,7 +12,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .. import nn as snn
+from scratchvae import nn as snn
 
 
 class Gemm(NamedTuple):
@@ -58,7 +58,8 @@ def step_gemms(model: snn.Module, x: np.ndarray, training: bool = True) -> list[
 
 
 def layer_gemms(layer: snn.Module, in_shape: tuple, out_shape: tuple, input_grad: bool = True) -> list[Gemm]:
-    """The products of one layer's forward and backward; [] for layers without any.
+    """The products of one layer's forward and backward; [] for layers without any, TypeError
+    for a layer type this file does not know.
 
     input_grad=False leaves out dx: a model's first layer runs backward_params in
     training (see Sequential.backward_params). P is the number of rows every product
@@ -66,6 +67,11 @@ def layer_gemms(layer: snn.Module, in_shape: tuple, out_shape: tuple, input_grad
     input pixels (ConvTranspose2d).
     """
     return [g for g in _layer_gemms(layer, in_shape, out_shape) if input_grad or g.role != "dx"]
+
+
+# Layers whose forward and backward run no matrix product (elementwise, reshapes, batch norm).
+_NO_PRODUCTS = (snn.ReLU, snn.LeakyReLU, snn.Sigmoid, snn.Tanh, snn.Flatten, snn.Reshape,
+                snn.BatchNorm1d, snn.BatchNorm2d)
 
 
 def _layer_gemms(layer: snn.Module, in_shape: tuple, out_shape: tuple) -> list[Gemm]:
@@ -88,5 +94,7 @@ def _layer_gemms(layer: snn.Module, in_shape: tuple, out_shape: tuple) -> list[G
         return [Gemm("forward", P, K, M),                    # x2d @ w2d (then col2im)
                 Gemm("dweight", K, P, M, a_t=True),          # x2d.T @ dcols
                 Gemm("dx", P, M, K, b_t=True)]               # dcols @ w2d.T
-    return []
-
+    if isinstance(layer, _NO_PRODUCTS):
+        return []
+    raise TypeError(f"gemms.py does not know the matrix products of {type(layer).__name__}: add them to "
+                    f"_layer_gemms (or the class to _NO_PRODUCTS if it runs none)")
