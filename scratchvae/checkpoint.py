@@ -114,6 +114,9 @@ def load_checkpoint(path: Path) -> Checkpoint:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file")
+    with open(path, "rb") as f:
+        if f.read(4) != b"PK\x03\x04":      # every .npz is a zip; anything else is not a checkpoint
+            raise CheckpointError(f"{path}: not an .npz file, so not a scratchvae checkpoint")
     try:
         with np.load(path, allow_pickle=False) as npz:
             arrays = {k: npz[k] for k in npz.files}
