@@ -22,14 +22,13 @@ over the old one, so a process killed at any moment leaves the previous checkpoi
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from .atomic import save_npz_atomic
 from .models import ARCHITECTURES, build_model
 from .nn.module import Module
 
@@ -72,37 +71,6 @@ def rng_state(rng: np.random.Generator) -> dict:
 def restore_rng(rng: np.random.Generator, state: dict) -> None:
     """Put a generator back into a saved state (in place: whoever holds it draws on from there)."""
     rng.bit_generator.state = state
-
-
-def save_npz_atomic(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    """Write to a temp file in the same folder, flush and fsync it, then rename: a crash at any
-    moment leaves either the old file or the new one, never half of one."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    _fsync_folder(path.parent)
-
-
-def _fsync_folder(folder: Path) -> None:
-    """Make the rename itself durable (POSIX); a no-op where folders cannot be opened."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def save_checkpoint(path: Path, checkpoint: Checkpoint) -> None:

@@ -19,7 +19,7 @@ from typing import Iterable
 
 import numpy as np
 
-from .kernels.fused import adam_update
+from .kernels import adam_update
 from .nn.module import Parameter
 
 
@@ -118,17 +118,15 @@ class Adam(Optimizer):
     def begin_step(self) -> None:
         self._check_state_dtype(self.m, "moments")
         self.t += 1
-        self._step_size = self.lr / (1 - self.beta1 ** self.t)         # lr / bias correction of m
-        self._v_scale = 1.0 / math.sqrt(1 - self.beta2 ** self.t)      # sqrt(v_hat) = sqrt(v) * v_scale
 
     def update(self, i: int, k: int = 0, parts: int = 1) -> None:
         p, m, v = (flat_part(a, k, parts) for a in (self.params[i].data, self.m[i], self.v[i]))
         g = flat_part(self.params[i].grad, k, parts)
         if self.weight_decay:
             g = g + self.weight_decay * p
-        # The formula above, fused into one pass over memory (kernels/fused.py has the
-        # NumPy version line by line; tests check the two agree).
-        adam_update(p, g, m, v, self._step_size, self.beta1, self.beta2, self._v_scale, self.eps)
+        # m, v, m_hat, v_hat and p as in the docstring, in one pass over memory
+        # (kernels/fused.py: the NumPy version line by line beside the fast one)
+        adam_update(p, g, m, v, self.lr, self.beta1, self.beta2, self.eps, self.t)
 
     def state_dict(self) -> dict[str, np.ndarray]:
         """Moments by parameter index, and the step count (for checkpoints)."""

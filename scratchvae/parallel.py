@@ -27,11 +27,12 @@ rescaling each gradient afterwards, spares every worker a pass over all of them
 (measured 1.7 ms per worker for the reference conv VAE's 6.7 MB; see
 _add_replica_grads). The reduce gives the full batch's gradient, up to rounding, because every
 layer treats images independently; BatchNorm does not (its statistics would be per
-share), so models with BatchNorm run on one worker. Inside a worker BLAS runs on one
-thread and the Numba kernels run serially: the cores are already split by the batch.
+share), so models with a layer that couples the batch (Module.couples_batch) run on one
+worker. Inside a worker BLAS runs on one thread and the Numba kernels run serially: the
+cores are already split by the batch.
 The workers are threads of one process, so only one of them runs Python at a time;
 what runs at once is the arithmetic, which must let go of the GIL: the Numba kernels
-are nogil, and products with a small output use np.dot (see nn/conv.py column_sums).
+are nogil, and products with a small output use np.dot (kernels/blas.py matmul_nogil).
 
 A VAE's replicas draw their own eps (each gets a generator seeded from the model's), so
 a seeded run is reproducible for a given number of workers, not across numbers (passes

@@ -1,10 +1,11 @@
-"""add_matmul (out += a @ b through BLAS's gemm with beta = 1) against NumPy's out + a @ b."""
+"""add_matmul_blas (out += a @ b through BLAS's gemm with beta = 1) against NumPy's out + a @ b,
+and the two NumPy calls beside it, matmul_nogil and sum_axis0."""
 import numpy as np
 import pytest
 
 from scratchvae._threads import blas_thread_control
 from scratchvae.kernels import blas
-from scratchvae.kernels.blas import add_matmul
+from scratchvae.kernels.blas import add_matmul_blas, add_matmul_reference, matmul_nogil, sum_axis0
 
 
 def _layouts(m: np.ndarray) -> dict[str, np.ndarray]:
@@ -27,7 +28,7 @@ def test_add_matmul_adds_the_product(dtype, layout_a, layout_b):
         a = _layouts(a)[layout_a]
     b = _layouts(b)[layout_b]
     expected = out + a @ b
-    add_matmul(out, a, b)
+    add_matmul_blas(out, a, b)
     tol = 1e-5 if dtype == np.float32 else 1e-13
     np.testing.assert_allclose(out, expected, rtol=tol, atol=tol)
 
@@ -45,7 +46,7 @@ def test_a_linear_layers_operands_go_to_blas_and_a_refusal_falls_back(monkeypatc
     calls = []
     monkeypatch.setattr(blas, "_call", lambda *args: calls.append(args) or False)  # says "could not"
     out = np.zeros((3, 4), np.float32)
-    add_matmul(out, dy.T, x)
+    add_matmul_blas(out, dy.T, x)
     np.testing.assert_allclose(out, dy.T @ x, rtol=1e-6)       # the fallback gave the same sum
     assert len(calls) == (1 if blas._gemm(np.dtype(np.float32)) is not None else 0)
 
@@ -68,10 +69,30 @@ def test_fallbacks_give_the_same_sum(case, monkeypatch):
     elif case == "empty":
         a, b = np.zeros((4, 0)), np.zeros((0, 5))
     expected = out + a @ b
-    add_matmul(out, a, b)
+    add_matmul_blas(out, a, b)
     np.testing.assert_allclose(out, expected, rtol=1e-12)
 
 
 def test_shapes_that_do_not_fit_are_an_error():
     with pytest.raises(ValueError, match="does not fit"):
-        add_matmul(np.zeros((2, 2)), np.zeros((2, 3)), np.zeros((2, 2)))
+        add_matmul_blas(np.zeros((2, 2)), np.zeros((2, 3)), np.zeros((2, 2)))
+
+
+def test_the_reference_adds_the_same_product():
+    rng = np.random.default_rng(3)
+    a, b, out = (rng.standard_normal(s) for s in ((5, 7), (7, 4), (5, 4)))
+    expected = out.copy()
+    add_matmul_blas(expected, a, b)
+    add_matmul_reference(out, a, b)
+    np.testing.assert_allclose(out, expected, rtol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_matmul_nogil_and_sum_axis0_are_the_plain_formulas(dtype):
+    rng = np.random.default_rng(4)
+    a, b = rng.standard_normal((300, 5)).astype(dtype), rng.standard_normal((300, 9)).astype(dtype)
+    tol = 1e-4 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(matmul_nogil(a.T, b), a.T @ b, rtol=tol, atol=tol)     # a thin dweight
+    total = sum_axis0(a)
+    assert total.shape == (5,) and total.dtype == dtype
+    np.testing.assert_allclose(total, a.sum(axis=0), rtol=tol, atol=tol)

@@ -1,4 +1,4 @@
-"""Conv2d and ConvTranspose2d: gradients, the naive definition, adjointness, shapes, errors, torch."""
+"""Conv2d and ConvTranspose2d: gradients, adjointness, shapes, errors, torch (naive loops: test_reference_kernels)."""
 import math
 import threading
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from scratchvae.gradcheck import check_module
-from scratchvae.kernels import conv2d_naive, conv_output_size, conv_transpose_output_size
+from scratchvae.kernels import conv_output_size, conv_transpose_output_size
 from scratchvae.nn.conv import Conv2d
 from scratchvae.nn.conv_transpose import ConvTranspose2d
 from scratchvae.nn.workspace import scratch
@@ -57,16 +57,6 @@ def test_conv_transpose2d_gradcheck(cfg):
     layer, shape = _convt(cfg)
     report = check_module(layer, np.random.default_rng(1).standard_normal(shape))
     assert report.ok, "\n" + str(report)
-
-
-@pytest.mark.parametrize("cfg", CONV, ids=str)
-def test_conv2d_matches_naive_loops(cfg):
-    layer, shape = _conv(cfg)
-    layer.to(np.float64)
-    x = np.random.default_rng(2).standard_normal(shape)
-    bias = None if layer.bias is None else layer.bias.data
-    expected = conv2d_naive(x, layer.weight.data, bias, layer.stride, layer.padding, layer.dilation)
-    np.testing.assert_allclose(layer.forward(x), expected, rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize("cfg", CONVT, ids=str)

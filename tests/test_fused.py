@@ -1,8 +1,10 @@
-"""The fused kernels (Adam, ReLU backward) against their plain NumPy twins."""
+"""The fused kernels (Adam, ReLU backward) against their plain NumPy twins, each named explicitly."""
 import numpy as np
 import pytest
 
-from scratchvae.kernels.fused import adam_update, adam_update_reference
+from scratchvae.kernels import channels_last
+from scratchvae.kernels.fused import (adam_update_numba, adam_update_reference, relu_backward_inplace_numba,
+                                      relu_backward_inplace_reference, relu_backward_numba, relu_backward_reference)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -11,9 +13,9 @@ def test_adam_kernel_matches_reference(dtype):
     arrays = [rng.standard_normal((7, 5)).astype(dtype) for _ in range(3)] + [rng.random((7, 5)).astype(dtype)]
     fast = [a.copy() for a in arrays]
     slow = [a.copy() for a in arrays]
-    for _ in range(3):
-        adam_update(fast[0], fast[1], fast[2], fast[3], 1e-2, 0.9, 0.999, 1.3, 1e-8)
-        adam_update_reference(slow[0], slow[1], slow[2], slow[3], 1e-2, 0.9, 0.999, 1.3, 1e-8)
+    for step in (1, 2, 3):                   # the bias corrections change with the step
+        adam_update_numba(fast[0], fast[1], fast[2], fast[3], 1e-2, 0.9, 0.999, 1e-8, step)
+        adam_update_reference(slow[0], slow[1], slow[2], slow[3], 1e-2, 0.9, 0.999, 1e-8, step)
     tol = 1e-5 if dtype == np.float32 else 1e-12
     for f, s in zip(fast, slow):
         np.testing.assert_allclose(f, s, rtol=tol, atol=tol)
@@ -28,21 +30,20 @@ def test_adam_kernel_never_leaves_subnormal_moments():
     m = np.array([1e-37, -2e-38, 0.0, 1e-36, 0.0, 0.0], np.float32)
     v = np.array([1e-37, 5e-38, 1e-36, 2e-38, 0.0, 0.0], np.float32)
     for _ in range(50):
-        adam_update(p, g, m, v, 1e-3, 0.9, 0.999, 1.0, 1e-8)
+        adam_update_numba(p, g, m, v, 1e-3, 0.9, 0.999, 1e-8, 1)
         for a in (m, v):
             assert not np.any((a != 0) & (np.abs(a) < tiny))
     # normal-sized gradients are untouched by the flush: same as the reference
     ref = [np.ones(2, np.float32), g[4:].copy(), np.zeros(2, np.float32), np.zeros(2, np.float32)]
     fast = [np.ones(2, np.float32), g[4:].copy(), np.zeros(2, np.float32), np.zeros(2, np.float32)]
     for _ in range(3):
-        adam_update_reference(*ref, 1e-3, 0.9, 0.999, 1.0, 1e-8)
-        adam_update(*fast, 1e-3, 0.9, 0.999, 1.0, 1e-8)
+        adam_update_reference(*ref, 1e-3, 0.9, 0.999, 1e-8, 1)
+        adam_update_numba(*fast, 1e-3, 0.9, 0.999, 1e-8, 1)
     np.testing.assert_allclose(fast[0], ref[0], rtol=1e-6)
 
 
 def _relu_case(dtype, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """y = max(x, 0) with some exact zeros (the kink gets slope 0), dy, and the reference dx."""
-    from scratchvae.kernels.fused import relu_backward_reference
     rng = np.random.default_rng(seed)
     y = np.maximum(rng.standard_normal((3, 4, 5, 6)), 0).astype(dtype)
     y[0, 0, 0, :3] = 0.0
@@ -52,29 +53,25 @@ def _relu_case(dtype, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_relu_backward_kernel_matches_reference(dtype):
-    from scratchvae.kernels import channels_last
-    from scratchvae.kernels.fused import relu_backward, relu_backward_reference
     y, dy, expected = _relu_case(dtype, seed=5)
     for y_in, dy_in in ((y, dy),                                  # both NCHW memory
                         (channels_last(y), channels_last(dy)),    # both channels-last
                         (channels_last(y), dy),                   # mixed: dy is brought to y's layout
                         (y, dy.astype(np.float32))):              # mixed dtypes
-        dx = relu_backward(dy_in, y_in)
+        dx = relu_backward_numba(dy_in, y_in)
         assert dx.dtype == y.dtype and dx.strides == y_in.strides
         np.testing.assert_array_equal(dx, expected.astype(dx.dtype) if dy_in.dtype == dtype
                                       else relu_backward_reference(dy_in.astype(dtype), y))
-    assert not np.shares_memory(relu_backward(dy, y), dy)
+    assert not np.shares_memory(relu_backward_numba(dy, y), dy)
     with pytest.raises(ValueError, match="differ"):
-        relu_backward(dy[:1], y)
+        relu_backward_numba(dy[:1], y)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_relu_backward_inplace_matches_reference(dtype):
-    from scratchvae.kernels import channels_last
-    from scratchvae.kernels.fused import relu_backward_inplace
     y, dy, expected = _relu_case(dtype, seed=6)
     for y_in, dy_in in ((y, dy.copy()), (channels_last(y), channels_last(dy))):
-        assert relu_backward_inplace(dy_in, y_in) is dy_in
+        assert relu_backward_inplace_numba(dy_in, y_in) is dy_in
         np.testing.assert_array_equal(dy_in, expected)
     # what it cannot overwrite, it leaves alone: another layout, another dtype, read-only, not dense
     read_only = dy.copy()
@@ -82,7 +79,22 @@ def test_relu_backward_inplace_matches_reference(dtype):
     for y_in, dy_in in ((channels_last(y), dy.copy()), (y, dy.astype(np.float16)), (y, read_only),
                         (y[:, :, :, ::2], dy.copy()[:, :, :, ::2])):
         before = dy_in.copy()
-        assert relu_backward_inplace(dy_in, y_in) is None
+        assert relu_backward_inplace_numba(dy_in, y_in) is None
         np.testing.assert_array_equal(dy_in, before)
     with pytest.raises(ValueError, match="differ"):
-        relu_backward_inplace(dy[:1], y)
+        relu_backward_inplace_numba(dy[:1], y)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_relu_backward_inplace_reference_keeps_the_same_promise(dtype):
+    """dy overwritten and returned where it can take the result, else None and dy untouched."""
+    y, dy, expected = _relu_case(dtype, seed=7)
+    for y_in, dy_in in ((y, dy.copy()), (channels_last(y), channels_last(dy))):
+        assert relu_backward_inplace_reference(dy_in, y_in) is dy_in
+        np.testing.assert_array_equal(dy_in, expected)
+    read_only = dy.copy()
+    read_only.flags.writeable = False
+    for y_in, dy_in in ((y, read_only), (y, dy.astype(np.float16)), (channels_last(y), dy.copy())):
+        before = dy_in.copy()
+        assert relu_backward_inplace_reference(dy_in, y_in) is None
+        np.testing.assert_array_equal(dy_in, before)

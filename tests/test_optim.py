@@ -102,7 +102,7 @@ def test_fused_adam_refuses_non_contiguous_arrays():
     from scratchvae.kernels.fused import adam_update
     a = np.zeros((4, 4), np.float32)
     with pytest.raises(ValueError, match="C-contiguous"):
-        adam_update(a[:, ::2], a[:, ::2].copy(), a[:, ::2].copy(), a[:, ::2].copy(), 0.1, 0.9, 0.999, 1.0, 1e-8)
+        adam_update(a[:, ::2], a[:, ::2].copy(), a[:, ::2].copy(), a[:, ::2].copy(), 0.1, 0.9, 0.999, 1e-8, 1)
 
 
 def test_clip_grad_norm_rejects_non_positive_max():

@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..atomic import fsync_folder
 from .idx import DataFileError, read_idx, sha256_of
 from .mnist import Split
 
@@ -59,20 +60,6 @@ def cache_dir() -> Path:
 
 def _one_line(err: BaseException) -> str:
     return " ".join(str(err).split()) or type(err).__name__
-
-
-def _fsync_dir(directory: Path) -> None:
-    """Make the rename itself durable; some systems (Windows) cannot open a folder, which is fine."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def _download_once(url: str, dest: Path, sha256: str, timeout: float) -> None:
@@ -117,7 +104,7 @@ def _download_once(url: str, dest: Path, sha256: str, timeout: float) -> None:
             # Not retried: a server that sends the wrong bytes will most likely send them again.
             raise DataFileError(f"{url}: sha256 mismatch (expected {sha256}, got {actual}); nothing was kept")
         os.replace(tmp, dest)
-        _fsync_dir(dest.parent)
+        fsync_folder(dest.parent)
     finally:
         tmp.unlink(missing_ok=True)     # after a success the temporary name is already gone
 

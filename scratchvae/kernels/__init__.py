@@ -1,11 +1,26 @@
-"""Compiled (Numba) kernels, the plain NumPy references they are tested against, and the
-accumulating BLAS product (blas.py)."""
-from .blas import add_matmul
-from .im2col import (channels_last, col2im, conv_output_size, conv_transpose_output_size, im2col, pair,
-                     pixel_rows)
-from .reference import col2im_reference, conv2d_naive, im2col_reference
+"""The kernels the layers call by name, each with a plain NumPy twin a debugger can step through.
+
+    name                      SCRATCHVAE_KERNELS=numba (default)   SCRATCHVAE_KERNELS=reference
+    im2col, col2im            im2col.py, *_numba                   reference.py, *_reference
+    adam_update               fused.py, *_numba                    fused.py, *_reference
+    relu_backward(_inplace)   fused.py, *_numba                    fused.py, *_reference
+    add_matmul                blas.py, add_matmul_blas             blas.py, add_matmul_reference
+
+mode.py reads the variable once, when this package is first imported; each module binds its
+public names at its end. matmul_nogil and sum_axis0 (blas.py) are NumPy calls in both modes.
+reference.py also holds conv2d_naive and conv2d_backward_naive, the loops the tests hold
+the conv layers to.
+"""
+from .mode import KERNELS
+from .blas import add_matmul, matmul_nogil, sum_axis0
+from .fused import adam_update, relu_backward, relu_backward_inplace
+from .im2col import col2im, im2col
+from .reference import col2im_reference, conv2d_backward_naive, conv2d_naive, im2col_reference
+from .shapes import Pair, channels_last, conv_output_size, conv_transpose_output_size, pair, pixel_rows
 
 __all__ = [
-    "add_matmul", "channels_last", "col2im", "col2im_reference", "conv2d_naive", "conv_output_size",
-    "conv_transpose_output_size", "im2col", "im2col_reference", "pair", "pixel_rows",
+    "KERNELS", "Pair", "adam_update", "add_matmul", "channels_last", "col2im", "col2im_reference",
+    "conv2d_backward_naive", "conv2d_naive", "conv_output_size", "conv_transpose_output_size", "im2col",
+    "im2col_reference", "matmul_nogil", "pair", "pixel_rows", "relu_backward", "relu_backward_inplace",
+    "sum_axis0",
 ]

@@ -1,17 +1,17 @@
-"""out += a @ b in one BLAS call: the accumulating matrix product NumPy does not offer.
+"""The products the layers call by name, for the BLAS calls NumPy's operators do not make.
 
-Every backward ADDS its gradients into Parameter.grad, and a Linear layer's
-dweight = dy.T @ x is a whole (out, in) matrix. ``weight.grad += dy.T @ x`` writes the
-product into a new array and then reads it back to add it: two extra passes over a matrix
-the size of the weight. BLAS's gemm computes C = alpha * A @ B + beta * C, and with
-beta = 1 it adds the product into C as it goes; NumPy's matmul always passes beta = 0.
-So ``add_matmul`` calls the gemm of the OpenBLAS that NumPy loaded, through ctypes (which
-lets go of the GIL during the call, as np.dot does). Measured on a worker thread (one BLAS
-thread), the reference conv VAE's two dweights of 256 x 3136, a pass of 64 images:
-1.06-1.09 ms with ``+=``, 0.70 ms accumulating.
+add_matmul(out, a, b) is out += a @ b in one BLAS call. Every backward ADDS its gradients
+into Parameter.grad, and a Linear layer's dweight = dy.T @ x is a whole (out, in) matrix;
+``weight.grad += dy.T @ x`` writes the product into a new array and then reads it back to
+add it. BLAS's gemm computes C = alpha * A @ B + beta * C, and with beta = 1 it adds the
+product into C as it goes (NumPy's matmul always passes beta = 0), so add_matmul_blas calls
+the gemm of the OpenBLAS that NumPy loaded, through ctypes (which lets go of the GIL during
+the call, as np.dot does). Where that is not possible (another BLAS, an integer dtype, a
+layout BLAS cannot read, out overlapping a or b) it is ``out += a @ b``, the same sum.
+With SCRATCHVAE_KERNELS=reference (mode.py), add_matmul is that line, add_matmul_reference.
 
-Where that is not possible (another BLAS, an integer dtype, a layout BLAS cannot read,
-out overlapping a or b) it is ``out += a @ b``, the same sum.
+matmul_nogil and sum_axis0 are one NumPy call each, in both modes; their names say why
+they are not ``@`` and ``.sum(axis=0)``.
 """
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ from typing import Callable
 import numpy as np
 
 from .._threads import loaded_blas_libraries
+from .mode import KERNELS
 
 # NumPy's wheels carry OpenBLAS with 64-bit integers under a prefixed name; system builds
 # export the plain CBLAS names. Every integer is passed as a 64-bit value: on x86-64 and
@@ -89,7 +90,12 @@ def _call(gemm: Callable, out: np.ndarray, a: np.ndarray, b: np.ndarray) -> bool
     return True
 
 
-def add_matmul(out: np.ndarray, a: np.ndarray, b: np.ndarray) -> None:
+def add_matmul_reference(out: np.ndarray, a: np.ndarray, b: np.ndarray) -> None:
+    """out += a @ b."""
+    out += a @ b
+
+
+def add_matmul_blas(out: np.ndarray, a: np.ndarray, b: np.ndarray) -> None:
     """out += a @ b for 2-D arrays, without a temporary (gemm with beta = 1) where BLAS allows.
 
     a (M, K), b (K, N), out (M, N) C-contiguous, all of one float dtype; a and b may be
@@ -103,3 +109,19 @@ def add_matmul(out: np.ndarray, a: np.ndarray, b: np.ndarray) -> None:
     gemm = _gemm(dtype) if fast else None
     if gemm is None or not _call(gemm, out, a, b):
         out += a @ b
+
+
+add_matmul = add_matmul_blas if KERNELS == "numba" else add_matmul_reference  # the name the layers call
+
+
+def matmul_nogil(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """a @ b as np.dot, which lets go of the GIL for every output size (``@`` keeps it for
+    outputs of up to 500 elements, however long the product, so the data-parallel workers
+    would take turns on a thin layer's dweight)."""
+    return np.dot(a, b)
+
+
+def sum_axis0(a2d: np.ndarray) -> np.ndarray:
+    """a2d (M, C) -> (C,), a2d.sum(axis=0) as the product ones(M) @ a2d: BLAS reads a tall
+    array in blocks where NumPy's axis-0 sum walks it row by row (np.dot: see matmul_nogil)."""
+    return np.dot(np.ones(a2d.shape[0], dtype=a2d.dtype), a2d)      # (C,)

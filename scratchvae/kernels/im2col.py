@@ -18,7 +18,7 @@ moves a whole contiguous run of C numbers, which the compiler turns into vector
 loads and stores. The GEMM's result (N*H_out*W_out, C_out) is channels-last too, so
 a chain of conv layers never transposes: each returns its output as the NCHW-shaped
 view ``out.reshape(N, H_out, W_out, C_out).transpose(0, 3, 1, 2)``. Indexing and
-shapes stay NCHW; only the strides say channels-last (see ``channels_last``).
+shapes stay NCHW; only the strides say channels-last (see ``channels_last`` in shapes.py).
 
 col2im is the adjoint (the transpose) of im2col: each entry of cols is ADDED back to
 the input position it was copied from. Windows overlap when stride < dilated kernel
@@ -31,41 +31,20 @@ col2im is a scatter-add: two windows of one image add into the same pixel, so it
 split by image, never by window. Small arrays run on one thread (PARALLEL_MIN_SIZE), and so
 does every call from a thread other than the main one. All kernels release the GIL
 (nogil), so threads that each run their share of a batch run at once.
+
+``im2col`` and ``col2im`` at the bottom are the names the layers call: im2col_numba and
+col2im_numba here, or the NumPy versions in reference.py (SCRATCHVAE_KERNELS, mode.py).
 """
 from __future__ import annotations
 
 import threading
-from typing import Sequence
 
 import numpy as np
 from numba import njit, prange
 
-Pair = tuple[int, int]
-
-
-def pair(v: int | Sequence[int], name: str) -> Pair:
-    """An int or a pair of ints -> (int, int); raises ValueError for anything else."""
-    if isinstance(v, (int, np.integer)) and not isinstance(v, bool):
-        return int(v), int(v)
-    if isinstance(v, (tuple, list)) and len(v) == 2 and all(
-        isinstance(e, (int, np.integer)) and not isinstance(e, bool) for e in v
-    ):
-        return int(v[0]), int(v[1])
-    raise ValueError(f"{name} must be an int or a pair of ints, got {v!r}")
-
-
-def conv_output_size(size: int, k: int, s: int, p: int, d: int) -> int:
-    """floor((size + 2p - d(k-1) - 1) / s) + 1: how many windows fit along one axis."""
-    return (size + 2 * p - d * (k - 1) - 1) // s + 1
-
-
-def conv_transpose_output_size(size: int, k: int, s: int, p: int, d: int, output_padding: int = 0) -> int:
-    """(size-1)s - 2p + d(k-1) + output_padding + 1: the largest input a conv maps to `size`.
-
-    A strided conv maps several input sizes to the same output size; output_padding
-    picks which one (it must be < s, or < d, to stay in that set).
-    """
-    return (size - 1) * s - 2 * p + d * (k - 1) + output_padding + 1
+from .mode import KERNELS
+from .reference import col2im_reference, im2col_reference
+from .shapes import ConvGeometry, Pair, channels_last, conv_geometry
 
 
 def _check_float(a: np.ndarray, what: str) -> None:
@@ -82,42 +61,21 @@ def _check_out(out: np.ndarray, shape: tuple[int, ...], dtype: np.dtype, what: s
         )
 
 
-def channels_last(a: np.ndarray) -> np.ndarray:
-    """a (N, C, H, W) with channels-last memory: a itself if it already is, else a copy.
-
-    The result is still indexed a[n, c, h, w]; only its strides differ from a C-order
-    array: a.transpose(0, 2, 3, 1) is a C-contiguous (N, H, W, C) array.
-    """
-    return np.ascontiguousarray(a.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
-
-
-def pixel_rows(a: np.ndarray) -> np.ndarray:
-    """a (N, C, H, W) -> (N*H*W, C): one row per pixel, its C channels side by side.
-
-    A view when a is channels-last (every conv output is), else a transposing copy.
-    """
-    N, C, H, W = a.shape
-    return channels_last(a).transpose(0, 2, 3, 1).reshape(N * H * W, C)
-
-
 # Each kernel body handles ONE row of windows (im2col) or ONE image (col2im); two
 # drivers run it over all of them. The parallel driver pays a thread wake-up per call
 # (microseconds, or milliseconds when the CPU is busy), which costs more than it saves
 # on small arrays, so those take the serial driver.
-PARALLEL_MIN_SIZE = 1 << 14  # elements of cols below which one thread does it all (crossover measured ~1e4)
+PARALLEL_MIN_SIZE = 1 << 14  # elements of cols below which one thread does it all
 # (Only the parallel drivers' copy loops vectorise: their arrays reach LLVM marked as
-# not aliasing each other. The serial ones stay scalar. The workers of parallel.py run
-# the serial drivers on large arrays too; there the C >= 32 copies still run at about
-# memory speed: measured ~1.1 ms for a 14 MB cols, batch 64, C = 32, on a worker thread.)
+# not aliasing each other. The serial ones stay scalar; the workers of parallel.py run
+# them on large arrays too, where the C >= 32 copies still run at about memory speed.)
 #
 # ONE CHANNEL: an image model's first conv reads C = 1 channel, its last conv-transpose
 # writes C = 1. There a window offset moves one number, not a run of C, so the loops above
 # would spend their time on bounds tests and loop set-up. These inputs are small (one
 # plane per image), so the one-channel kernels work on a zero-padded copy of the plane,
 # (N, H_p, W_p), which needs no bounds test, and run along a row of windows, innermost,
-# so the compiler vectorises the reads (im2col) and the adds (col2im). Measured on a
-# worker thread, batch 32, 28x28, 3x3, stride 1: im2col 0.77 -> 0.25 ms, col2im 0.79 ->
-# 0.29 ms (stride 2: 0.18 -> 0.10 and 0.24 -> 0.11 ms), padding included.
+# so the compiler vectorises the reads (im2col) and the adds (col2im).
 
 
 @njit(cache=True, fastmath=False, inline="always")
@@ -177,13 +135,13 @@ def _col2im_image(cols, x, n, bias, geometry):  # pragma: no cover (jit)
 
 @njit(cache=True, parallel=True, fastmath=False, nogil=True)
 def _im2col_parallel(x, cols, geometry):  # pragma: no cover (jit)
-    for t in prange(x.shape[0] * geometry[8]):  # a gather: each row of windows has one writer
+    for t in prange(x.shape[0] * geometry.H_out):  # a gather: each row of windows has one writer
         _im2col_row(x, cols, t, geometry)
 
 
 @njit(cache=True, fastmath=False, nogil=True)
 def _im2col_serial(x, cols, geometry):  # pragma: no cover (jit)
-    for t in range(x.shape[0] * geometry[8]):
+    for t in range(x.shape[0] * geometry.H_out):
         _im2col_row(x, cols, t, geometry)
 
 
@@ -234,13 +192,13 @@ def _col2im_plane_image(cols, xp, n, geometry):  # pragma: no cover (jit)
 
 @njit(cache=True, parallel=True, fastmath=False, nogil=True)
 def _im2col_plane_parallel(xp, cols, geometry):  # pragma: no cover (jit)
-    for t in prange(xp.shape[0] * geometry[8]):
+    for t in prange(xp.shape[0] * geometry.H_out):
         _im2col_plane_row(xp, cols, t, geometry)
 
 
 @njit(cache=True, fastmath=False, nogil=True)
 def _im2col_plane_serial(xp, cols, geometry):  # pragma: no cover (jit)
-    for t in range(xp.shape[0] * geometry[8]):
+    for t in range(xp.shape[0] * geometry.H_out):
         _im2col_plane_row(xp, cols, t, geometry)
 
 
@@ -256,11 +214,10 @@ def _col2im_plane_serial(cols, xp, geometry):  # pragma: no cover (jit)
         _col2im_plane_image(cols, xp, n, geometry)
 
 
-def _padded_plane_shape(N: int, H: int, W: int, geometry: tuple[int, ...]) -> tuple[int, int, int]:
+def _padded_plane_shape(N: int, H: int, W: int, g: ConvGeometry) -> tuple[int, int, int]:
     """(N, H_p, W_p): room for the plane at offset (p_h, p_w) and for every window's reach."""
-    kH, kW, sH, sW, pH, pW, dH, dW, H_out, W_out = geometry
-    return (N, max(pH + H, (H_out - 1) * sH + (kH - 1) * dH + 1),
-            max(pW + W, (W_out - 1) * sW + (kW - 1) * dW + 1))
+    return (N, max(g.pH + H, (g.H_out - 1) * g.sH + (g.kH - 1) * g.dH + 1),
+            max(g.pW + W, (g.W_out - 1) * g.sW + (g.kW - 1) * g.dW + 1))
 
 
 def _use_parallel(n_tasks: int, cols: np.ndarray) -> bool:
@@ -271,18 +228,8 @@ def _use_parallel(n_tasks: int, cols: np.ndarray) -> bool:
             and threading.current_thread() is threading.main_thread())
 
 
-def _geometry(H: int, W: int, kernel_size, stride, padding, dilation, what: str) -> tuple[int, ...]:
-    """(kH, kW, sH, sW, pH, pW, dH, dW, H_out, W_out) for the kernels; rejects empty outputs."""
-    (kH, kW), (sH, sW), (pH, pW), (dH, dW) = (pair(kernel_size, "kernel_size"), pair(stride, "stride"),
-                                              pair(padding, "padding"), pair(dilation, "dilation"))
-    H_out, W_out = conv_output_size(H, kH, sH, pH, dH), conv_output_size(W, kW, sW, pW, dW)
-    if H_out < 1 or W_out < 1:
-        raise ValueError(f"{what}: input {H}x{W} gives an empty output {H_out}x{W_out}")
-    return kH, kW, sH, sW, pH, pW, dH, dW, H_out, W_out
-
-
-def im2col(x: np.ndarray, kernel_size: int | Pair, stride: int | Pair, padding: int | Pair,
-           dilation: int | Pair, out: np.ndarray | None = None) -> np.ndarray:
+def im2col_numba(x: np.ndarray, kernel_size: int | Pair, stride: int | Pair, padding: int | Pair,
+                 dilation: int | Pair, out: np.ndarray | None = None) -> np.ndarray:
     """x (N, C, H, W) -> cols (N*H_out*W_out, kH*kW*C), same dtype as x.
 
     Any memory layout of x works; a channels-last x is read in place, any other is
@@ -291,28 +238,26 @@ def im2col(x: np.ndarray, kernel_size: int | Pair, stride: int | Pair, padding: 
     """
     _check_float(x, "im2col")
     N, C, H, W = x.shape
-    geometry = _geometry(H, W, kernel_size, stride, padding, dilation, "im2col")
-    kH, kW, H_out, W_out = geometry[0], geometry[1], geometry[8], geometry[9]
-    shape = (N * H_out * W_out, kH * kW * C)
+    g = conv_geometry(H, W, kernel_size, stride, padding, dilation, "im2col")
+    shape = (N * g.H_out * g.W_out, g.kH * g.kW * C)
     if out is None:
         out = np.empty(shape, dtype=x.dtype)                     # (N*H_out*W_out, kH*kW*C)
     else:
         _check_out(out, shape, x.dtype, "im2col")
-    parallel = _use_parallel(N * H_out, out)
+    parallel = _use_parallel(N * g.H_out, out)
     if C == 1:                                                   # see ONE CHANNEL
-        pH, pW = geometry[4], geometry[5]
-        xp = np.zeros(_padded_plane_shape(N, H, W, geometry), dtype=x.dtype)  # (N, H_p, W_p)
-        xp[:, pH:pH + H, pW:pW + W] = x[:, 0]
-        (_im2col_plane_parallel if parallel else _im2col_plane_serial)(xp, out, geometry)
+        xp = np.zeros(_padded_plane_shape(N, H, W, g), dtype=x.dtype)  # (N, H_p, W_p)
+        xp[:, g.pH:g.pH + H, g.pW:g.pW + W] = x[:, 0]
+        (_im2col_plane_parallel if parallel else _im2col_plane_serial)(xp, out, g)
         return out
     x_nhwc = channels_last(x).transpose(0, 2, 3, 1)              # (N, H, W, C), C-contiguous
-    (_im2col_parallel if parallel else _im2col_serial)(x_nhwc, out, geometry)
+    (_im2col_parallel if parallel else _im2col_serial)(x_nhwc, out, g)
     return out
 
 
-def col2im(cols: np.ndarray, x_shape: tuple[int, int, int, int], kernel_size: int | Pair,
-           stride: int | Pair, padding: int | Pair, dilation: int | Pair,
-           bias: np.ndarray | None = None) -> np.ndarray:
+def col2im_numba(cols: np.ndarray, x_shape: tuple[int, int, int, int], kernel_size: int | Pair,
+                 stride: int | Pair, padding: int | Pair, dilation: int | Pair,
+                 bias: np.ndarray | None = None) -> np.ndarray:
     """cols (N*H_out*W_out, kH*kW*C) -> x (N, C, H, W): the adjoint of im2col.
 
     Overlapping windows are summed, then ``bias`` (C,), if given, is added to every
@@ -321,9 +266,8 @@ def col2im(cols: np.ndarray, x_shape: tuple[int, int, int, int], kernel_size: in
     _check_float(cols, "col2im")
     cols = np.ascontiguousarray(cols)
     N, C, H, W = (int(s) for s in x_shape)
-    geometry = _geometry(H, W, kernel_size, stride, padding, dilation, "col2im")
-    kH, kW, H_out, W_out = geometry[0], geometry[1], geometry[8], geometry[9]
-    expected = (N * H_out * W_out, kH * kW * C)
+    g = conv_geometry(H, W, kernel_size, stride, padding, dilation, "col2im")
+    expected = (N * g.H_out * g.W_out, g.kH * g.kW * C)
     if cols.shape != expected:
         raise ValueError(f"col2im: for x of shape {tuple(x_shape)} expected cols of shape {expected}, "
                          f"got {cols.shape}")
@@ -333,10 +277,14 @@ def col2im(cols: np.ndarray, x_shape: tuple[int, int, int, int], kernel_size: in
         raise ValueError(f"col2im: bias must have shape ({C},), got {bias.shape}")
     parallel = _use_parallel(N, cols)
     if C == 1:                                                   # see ONE CHANNEL
-        pH, pW = geometry[4], geometry[5]
-        xp = np.full(_padded_plane_shape(N, H, W, geometry), bias[0], dtype=cols.dtype)  # (N, H_p, W_p)
-        (_col2im_plane_parallel if parallel else _col2im_plane_serial)(cols, xp, geometry)
-        return xp[:, None, pH:pH + H, pW:pW + W].copy()         # (N, 1, H, W): drops the padding
+        xp = np.full(_padded_plane_shape(N, H, W, g), bias[0], dtype=cols.dtype)  # (N, H_p, W_p)
+        (_col2im_plane_parallel if parallel else _col2im_plane_serial)(cols, xp, g)
+        return xp[:, None, g.pH:g.pH + H, g.pW:g.pW + W].copy()  # (N, 1, H, W): drops the padding
     x_nhwc = np.empty((N, H, W, C), dtype=cols.dtype)            # (N, H, W, C)
-    (_col2im_parallel if parallel else _col2im_serial)(cols, x_nhwc, bias.astype(cols.dtype, copy=False), geometry)
+    (_col2im_parallel if parallel else _col2im_serial)(cols, x_nhwc, bias.astype(cols.dtype, copy=False), g)
     return x_nhwc.transpose(0, 3, 1, 2)                          # (N, C, H, W), channels-last memory
+
+
+# The names the layers call: the kernels above, or their NumPy twins (see mode.py).
+im2col = im2col_numba if KERNELS == "numba" else im2col_reference
+col2im = col2im_numba if KERNELS == "numba" else col2im_reference

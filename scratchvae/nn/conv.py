@@ -5,7 +5,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ..kernels.im2col import Pair, col2im, conv_output_size, im2col, pair, pixel_rows
+from ..kernels import Pair, col2im, conv_output_size, im2col, matmul_nogil, pair, pixel_rows, sum_axis0
 from .init import uniform_fan_in
 from .module import Module, Parameter
 from .workspace import Workspace, scratch
@@ -57,21 +57,6 @@ def weight_from_rows(w2d: np.ndarray, kH: int, kW: int) -> np.ndarray:
     """The inverse of weight_rows: (A, kH*kW*B) -> (A, B, kH, kW), a strided view."""
     A = w2d.shape[0]
     return w2d.reshape(A, kH, kW, -1).transpose(0, 3, 1, 2)       # (A, B, kH, kW)
-
-
-def column_sums(a2d: np.ndarray) -> np.ndarray:
-    """a2d (M, C) -> (C,): a2d.sum(axis=0), computed as the product ones(M) @ a2d.
-
-    The same sum, but BLAS reads a tall array in blocks while NumPy's axis-0 sum
-    walks it row by row: measured 0.6 ms vs 3.5 ms for (100352, 32) float32.
-    It is np.dot and not @ because NumPy's matmul lets go of the GIL only for outputs
-    of more than 500 elements, however long the inner dimension; np.dot always does.
-    Products with a small output and a long inner dimension (this one, a thin layer's
-    dweight) would hold the GIL for their whole run, and the workers of parallel.py
-    would take turns. Measured, two threads each summing a (25088, 32) float32 array:
-    0.23 ms per sum with @, 0.10 ms (as on one thread) with np.dot.
-    """
-    return np.dot(np.ones(a2d.shape[0], dtype=a2d.dtype), a2d)      # (C,)
 
 
 def from_pixel_rows(a2d: np.ndarray, N: int, H: int, W: int) -> np.ndarray:
@@ -153,8 +138,8 @@ class Conv2d(ConvBase):
         K, L = self.weight.data[0].size, H_out * W_out
         dtype = self.weight.data.dtype
         x = x.astype(dtype, copy=False)                            # compute in the parameters' dtype
-        cols = self.workspace.get("cols", (N * L, K), dtype)
-        im2col(x, self.kernel_size, self.stride, self.padding, self.dilation, out=cols)  # (N*L, kH*kW*C_in)
+        cols = im2col(x, self.kernel_size, self.stride, self.padding, self.dilation,
+                      out=self.workspace.get("cols", (N * L, K), dtype))  # (N*L, kH*kW*C_in), kept for backward
         w2d = weight_rows(self.weight.data)                        # (C_out, kH*kW*C_in)
         out2d = cols @ w2d.T                                       # (N*L, C_out), a new array
         if self.bias is not None:
@@ -164,26 +149,22 @@ class Conv2d(ConvBase):
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
         x_shape, cols, w2d = self._require_cache()
-        dout2d = self._dout_rows(dout, cols.dtype)                 # (N*L, C_out)
-        self._param_grads(dout2d, cols)
+        dout2d = pixel_rows(dout.astype(cols.dtype, copy=False))   # (N*L, C_out), a view if channels-last
+        self._add_param_grads(dout2d, cols)                        # dweight, dbias
         dcols = np.matmul(dout2d, w2d, out=scratch(cols.shape, cols.dtype))  # (N*L, kH*kW*C_in), dead after col2im
         return col2im(dcols, x_shape, self.kernel_size, self.stride, self.padding, self.dilation)  # (N, C_in, H, W)
 
     def backward_params(self, dout: np.ndarray) -> None:
         """dweight and dbias only: no dcols product, no col2im (the model's first layer)."""
         cols = self._require_cache().cols
-        self._param_grads(self._dout_rows(dout, cols.dtype), cols)
+        self._add_param_grads(pixel_rows(dout.astype(cols.dtype, copy=False)), cols)
 
-    @staticmethod
-    def _dout_rows(dout: np.ndarray, dtype) -> np.ndarray:
-        return pixel_rows(dout.astype(dtype, copy=False))          # (N*L, C_out), a view if channels-last
-
-    def _param_grads(self, dout2d: np.ndarray, cols: np.ndarray) -> None:
+    def _add_param_grads(self, dout2d: np.ndarray, cols: np.ndarray) -> None:
+        """dweight += dout2d.T @ cols (in the weight's shape);  dbias += dout2d.sum(axis=0)."""
         kH, kW = self.kernel_size
-        # np.dot, not @: a small output (C_out x kH*kW*C_in) over a long inner dimension (see column_sums)
-        self.weight.grad += weight_from_rows(np.dot(dout2d.T, cols), kH, kW)  # (C_out, C_in, kH, kW)
+        self.weight.grad += weight_from_rows(matmul_nogil(dout2d.T, cols), kH, kW)  # (C_out, C_in, kH, kW)
         if self.bias is not None:
-            self.bias.grad += column_sums(dout2d)                  # (C_out,): dout2d.sum(axis=0)
+            self.bias.grad += sum_axis0(dout2d)                    # (C_out,)
 
     def _cast_hook(self, dtype) -> None:
         super()._cast_hook(dtype)

@@ -5,10 +5,10 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ..kernels.im2col import (Pair, channels_last, col2im, conv_output_size, conv_transpose_output_size, im2col,
-                              pair, pixel_rows)
-from .conv import (ConvBase, check_conv_input, check_output_size, column_sums, conv_arguments, from_pixel_rows,
-                   weight_from_rows, weight_rows)
+from ..kernels import (Pair, channels_last, col2im, conv_output_size, conv_transpose_output_size, im2col,
+                       matmul_nogil, pair, pixel_rows, sum_axis0)
+from .conv import (ConvBase, check_conv_input, check_output_size, conv_arguments, from_pixel_rows, weight_from_rows,
+                   weight_rows)
 from .init import uniform_fan_in
 from .module import Parameter
 from .workspace import scratch
@@ -98,12 +98,11 @@ class ConvTranspose2d(ConvBase):
         (N, C_in, H, W), x2d, w2d, (H_g, W_g) = self._require_cache()
         kH, kW = self.kernel_size
         dout = channels_last(dout.astype(x2d.dtype, copy=False))  # (N, C_out, H_out, W_out), read twice below
-        dcols = scratch((x2d.shape[0], w2d.shape[1]), x2d.dtype)  # dead once dx and dweight are made
-        im2col(dout, self.kernel_size, self.stride, self.padding, self.dilation, out=dcols)  # (N*H_g*W_g, kH*kW*C_out)
-        # np.dot, not @: a small output over a long inner dimension (see column_sums in conv.py)
-        self.weight.grad += weight_from_rows(np.dot(x2d.T, dcols), kH, kW)  # (C_in, C_out, kH, kW)
+        dcols = im2col(dout, self.kernel_size, self.stride, self.padding, self.dilation,
+                       out=scratch((x2d.shape[0], w2d.shape[1]), x2d.dtype))  # (N*H_g*W_g, kH*kW*C_out), dead at return
+        self.weight.grad += weight_from_rows(matmul_nogil(x2d.T, dcols), kH, kW)  # (C_in, C_out, kH, kW)
         if self.bias is not None:
-            self.bias.grad += column_sums(pixel_rows(dout))        # (C_out,): dout summed over n, h, w
+            self.bias.grad += sum_axis0(pixel_rows(dout))          # (C_out,): dout summed over n, h, w
         dx = from_pixel_rows(dcols @ w2d.T, N, H_g, W_g)          # (N, C_in, H_g, W_g), a new array
         return dx[:, :, :H, :W]  # (N, C_in, H, W): drops forward's zero-extension, if any
 

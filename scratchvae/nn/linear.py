@@ -5,7 +5,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ..kernels.blas import add_matmul
+from ..kernels import add_matmul
 from .init import uniform_fan_in
 from .module import Module, Parameter, check_shape
 

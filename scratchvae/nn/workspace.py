@@ -10,11 +10,8 @@ OS hands out new pages that must be faulted in and zeroed. Two kinds of reuse:
   within the call that made it (a ConvTranspose2d's cols, every dcols). The next
   layer writes its column matrix into memory the previous layer has just touched,
   so it is still in cache; a buffer per layer was last touched a whole step ago.
-  It also shrinks what a step touches: for one keras-io worker (64 images),
-  tracemalloc counted 27 MB of arrays made in a step plus 52 MB of per-layer
-  buffers; the scratch buffer replaces 48 of those 52 MB with 14. On the 2-core
-  VM this was built on, passes over more than ~50 MB run at half the speed
-  (memory instead of cache), and the step got ~9% faster (speed issue's notes).
+  It also shrinks what a step touches, which matters once a step's arrays outgrow
+  the cache.
 
 Only arrays that never leave the layer live in either: what forward or backward
 returns is always a fresh array (the GEMM or col2im allocates it), so a caller can
