@@ -84,16 +84,16 @@ def _layer_gemms(layer: snn.Module, in_shape: tuple, out_shape: tuple) -> list[G
         kH, kW = layer.kernel_size
         N, C_out, H_out, W_out = out_shape
         P, K, M = N * H_out * W_out, layer.in_channels * kH * kW, C_out
-        return [Gemm("forward", P, K, M, b_t=True),          # cols @ w2d.T
-                Gemm("dweight", M, P, K, a_t=True),          # dout2d.T @ cols
-                Gemm("dx", P, M, K)]                         # dout2d @ w2d (then col2im)
+        return [Gemm("forward", P, K, M, b_t=True),          # cols @ w_rows.T
+                Gemm("dweight", M, P, K, a_t=True),          # dout_rows.T @ cols
+                Gemm("dx", P, M, K)]                         # dout_rows @ w_rows (then col2im)
     if isinstance(layer, snn.ConvTranspose2d):
         kH, kW = layer.kernel_size
         N, C_in, H, W = in_shape  # (an output_padding >= stride grows the grid a little; not counted)
         P, K, M = N * H * W, C_in, layer.out_channels * kH * kW
-        return [Gemm("forward", P, K, M),                    # x2d @ w2d (then col2im)
-                Gemm("dweight", K, P, M, a_t=True),          # x2d.T @ dcols
-                Gemm("dx", P, M, K, b_t=True)]               # dcols @ w2d.T
+        return [Gemm("forward", P, K, M),                    # x_rows @ w_rows (then col2im)
+                Gemm("dweight", K, P, M, a_t=True),          # x_rows.T @ dcols
+                Gemm("dx", P, M, K, b_t=True)]               # dcols @ w_rows.T
     if isinstance(layer, _NO_PRODUCTS):
         return []
     raise TypeError(f"gemms.py does not know the matrix products of {type(layer).__name__}: add them to "

@@ -299,12 +299,14 @@ class DataParallel:
         0.6 ms of its time.
         """
         replica_params = self._replica_params[1:min(n, self.workers)]  # replica 0 adds into the model's
-        in_reduce, after = {}, []    # optimizer's parameter index, by the parameter's id
+        # large parameters: their optimizer index by id, updated slice by slice in the reduce;
+        # small ones: updated whole on this thread once the reduce is done
+        updated_in_reduce, updated_after = {}, []
         for i, p in enumerate(optimizer.params if optimizer is not None else []):
             if p.data.size >= UPDATE_IN_PARTS_MIN:
-                in_reduce[id(p)] = i
+                updated_in_reduce[id(p)] = i
             else:
-                after.append(i)
+                updated_after.append(i)
 
         def add(k: int) -> None:
             for i, p in enumerate(self._model_params):
@@ -313,11 +315,11 @@ class DataParallel:
                     source = flat_part(params[i].grad, k, self.workers)
                     target += source
                     source[...] = 0.0
-                if id(p) in in_reduce:
-                    optimizer.update(in_reduce[id(p)], k, self.workers)  # this slice's gradient is final
-        if replica_params or in_reduce:
+                if id(p) in updated_in_reduce:
+                    optimizer.update(updated_in_reduce[id(p)], k, self.workers)  # this slice's gradient is final
+        if replica_params or updated_in_reduce:
             list(self._pool.map(add, range(self.workers)))
-        for i in after:
+        for i in updated_after:
             optimizer.update(i)
 
     def loss(self, x: np.ndarray, target: np.ndarray | None = None) -> Losses:

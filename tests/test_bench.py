@@ -105,7 +105,7 @@ def test_gemm_specs_are_the_layers_products(layer, x_shape):
     if isinstance(layer, sv.Linear):
         forward = (x.shape[0], layer.out_features)                 # y = x @ weight.T
     elif isinstance(layer, sv.ConvTranspose2d):
-        forward = (x.shape[0] * x.shape[2] * x.shape[3], 9 * layer.out_channels)  # cols = x2d @ w2d: a row per input pixel
+        forward = (x.shape[0] * x.shape[2] * x.shape[3], 9 * layer.out_channels)  # cols = x_rows @ w_rows: a row per input pixel
     else:
         forward = (out.shape[0] * out.shape[2] * out.shape[3], out.shape[1])  # one row per output pixel
     assert (gemms["forward"].m, gemms["forward"].n) == forward

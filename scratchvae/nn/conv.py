@@ -53,10 +53,10 @@ def weight_rows(weight: np.ndarray) -> np.ndarray:
     return weight.transpose(0, 2, 3, 1).reshape(A, kH * kW * B)   # (A, kH*kW*B)
 
 
-def weight_from_rows(w2d: np.ndarray, kH: int, kW: int) -> np.ndarray:
+def weight_from_rows(w_rows: np.ndarray, kH: int, kW: int) -> np.ndarray:
     """The inverse of weight_rows: (A, kH*kW*B) -> (A, B, kH, kW), a strided view."""
-    A = w2d.shape[0]
-    return w2d.reshape(A, kH, kW, -1).transpose(0, 3, 1, 2)       # (A, B, kH, kW)
+    A = w_rows.shape[0]
+    return w_rows.reshape(A, kH, kW, -1).transpose(0, 3, 1, 2)       # (A, B, kH, kW)
 
 
 def from_pixel_rows(a2d: np.ndarray, N: int, H: int, W: int) -> np.ndarray:
@@ -83,7 +83,7 @@ class ConvBase(Module):
 class _ConvCache(NamedTuple):
     x_shape: tuple[int, int, int, int]
     cols: np.ndarray  # (N*H_out*W_out, kH*kW*C_in), the receptive fields of x, one per row
-    w2d: np.ndarray   # (C_out, kH*kW*C_in), the weight in cols' column order
+    w_rows: np.ndarray   # (C_out, kH*kW*C_in), the weight in cols' column order
 
 
 class Conv2d(ConvBase):
@@ -91,18 +91,18 @@ class Conv2d(ConvBase):
 
     Computed as im2col and ONE matrix product for the whole batch:
         cols = im2col(x)                   (N*H_out*W_out, kH*kW*C_in), one row per window
-        w2d  = weight_rows(weight)         (C_out, kH*kW*C_in), columns in cols' (i, j, ci) order
-        out  = cols @ w2d.T + bias         (N*H_out*W_out, C_out) -> viewed as (N, C_out, H_out, W_out)
+        w_rows  = weight_rows(weight)         (C_out, kH*kW*C_in), columns in cols' (i, j, ci) order
+        out  = cols @ w_rows.T + bias         (N*H_out*W_out, C_out) -> viewed as (N, C_out, H_out, W_out)
 
     shapes:   x (N, C_in, H, W), weight (C_out, C_in, kH, kW) as in torch, bias (C_out,)
               H_out = floor((H + 2*p_h - d_h*(kH-1) - 1) / s_h) + 1   (same for W)
               out is channels-last in memory (see kernels/im2col.py): the GEMM's rows
               are pixels, so no transpose is needed, and the next conv reads it as is.
-    backward: with dout as pixel rows dout2d (N*H_out*W_out, C_out),
-              dweight = dout2d.T @ cols                    (C_out, kH*kW*C_in) -> weight's shape
+    backward: with dout as pixel rows dout_rows (N*H_out*W_out, C_out),
+              dweight = dout_rows.T @ cols                    (C_out, kH*kW*C_in) -> weight's shape
                         (the sum over images and positions is inside the product)
-              dbias   = dout2d.sum(axis=0)                 (C_out,)
-              dcols   = dout2d @ w2d                       (N*H_out*W_out, kH*kW*C_in)
+              dbias   = dout_rows.sum(axis=0)                 (C_out,)
+              dcols   = dout_rows @ w_rows                       (N*H_out*W_out, kH*kW*C_in)
               dx      = col2im(dcols)                      (N, C_in, H, W)
               col2im is the transpose of im2col: it adds every column entry back onto the
               pixel it was copied from, so a pixel seen by k windows gets k contributions.
@@ -140,18 +140,18 @@ class Conv2d(ConvBase):
         x = x.astype(dtype, copy=False)                            # compute in the parameters' dtype
         cols = im2col(x, self.kernel_size, self.stride, self.padding, self.dilation,
                       out=self.workspace.get("cols", (N * L, K), dtype))  # (N*L, kH*kW*C_in), kept for backward
-        w2d = weight_rows(self.weight.data)                        # (C_out, kH*kW*C_in)
-        out2d = cols @ w2d.T                                       # (N*L, C_out), a new array
+        w_rows = weight_rows(self.weight.data)                        # (C_out, kH*kW*C_in)
+        out_rows = cols @ w_rows.T                                       # (N*L, C_out), a new array
         if self.bias is not None:
-            out2d += self.bias.data
-        self.cache = _ConvCache(x.shape, cols, w2d)
-        return from_pixel_rows(out2d, N, H_out, W_out)             # (N, C_out, H_out, W_out)
+            out_rows += self.bias.data
+        self.cache = _ConvCache(x.shape, cols, w_rows)
+        return from_pixel_rows(out_rows, N, H_out, W_out)             # (N, C_out, H_out, W_out)
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
-        x_shape, cols, w2d = self._require_cache()
-        dout2d = pixel_rows(dout.astype(cols.dtype, copy=False))   # (N*L, C_out), a view if channels-last
-        self._add_param_grads(dout2d, cols)                        # dweight, dbias
-        dcols = np.matmul(dout2d, w2d, out=scratch(cols.shape, cols.dtype))  # (N*L, kH*kW*C_in), dead after col2im
+        x_shape, cols, w_rows = self._require_cache()
+        dout_rows = pixel_rows(dout.astype(cols.dtype, copy=False))   # (N*L, C_out), a view if channels-last
+        self._add_param_grads(dout_rows, cols)                        # dweight, dbias
+        dcols = np.matmul(dout_rows, w_rows, out=scratch(cols.shape, cols.dtype))  # (N*L, kH*kW*C_in), dead after col2im
         return col2im(dcols, x_shape, self.kernel_size, self.stride, self.padding, self.dilation)  # (N, C_in, H, W)
 
     def backward_params(self, dout: np.ndarray) -> None:
@@ -159,12 +159,12 @@ class Conv2d(ConvBase):
         cols = self._require_cache().cols
         self._add_param_grads(pixel_rows(dout.astype(cols.dtype, copy=False)), cols)
 
-    def _add_param_grads(self, dout2d: np.ndarray, cols: np.ndarray) -> None:
-        """dweight += dout2d.T @ cols (in the weight's shape);  dbias += dout2d.sum(axis=0)."""
+    def _add_param_grads(self, dout_rows: np.ndarray, cols: np.ndarray) -> None:
+        """dweight += dout_rows.T @ cols (in the weight's shape);  dbias += dout_rows.sum(axis=0)."""
         kH, kW = self.kernel_size
-        self.weight.grad += weight_from_rows(matmul_nogil(dout2d.T, cols), kH, kW)  # (C_out, C_in, kH, kW)
+        self.weight.grad += weight_from_rows(matmul_nogil(dout_rows.T, cols), kH, kW)  # (C_out, C_in, kH, kW)
         if self.bias is not None:
-            self.bias.grad += sum_axis0(dout2d)                    # (C_out,)
+            self.bias.grad += sum_axis0(dout_rows)                    # (C_out,)
 
     def _cast_hook(self, dtype) -> None:
         super()._cast_hook(dtype)

@@ -16,8 +16,8 @@ from .workspace import scratch
 
 class _ConvTransposeCache(NamedTuple):
     x_shape: tuple[int, int, int, int]
-    x2d: np.ndarray  # (N*H_g*W_g, C_in): x, zero-extended to the adjoint conv's grid, as pixel rows
-    w2d: np.ndarray  # (C_in, kH*kW*C_out), the weight in cols' column order
+    x_rows: np.ndarray  # (N*H_g*W_g, C_in): x, zero-extended to the adjoint conv's grid, as pixel rows
+    w_rows: np.ndarray  # (C_in, kH*kW*C_out), the weight in cols' column order
     grid: tuple[int, int]  # (H_g, W_g)
 
 
@@ -25,12 +25,12 @@ class ConvTranspose2d(ConvBase):
     """The adjoint (transpose) of Conv2d: where Conv2d gathers a window into one output
     value, ConvTranspose2d scatters one input value over a window of the output.
 
-        x2d  = pixel_rows(x)                          (N*H*W, C_in), one row per input pixel
-        w2d  = weight_rows(weight)                    (C_in, kH*kW*C_out), columns in (i, j, co) order
-        cols = x2d @ w2d                              (N*H*W, kH*kW*C_out): a window per input pixel
+        x_rows  = pixel_rows(x)                          (N*H*W, C_in), one row per input pixel
+        w_rows  = weight_rows(weight)                    (C_in, kH*kW*C_out), columns in (i, j, co) order
+        cols = x_rows @ w_rows                              (N*H*W, kH*kW*C_out): a window per input pixel
         out  = col2im(cols) + bias                    (N, C_out, H_out, W_out), overlaps summed
 
-    This is exactly Conv2d's backward-to-input (dx = col2im(dout2d @ w2d)), which is why a
+    This is exactly Conv2d's backward-to-input (dx = col2im(dout_rows @ w_rows)), which is why a
     ConvTranspose2d undoes the shape change of a Conv2d with the same settings, and why
     <conv(x), y> == <x, conv_transpose(y)> when both share one weight and have no bias.
     col2im starts every output pixel at bias, so the bias costs no extra pass.
@@ -41,8 +41,8 @@ class ConvTranspose2d(ConvBase):
               torch's rule: it must be smaller than the stride or the dilation.
               out is channels-last in memory (see kernels/im2col.py).
     backward: dcols   = im2col(dout)                      (N*H*W, kH*kW*C_out)
-              dx      = dcols @ w2d.T                      (N*H*W, C_in) -> viewed as (N, C_in, H, W)
-              dweight = x2d.T @ dcols                      (C_in, kH*kW*C_out) -> weight's shape
+              dx      = dcols @ w_rows.T                      (N*H*W, C_in) -> viewed as (N, C_in, H, W)
+              dweight = x_rows.T @ dcols                      (C_in, kH*kW*C_out) -> weight's shape
               dbias   = dout.sum over n, h, w              (C_out,)
     init:     weight, bias ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in)), fan_in = C_out*kH*kW:
               torch reads fan_in from dim 1 of the weight, which here is C_out.
@@ -85,25 +85,25 @@ class ConvTranspose2d(ConvBase):
         if (H_g, W_g) != (H, W):
             x = np.pad(x, ((0, 0), (0, 0), (0, H_g - H), (0, W_g - W)))  # (N, C_in, H_g, W_g)
         dtype = self.weight.data.dtype
-        x2d = pixel_rows(x.astype(dtype, copy=False))             # (N*H_g*W_g, C_in): compute in the parameters' dtype
-        w2d = weight_rows(self.weight.data)                       # (C_in, kH*kW*C_out)
-        cols = np.matmul(x2d, w2d, out=scratch((x2d.shape[0], w2d.shape[1]), dtype))  # (N*H_g*W_g, kH*kW*C_out)
+        x_rows = pixel_rows(x.astype(dtype, copy=False))             # (N*H_g*W_g, C_in): compute in the parameters' dtype
+        w_rows = weight_rows(self.weight.data)                       # (C_in, kH*kW*C_out)
+        cols = np.matmul(x_rows, w_rows, out=scratch((x_rows.shape[0], w_rows.shape[1]), dtype))  # (N*H_g*W_g, kH*kW*C_out)
         bias = None if self.bias is None else self.bias.data      # cols is dead once col2im has summed it
         out = col2im(cols, (N, self.out_channels, H_out, W_out), self.kernel_size, self.stride,
                      self.padding, self.dilation, bias=bias)      # (N, C_out, H_out, W_out)
-        self.cache = _ConvTransposeCache((N, C_in, H, W), x2d, w2d, (H_g, W_g))
+        self.cache = _ConvTransposeCache((N, C_in, H, W), x_rows, w_rows, (H_g, W_g))
         return out
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
-        (N, C_in, H, W), x2d, w2d, (H_g, W_g) = self._require_cache()
+        (N, C_in, H, W), x_rows, w_rows, (H_g, W_g) = self._require_cache()
         kH, kW = self.kernel_size
-        dout = channels_last(dout.astype(x2d.dtype, copy=False))  # (N, C_out, H_out, W_out), read twice below
+        dout = channels_last(dout.astype(x_rows.dtype, copy=False))  # (N, C_out, H_out, W_out), read twice below
         dcols = im2col(dout, self.kernel_size, self.stride, self.padding, self.dilation,
-                       out=scratch((x2d.shape[0], w2d.shape[1]), x2d.dtype))  # (N*H_g*W_g, kH*kW*C_out), dead at return
-        self.weight.grad += weight_from_rows(matmul_nogil(x2d.T, dcols), kH, kW)  # (C_in, C_out, kH, kW)
+                       out=scratch((x_rows.shape[0], w_rows.shape[1]), x_rows.dtype))  # (N*H_g*W_g, kH*kW*C_out), dead at return
+        self.weight.grad += weight_from_rows(matmul_nogil(x_rows.T, dcols), kH, kW)  # (C_in, C_out, kH, kW)
         if self.bias is not None:
             self.bias.grad += sum_axis0(pixel_rows(dout))          # (C_out,): dout summed over n, h, w
-        dx = from_pixel_rows(dcols @ w2d.T, N, H_g, W_g)          # (N, C_in, H_g, W_g), a new array
+        dx = from_pixel_rows(dcols @ w_rows.T, N, H_g, W_g)          # (N, C_in, H_g, W_g), a new array
         return dx[:, :, :H, :W]  # (N, C_in, H, W): drops forward's zero-extension, if any
 
     def _settings(self) -> str:
