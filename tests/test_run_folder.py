@@ -201,6 +201,7 @@ def test_a_path_dataset_trains_the_mlp_at_its_size(tmp_path):
 @pytest.mark.parametrize("argv, message", [
     (["--resume"], "--resume needs --out DIR"),
     (["--resume", "--out", "{tmp}/nothing"], "no such checkpoint file"),
+    (["--resume", "--out", "{tmp}/nothing", "--lr", "0.1"], "--lr cannot change (only --epochs may)"),
     (["--model", "conv", "--dataset", "olivetti"], "model 'conv' takes images of shape (1, 28, 28)"),
     (["--dataset", "{tmp}/missing.npy"], "no such file or folder"),
     (["--dataset", "{tmp}/empty"], "empty"),

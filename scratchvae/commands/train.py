@@ -39,6 +39,11 @@ SETTINGS = ("model", "kind", "latent_dim", "loss", "beta", "binarize", "dataset"
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train a VAE or autoencoder into a run folder (checkpoints, metrics, figures)",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    _add_arguments(p)
+    p.set_defaults(func=cmd_train)
+
+
+def _add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     p.add_argument("--model", choices=sorted(ARCHITECTURES), default="mlp",
                    help="architecture: mlp (784-400-L; any image size), conv (reference conv VAE), keras "
                         "(keras-io conv VAE), faces (64x64, BatchNorm); the conv models take 1x28x28 images, "
@@ -77,7 +82,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--workers", type=positive_int, default=None,
                    help="threads, each training on its share of every batch (default: one per core for "
                         "the conv models, 1 otherwise; see scratchvae/parallel.py)")
-    p.set_defaults(func=cmd_train)
+    return p
 
 
 class StopOnCtrlC:
@@ -136,6 +141,11 @@ def _run_folder(args: argparse.Namespace) -> Path:
 def _resumed_config(args: argparse.Namespace) -> tuple[dict, Checkpoint]:
     if args.out is None:
         raise ValueError("--resume needs --out DIR, the run folder to go on with")
+    defaults = vars(_add_arguments(argparse.ArgumentParser()).parse_args([]))
+    changed = [f"--{k.replace('_', '-')}" for k in SETTINGS if k != "epochs" and getattr(args, k) != defaults[k]]
+    if changed:
+        raise ValueError(f"--resume takes the run's settings from its config.json; {', '.join(changed)} "
+                         f"cannot change (only --epochs may)")
     checkpoint = load_checkpoint(args.out / "last.npz")
     config = dict(checkpoint.config)
     if args.epochs is not None:

@@ -1,0 +1,210 @@
+"""``scratchvae latent | interpolate | feature CHECKPOINT``: figures of a saved model's latent space,
+computed on the held-out images of its run (binarized as in training); see scratchvae/latent/."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+from ..checkpoint import Checkpoint, CheckpointError, load_model
+from ..data.datasets import held_out_images
+from ..latent.features import (estimate_feature_vector, in_batches, ink, labels_from_file, shift_codes, slant,
+                               split_at_median)
+from ..latent.figures import save_histograms, save_manifold, save_scatter, save_strip
+from ..latent.grid import manifold_codes
+from ..latent.interpolate import interpolation_path
+from ..latent.projection import encode_means
+from .argtypes import non_negative_float, non_negative_int, positive_int
+from .images import _OUT_HELP, _decode_mean, _grey, output_path
+
+_CKPT_HELP = "a .npz written by scratchvae train"
+_MU_NOTE = ("Codes are the encoder's mean mu = E[z|x] (a VAE; an autoencoder's z), never a sampled z.")
+
+
+def _alpha_range(text: str) -> tuple[float, float]:
+    """'A,B' -> (A, B) with A < B (an argparse type)."""
+    try:
+        a, b = (float(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be two numbers A,B, got {text}") from None
+    if not (np.isfinite(a) and np.isfinite(b) and a < b):
+        raise argparse.ArgumentTypeError(f"must be two finite numbers A,B with A < B, got {text}")
+    return a, b
+
+
+def _at_least_two(text: str) -> int:
+    value = positive_int(text)
+    if value < 2:
+        raise argparse.ArgumentTypeError(f"must be at least 2, got {text}")
+    return value
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "latent", help="PNGs of the held-out codes: scatter, histograms, manifold grid (2-D latent)",
+        description="Encode the held-out images of the checkpoint's run and write latent-scatter-<stem>.png "
+                    "(the codes coloured by label; above 2 dimensions their first two principal components, "
+                    "with the explained variance in the title), latent-hist-<stem>.png (each dimension's "
+                    "histogram over the N(0, 1) prior density) and, for a 2-D latent, latent-grid-<stem>.png "
+                    "(images decoded on a grid of N(0, 1) quantiles Phi^-1((i + 0.5) / n)). " + _MU_NOTE)
+    p.add_argument("checkpoint", type=Path, help=_CKPT_HELP)
+    p.add_argument("--out", type=Path, default=None, help="an existing folder (default: the checkpoint's)")
+    p.add_argument("--grid", type=positive_int, default=None,
+                   help="images per side of the manifold grid (default: 20 for a 2-D latent, none otherwise; "
+                        "asking for it with another latent size is an error)")
+    p.set_defaults(func=run_latent)
+
+    p = sub.add_parser(
+        "interpolate", help="a PNG strip decoding the path between two held-out images' codes",
+        description="Decode S codes on the path from the code of held-out image I to that of image J: "
+                    "z = zI (1 - alpha) + zJ alpha (or slerp with --slerp), alpha from 0 to 1. The strip "
+                    "shows image I, the S decodings and image J. " + _MU_NOTE)
+    p.add_argument("checkpoint", type=Path, help=_CKPT_HELP)
+    p.add_argument("--from", dest="start", type=non_negative_int, required=True, help="held-out index I")
+    p.add_argument("--to", dest="end", type=non_negative_int, required=True, help="held-out index J")
+    p.add_argument("--steps", type=_at_least_two, default=10, help="codes on the path, ends included "
+                                                                    "(default: %(default)s)")
+    p.add_argument("--slerp", action="store_true", help="spherical interpolation instead of a straight line")
+    p.add_argument("--out", type=Path, default=None, help=_OUT_HELP.format(name="interpolate"))
+    p.set_defaults(func=run_interpolate)
+
+    p = sub.add_parser(
+        "feature", help="a feature vector v = mean mu with - mean mu without, and strips of z + alpha v",
+        description="Estimate a feature vector v = mean of mu over the held-out items WITH the feature minus "
+                    "the mean over those WITHOUT it (mu averaged, not a sampled z), as running means over "
+                    "batches in a seeded shuffled order, stopping once max_d |v_t - v_(t-1)| between two "
+                    "batches is below --tolerance (all batches if never). A batch with no positive (or no "
+                    "negative) item updates only the side it has; no change is measured, so nothing "
+                    "converges, until both sides have been seen. Then decode z + alpha v for the first N "
+                    "held-out images (one row each) over the --alpha range (columns). Prints the batches "
+                    "used and the final change. Features: --label D (the dataset's label == D), --attribute "
+                    "ink (mean intensity above the median) or slant (mu11/mu02 image moment above the "
+                    "median, > 0 leaning right '/'), or --labels FILE (a .npy of bools or 0/1, one per "
+                    "held-out image, or a CSV of index,label lines).")
+    p.add_argument("checkpoint", type=Path, help=_CKPT_HELP)
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--label", type=int, help="items whose dataset label is this one")
+    which.add_argument("--attribute", choices=("ink", "slant"), help="a pixel attribute above its median")
+    which.add_argument("--labels", type=Path, help="a .npy of booleans / 0-1, or a CSV of index,label lines")
+    p.add_argument("--alpha", type=_alpha_range, default=(-3.0, 3.0),
+                   help="range A,B of alpha (default: -3,3; write a negative start as --alpha=-2,2)")
+    p.add_argument("--steps", type=_at_least_two, default=7, help="alpha values, columns (default: %(default)s)")
+    p.add_argument("--n", type=positive_int, default=8, help="held-out images shown, rows (default: %(default)s)")
+    p.add_argument("--tolerance", type=non_negative_float, default=1e-3,
+                   help="stop when max |change of v| between batches is below this (default: %(default)s)")
+    p.add_argument("--batch-size", type=positive_int, default=100, help="items per batch (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=0, help="seeds the order of the batches (default: %(default)s)")
+    p.add_argument("--out", type=Path, default=None, help=_OUT_HELP.format(name="feature"))
+    p.set_defaults(func=run_feature)
+
+
+def _held_out(path: Path, checkpoint: Checkpoint) -> tuple[np.ndarray, np.ndarray | None]:
+    """The held-out images and labels of the checkpoint's run (evaluate.held_out's checks, plus labels)."""
+    config = checkpoint.config
+    if "dataset" not in config:
+        raise CheckpointError(f"{path}: its config names no dataset")
+    try:
+        x, labels = held_out_images(config)
+    except (ValueError, OSError) as err:
+        raise CheckpointError(f"{path}: cannot load the held-out images of its dataset: {err}") from None
+    want = config.get("image_shape")
+    if want is not None and tuple(x.shape[1:]) != tuple(want):
+        raise CheckpointError(f"{path}: its dataset '{config['dataset']}' now has images of shape "
+                              f"{tuple(x.shape[1:])}, the model was trained on {tuple(want)}")
+    return x, labels
+
+
+def _describe(checkpoint: Checkpoint) -> str:
+    c = checkpoint.config
+    return f"{c.get('model')} {c.get('kind')}, L={c.get('latent_dim')}, epoch {checkpoint.epoch}"
+
+
+def run_latent(args: argparse.Namespace) -> int:
+    folder = args.out if args.out is not None else args.checkpoint.parent
+    if not folder.is_dir():
+        raise ValueError(f"{folder}: no such folder (--out takes an existing folder)")
+    model, checkpoint = load_model(args.checkpoint)
+    if args.grid is not None:
+        manifold_codes(model.latent_dim, args.grid)              # refuse a non-2-D latent before any work
+    x, labels = _held_out(args.checkpoint, checkpoint)
+    codes = encode_means(model, x)                               # (N, L)
+    stem, what = args.checkpoint.stem, _describe(checkpoint)
+    written = [save_scatter(codes, labels, folder / f"latent-scatter-{stem}.png",
+                            f"{what}: held-out means ({len(x)} images)"),
+               save_histograms(codes, folder / f"latent-hist-{stem}.png", f"{what}: held-out means vs N(0, 1)")]
+    if model.latent_dim == 2:
+        z, q = manifold_codes(2, args.grid or 20)                # (n*n, 2), (n,)
+        images = _grey(_decode_mean(model, z))
+        written.append(save_manifold(images, q, folder / f"latent-grid-{stem}.png",
+                                     f"{what}: decoded N(0, 1) quantile grid"))
+    for path in written:
+        print(path)
+    return 0
+
+
+def _check_index(i: int, n: int, flag: str) -> None:
+    if i >= n:
+        raise ValueError(f"{flag} {i} is out of range: the held-out set has {n} images (0..{n - 1})")
+
+
+def run_interpolate(args: argparse.Namespace) -> int:
+    out = output_path(args.out, args.checkpoint, "interpolate")
+    model, checkpoint = load_model(args.checkpoint)
+    x, _ = _held_out(args.checkpoint, checkpoint)
+    _check_index(args.start, len(x), "--from")
+    _check_index(args.end, len(x), "--to")
+    ends = x[[args.start, args.end]]                             # (2, C, H, W)
+    za, zb = encode_means(model, ends)                           # (L,) each
+    path = interpolation_path(za, zb, args.steps, spherical=args.slerp)  # (S, L)
+    decoded = _grey(_decode_mean(model, path))                   # (S, 1, H, W)
+    row = np.concatenate([_grey(ends[:1]), decoded, _grey(ends[1:])])[None]  # (1, S + 2, 1, H, W)
+    alphas = np.linspace(0, 1, args.steps)
+    labels = [f"x_{args.start}"] + [f"{a:.2f}" for a in alphas] + [f"x_{args.end}"]
+    kind = "slerp" if args.slerp else "lerp"
+    print(save_strip(row, labels, out, f"{_describe(checkpoint)}: {kind} of mu from held-out "
+                                       f"{args.start} to {args.end} (columns: alpha)"))
+    return 0
+
+
+def _feature(args: argparse.Namespace, x: np.ndarray, labels: np.ndarray | None,
+             dataset: str) -> tuple[np.ndarray, str]:
+    """(has_feature (N,) bool, its name) from --label, --attribute or --labels."""
+    if args.label is not None:
+        if labels is None:
+            raise ValueError(f"dataset '{dataset}' has no labels: use --attribute or --labels FILE")
+        present = np.unique(labels)
+        if args.label not in present:
+            raise ValueError(f"label {args.label} is not among the held-out labels of '{dataset}' "
+                             f"({present.min()}..{present.max()})")
+        return labels == args.label, f"label == {args.label}"
+    if args.attribute is not None:
+        values = ink(x) if args.attribute == "ink" else slant(x)  # (N,)
+        return split_at_median(values), f"{args.attribute} above its median"
+    return labels_from_file(args.labels, len(x)), f"labels of {args.labels.name}"
+
+
+def run_feature(args: argparse.Namespace) -> int:
+    out = output_path(args.out, args.checkpoint, "feature")
+    model, checkpoint = load_model(args.checkpoint)
+    x, labels = _held_out(args.checkpoint, checkpoint)
+    has, name = _feature(args, x, labels, str(checkpoint.config.get("dataset")))
+    if has.all() or not has.any():
+        raise ValueError(f"the feature '{name}' holds for {'every' if has.all() else 'no'} held-out image: "
+                         f"no difference of means to take")
+    order = np.random.default_rng(args.seed).permutation(len(x))
+    estimate = estimate_feature_vector(
+        in_batches(lambda xb: encode_means(model, xb), x, has, args.batch_size, order), args.tolerance)
+    stop = "converged" if estimate.converged else "not converged, all data used"
+    print(f"feature '{name}': {estimate.batches} batches of {args.batch_size} "
+          f"({estimate.n_with} with, {estimate.n_without} without), final change {estimate.change:.3g} "
+          f"(tolerance {args.tolerance:g}, {stop}); |v| = {np.linalg.norm(estimate.vector):.3f}")
+    shown = x[:min(args.n, len(x))]
+    alphas = np.linspace(args.alpha[0], args.alpha[1], args.steps)  # (A,)
+    codes = shift_codes(encode_means(model, shown), estimate.vector, alphas)  # (N, A, L)
+    decoded = _grey(_decode_mean(model, codes.reshape(-1, codes.shape[-1])))  # (N*A, 1, H, W)
+    rows = decoded.reshape(len(shown), len(alphas), *decoded.shape[1:])       # (N, A, 1, H, W)
+    print(save_strip(rows, [f"{a:+.2g}" for a in alphas], out,
+                     f"{_describe(checkpoint)}: z = mu + alpha v, v of '{name}' (columns: alpha)",
+                     row_labels=[str(i) for i in range(len(shown))]))
+    return 0

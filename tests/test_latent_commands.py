@@ -1,0 +1,196 @@
+"""``scratchvae latent | interpolate | feature`` on small checkpoints made without a training run.
+
+The dataset is an .npz of 120 blob 'images' with labels (0: blob on the left half, 1: right half);
+its 90/10 split leaves 12 held-out images. The 2-latent model has a few Adam steps behind it.
+"""
+import functools
+
+import numpy as np
+import pytest
+
+import scratchvae as sv
+from scratchvae.checkpoint import Checkpoint, save_checkpoint
+from scratchvae.cli import main
+from scratchvae.data.datasets import held_out_split
+
+N_IMAGES, N_HELD_OUT = 120, 12
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def _blobs(seed=0):
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:28, :28]
+    cy, cx = rng.uniform(6, 22, (2, N_IMAGES, 1, 1))
+    images = 255 * np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / 18.0)    # (N, 28, 28)
+    return images.astype(np.uint8), (cx.ravel() > 14).astype(np.int64)
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    """(labelled .npz, unlabelled .npy) of the same images."""
+    images, labels = _blobs()
+    _, test = held_out_split(N_IMAGES, 0)
+    assert set(labels[test]) == {0, 1}
+    folder = tmp_path_factory.mktemp("data")
+    np.savez(folder / "blobs.npz", images=images, labels=labels)
+    np.save(folder / "blobs.npy", images)
+    return folder / "blobs.npz", folder / "blobs.npy"
+
+
+def _config(dataset, latent_dim=2, kind="vae"):
+    return {"model": "mlp", "kind": kind, "latent_dim": latent_dim, "loss": "bce", "beta": 1.0,
+            "binarize": "dynamic", "dataset": str(dataset), "image_shape": [1, 28, 28], "image_size": None,
+            "seed": 0, "workers": 1, "epochs": 1, "batch_size": 32, "lr": 1e-3, "clip": None,
+            "train_size": None, "kl_warmup": 0, "versions": {}, "command": ["test"]}
+
+
+@functools.cache
+def _state(dataset, latent_dim, kind, steps=10):
+    sv.manual_seed(0)
+    model = sv.build_model("mlp", kind, latent_dim=latent_dim, rng=np.random.default_rng(0))
+    x = _blobs()[0][:64, None].astype(np.float32) / 255
+    optimizer = sv.Adam(model.parameters(), lr=3e-3)
+    for _ in range(steps):
+        optimizer.zero_grad()
+        model.loss(x)
+        model.backward(input_grad=False)
+        optimizer.step()
+    return model.state_dict()
+
+
+def _ckpt(path, dataset, latent_dim=2, kind="vae"):
+    save_checkpoint(path, Checkpoint(_config(dataset, latent_dim, kind), _state(str(dataset), latent_dim, kind),
+                                     epoch=1))
+    return path
+
+
+@pytest.fixture
+def ckpt(tmp_path, data):
+    return _ckpt(tmp_path / "m.npz", data[0])
+
+
+def _run(capsys, *argv):
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def _is_png(path):
+    return path.is_file() and path.read_bytes()[:8] == PNG
+
+
+def _one_line_error(result, *words):
+    code, _, err = result
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("scratchvae: error:"), err
+    for word in words:
+        assert str(word) in lines[0], lines[0]
+
+
+# -- latent --------------------------------------------------------------------------------------------------
+def test_latent_2d_writes_scatter_histograms_and_grid(capsys, ckpt, tmp_path):
+    code, out, err = _run(capsys, "latent", ckpt, "--grid", 6)
+    names = [f"latent-{kind}-m.png" for kind in ("scatter", "hist", "grid")]
+    assert code == 0 and err == "" and out.split() == [str(tmp_path / n) for n in names]
+    assert all(_is_png(tmp_path / n) for n in names)
+
+
+@pytest.mark.parametrize("latent_dim, kind", [(3, "vae"), (1, "vae"), (3, "ae")])
+def test_latent_other_sizes_have_no_grid(capsys, tmp_path, data, latent_dim, kind):
+    ckpt = _ckpt(tmp_path / "m.npz", data[1], latent_dim, kind)     # the unlabelled .npy: one colour
+    out_dir = tmp_path / "figs"
+    out_dir.mkdir()
+    code, out, _ = _run(capsys, "latent", ckpt, "--out", out_dir)
+    assert code == 0 and len(out.split()) == 2
+    assert _is_png(out_dir / "latent-scatter-m.png") and _is_png(out_dir / "latent-hist-m.png")
+    assert not (out_dir / "latent-grid-m.png").exists()
+
+
+def test_latent_grid_of_a_1d_latent_is_an_error(capsys, tmp_path, data):
+    ckpt = _ckpt(tmp_path / "one.npz", data[0], latent_dim=1)
+    _one_line_error(_run(capsys, "latent", ckpt, "--grid", 5), "2-D latent", "1 dimension")
+    assert not list(tmp_path.glob("*.png"))
+
+
+def test_latent_out_folder_missing(capsys, ckpt, tmp_path):
+    _one_line_error(_run(capsys, "latent", ckpt, "--out", tmp_path / "nope"), "nope")
+
+
+# -- interpolate -------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("extra", [[], ["--slerp", "--steps", 4]])
+def test_interpolate_writes_a_png(capsys, ckpt, tmp_path, extra):
+    code, out, err = _run(capsys, "interpolate", ckpt, "--from", 0, "--to", N_HELD_OUT - 1, *extra)
+    assert code == 0 and err == "" and out.strip() == str(tmp_path / "interpolate-m.png")
+    assert _is_png(tmp_path / "interpolate-m.png")
+
+
+@pytest.mark.parametrize("flag", ["--from", "--to"])
+def test_interpolate_index_out_of_range(capsys, ckpt, flag):
+    other = "--to" if flag == "--from" else "--from"
+    _one_line_error(_run(capsys, "interpolate", ckpt, flag, N_HELD_OUT, other, 0),
+                    flag, N_HELD_OUT, "out of range")
+
+
+def test_interpolate_bad_steps_is_an_argparse_error(capsys, ckpt):
+    with pytest.raises(SystemExit) as info:
+        main(["interpolate", str(ckpt), "--from", "0", "--to", "1", "--steps", "1"])
+    assert info.value.code == 2 and "at least 2" in capsys.readouterr().err
+
+
+# -- feature -------------------------------------------------------------------------------------------------------
+def test_feature_label_prints_batches_and_change(capsys, ckpt, tmp_path):
+    code, out, err = _run(capsys, "feature", ckpt, "--label", 1, "--batch-size", 3, "--n", 3,
+                          "--alpha=-2,2", "--steps", 5, "--out", tmp_path / "f")
+    lines = out.strip().splitlines()
+    assert code == 0 and err == "" and len(lines) == 2
+    assert "batches of 3" in lines[0] and "final change" in lines[0] and "tolerance 0.001" in lines[0]
+    assert lines[1] == str(tmp_path / "f.png") and _is_png(tmp_path / "f.png")
+
+
+@pytest.mark.parametrize("argv", [["--attribute", "ink"], ["--attribute", "slant", "--tolerance", "0"]])
+def test_feature_attributes(capsys, ckpt, tmp_path, argv):
+    code, out, _ = _run(capsys, "feature", ckpt, *argv, "--batch-size", 4)
+    assert code == 0 and "above its median" in out and _is_png(tmp_path / "feature-m.png")
+    if "--tolerance" in argv:
+        assert "batches of 4" in out and "not converged, all data used" in out   # 12 items: 3 batches
+        assert out.startswith("feature 'slant above its median': 3 batches")
+
+
+def test_feature_labels_files(capsys, ckpt, tmp_path):
+    flags = np.arange(N_HELD_OUT) % 3 == 0
+    np.save(tmp_path / "ok.npy", flags)
+    (tmp_path / "ok.csv").write_text("".join(f"{i},{int(f)}\n" for i, f in enumerate(flags)))
+    for name in ("ok.npy", "ok.csv"):
+        code, out, _ = _run(capsys, "feature", ckpt, "--labels", tmp_path / name, "--out", tmp_path / f"{name}.png")
+        assert code == 0 and f"labels of {name}" in out and _is_png(tmp_path / f"{name}.png")
+    np.save(tmp_path / "short.npy", flags[:-1])
+    _one_line_error(_run(capsys, "feature", ckpt, "--labels", tmp_path / "short.npy"),
+                    "short.npy", N_HELD_OUT - 1, N_HELD_OUT)
+    (tmp_path / "short.csv").write_text("0,1\n1,0\n")
+    _one_line_error(_run(capsys, "feature", ckpt, "--labels", tmp_path / "short.csv"), "short.csv", N_HELD_OUT)
+    np.save(tmp_path / "none.npy", np.zeros(N_HELD_OUT, bool))
+    _one_line_error(_run(capsys, "feature", ckpt, "--labels", tmp_path / "none.npy"), "no held-out image")
+
+
+def test_feature_unknown_label_and_no_labels(capsys, ckpt, tmp_path, data):
+    _one_line_error(_run(capsys, "feature", ckpt, "--label", 7), "label 7", "0..1")
+    unlabelled = _ckpt(tmp_path / "u.npz", data[1])
+    _one_line_error(_run(capsys, "feature", unlabelled, "--label", 1), "has no labels")
+    assert not list(tmp_path.glob("*.png"))
+
+
+def test_feature_help_says_mu_and_empty_batches(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["feature", "--help"])
+    assert info.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "mu averaged, not a sampled z" in text
+    assert "A batch with no positive (or no negative) item updates only the side it has" in text
+
+
+@pytest.mark.parametrize("argv", [["--alpha=3,-3"], ["--alpha", "x"], [], ["--label", "1", "--attribute", "ink"]])
+def test_feature_bad_arguments_are_argparse_errors(capsys, ckpt, argv):
+    with pytest.raises(SystemExit) as info:
+        main(["feature", str(ckpt), *(argv if len(argv) != 1 else ["--label", "1", *argv])])
+    assert info.value.code == 2 and "Traceback" not in capsys.readouterr().err
