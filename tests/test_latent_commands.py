@@ -4,6 +4,7 @@ The dataset is an .npz of 120 blob 'images' with labels (0: blob on the left hal
 its 90/10 split leaves 12 held-out images. The 2-latent model has a few Adam steps behind it.
 """
 import functools
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -194,3 +195,18 @@ def test_feature_bad_arguments_are_argparse_errors(capsys, ckpt, argv):
     with pytest.raises(SystemExit) as info:
         main(["feature", str(ckpt), *(argv if len(argv) != 1 else ["--label", "1", *argv])])
     assert info.value.code == 2 and "Traceback" not in capsys.readouterr().err
+
+
+def test_interpolate_from_an_image_file(capsys, ckpt, tmp_path):
+    """An RGB 56x56 PNG: made gray and resized to the model's 28x28, then encoded like a held-out image."""
+    import matplotlib.image
+    rgb = np.zeros((56, 56, 3), np.float32)
+    rgb[10:46, 24:32] = 1.0                                       # a white bar, a "1"
+    matplotlib.image.imsave(tmp_path / "bar.png", rgb)
+    code, out, err = _run(capsys, "interpolate", ckpt, "--from", tmp_path / "bar.png", "--to", 0)
+    assert code == 0 and err == "" and _is_png(Path(out.strip()))
+
+
+def test_interpolate_from_a_missing_file_is_one_line(capsys, ckpt, tmp_path):
+    _one_line_error(_run(capsys, "interpolate", ckpt, "--from", tmp_path / "none.png", "--to", 0),
+                    "neither a held-out index nor an image file")

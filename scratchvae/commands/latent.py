@@ -9,13 +9,15 @@ import numpy as np
 
 from ..checkpoint import Checkpoint, CheckpointError, load_model
 from ..data.datasets import held_out_images
+from ..data.folder import read_image
+from ..data.resize import resize_square
 from ..latent.features import (estimate_feature_vector, in_batches, ink, labels_from_file, shift_codes, slant,
                                split_at_median)
 from ..latent.figures import save_histograms, save_manifold, save_scatter, save_strip
 from ..latent.grid import manifold_codes
 from ..latent.interpolate import interpolation_path
 from ..latent.projection import encode_means
-from .argtypes import non_negative_float, non_negative_int, positive_int
+from .argtypes import non_negative_float, positive_int
 from .images import _OUT_HELP, _decode_mean, _grey, output_path
 
 _CKPT_HELP = "a .npz written by scratchvae train"
@@ -61,8 +63,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                     "z = zI (1 - alpha) + zJ alpha (or slerp with --slerp), alpha from 0 to 1. The strip "
                     "shows image I, the S decodings and image J. " + _MU_NOTE)
     p.add_argument("checkpoint", type=Path, help=_CKPT_HELP)
-    p.add_argument("--from", dest="start", type=non_negative_int, required=True, help="held-out index I")
-    p.add_argument("--to", dest="end", type=non_negative_int, required=True, help="held-out index J")
+    p.add_argument("--from", dest="start", required=True,
+                   help="held-out index I, or an image file (PNG/JPEG; made gray and resized to the model's size)")
+    p.add_argument("--to", dest="end", required=True, help="held-out index J, or an image file")
     p.add_argument("--steps", type=_at_least_two, default=10, help="codes on the path, ends included "
                                                                     "(default: %(default)s)")
     p.add_argument("--slerp", action="store_true", help="spherical interpolation instead of a straight line")
@@ -148,22 +151,43 @@ def _check_index(i: int, n: int, flag: str) -> None:
         raise ValueError(f"{flag} {i} is out of range: the held-out set has {n} images (0..{n - 1})")
 
 
+def _endpoint(text: str, x: np.ndarray, flag: str) -> tuple[np.ndarray, str]:
+    """The image (C, H, W) an interpolation starts or ends at, and its label: a held-out index,
+    or an image file brought to the held-out images' shape (channels averaged to gray, resized)."""
+    if text.isdigit():
+        _check_index(int(text), len(x), flag)
+        return x[int(text)], f"x_{text}"
+    path = Path(text)
+    if not path.is_file():
+        raise ValueError(f"{flag} {text}: neither a held-out index nor an image file")
+    image = read_image(path)                                     # (C', H', W')
+    C, H, W = x.shape[1:]
+    if image.shape[0] != C:
+        image = image.mean(axis=0, keepdims=True)                # (1, H', W'): gray
+    if image.shape[1:] != (H, W):
+        if H != W:
+            raise ValueError(f"{path}: {image.shape[1:]} pixels, and the model takes {H}x{W}")
+        image = resize_square(image[None], H)[0]                 # (C, H, W)
+    if image.shape != (C, H, W):
+        raise ValueError(f"{path}: shape {image.shape}, the model takes {(C, H, W)}")
+    return image.astype(x.dtype), path.stem
+
+
 def run_interpolate(args: argparse.Namespace) -> int:
     out = output_path(args.out, args.checkpoint, "interpolate")
     model, checkpoint = load_model(args.checkpoint)
     x, _ = _held_out(args.checkpoint, checkpoint)
-    _check_index(args.start, len(x), "--from")
-    _check_index(args.end, len(x), "--to")
-    ends = x[[args.start, args.end]]                             # (2, C, H, W)
+    (start, start_name), (end, end_name) = _endpoint(args.start, x, "--from"), _endpoint(args.end, x, "--to")
+    ends = np.stack([start, end])                                # (2, C, H, W)
     za, zb = encode_means(model, ends)                           # (L,) each
     path = interpolation_path(za, zb, args.steps, spherical=args.slerp)  # (S, L)
     decoded = _grey(_decode_mean(model, path))                   # (S, 1, H, W)
     row = np.concatenate([_grey(ends[:1]), decoded, _grey(ends[1:])])[None]  # (1, S + 2, 1, H, W)
     alphas = np.linspace(0, 1, args.steps)
-    labels = [f"x_{args.start}"] + [f"{a:.2f}" for a in alphas] + [f"x_{args.end}"]
+    labels = [start_name] + [f"{a:.2f}" for a in alphas] + [end_name]
     kind = "slerp" if args.slerp else "lerp"
-    print(save_strip(row, labels, out, f"{_describe(checkpoint)}: {kind} of mu from held-out "
-                                       f"{args.start} to {args.end} (columns: alpha)"))
+    print(save_strip(row, labels, out, f"{_describe(checkpoint)}: {kind} of mu from {start_name} to "
+                                       f"{end_name} (columns: alpha)"))
     return 0
 
 
