@@ -5,10 +5,11 @@ All numbers are nats per image, with the sign of a loss (lower is better):
     elbo   = recon + kl  >=  nll          the negative ELBO, one z per image (beta = 1: the bound
                                           itself, whatever beta the model was trained with)
     recon  = -E_q[log p(x|z)]             kl = KL(q(z|x) || p(z)), analytic
-    nll    = -log p(x)  ~=  -log (1/K) sum_k w_k,   w_k = p(x|z_k) p(z_k) / q(z_k|x),  z_k ~ q(z|x)
+    nll    = -log p(x)  ~=  -log (1/K) sum_k w_k,   w_k = p(x|z_k) p(z_k) / q(z_k|x),  z_k ~ q(z|x)   [IWAE-1]
 
 The nll estimate is the IWAE bound of Burda et al. (2016): at K = 1 its expectation is the
-negative ELBO, and it decreases towards -log p(x) as K grows.
+negative ELBO [IWAE-5], and it decreases towards -log p(x) as K grows [IWAE-4]
+(derivation: docs/derivations/iwae.md).
 
 What log p(x|z) is depends on the reconstruction loss (``log_likelihood``):
     bce, bce-prob  the Bernoulli log-probability, -per_image: a true log-likelihood for binary x
@@ -98,7 +99,7 @@ def log_standard_normal(z: np.ndarray) -> np.ndarray:
 
 def log_diagonal_normal(eps: np.ndarray, logvar: np.ndarray) -> np.ndarray:
     """log N(z; mu, exp(logvar)) at z = mu + exp(logvar / 2) eps:
-    sum_d ( -eps_d^2 / 2 - logvar_d / 2 - log(2 pi) / 2 ), summed over the last axis.
+    sum_d ( -eps_d^2 / 2 - logvar_d / 2 - log(2 pi) / 2 ), summed over the last axis   [IWAE-2].
 
     Written in eps, not z, because (z - mu) / std loses every digit once std is tiny. Its
     log(2 pi) terms cancel those of log p(z) (both are L-dimensional); the constant that stays
@@ -208,7 +209,7 @@ def importance_sampled_nll(model: VAE, x: np.ndarray, k: int, batch_size: int = 
                 log_px_z = log_likelihood(model.recon_loss, pred, np.repeat(xc, kc, axis=0))  # (B*kc,)
                 log_w = (log_px_z.reshape(-1, kc) + log_standard_normal(z)
                          - log_diagonal_normal(eps, logvar))    # (B, kc)
-                # stable log-sum-exp: rescale the old sum to the new max instead of exponentiating raw
+                # stable log-sum-exp: rescale the old sum to the new max instead of exponentiating raw   [IWAE-3]
                 new_max = np.maximum(running_max, log_w.max(axis=1))  # (B,)
                 running_sum = (running_sum * np.exp(running_max - new_max)
                                + np.exp(log_w - new_max[:, None]).sum(axis=1))  # (B,)

@@ -99,11 +99,16 @@ class SGD(Optimizer):
 class Adam(Optimizer):
     """Adam (Kingma & Ba, 2015) with bias correction, torch.optim.Adam's update:
 
-        g = grad + weight_decay * p                  (L2 penalty, as torch's Adam, not AdamW)
-        m = beta1 * m + (1 - beta1) * g
-        v = beta2 * v + (1 - beta2) * g**2
-        m_hat = m / (1 - beta1**t);  v_hat = v / (1 - beta2**t)
-        p = p - lr * m_hat / (sqrt(v_hat) + eps)
+        g = grad + weight_decay * p                  (L2 penalty, as torch's Adam, not AdamW)   [ADAM-1]
+        m = beta1 * m + (1 - beta1) * g                                                        [ADAM-2]
+        v = beta2 * v + (1 - beta2) * g**2                                                     [ADAM-2]
+        m_hat = m / (1 - beta1**t);  v_hat = v / (1 - beta2**t)                               [ADAM-3]
+        p = p - lr * m_hat / (sqrt(v_hat) + eps)                                               [ADAM-3]
+
+    The fused kernel (kernels/fused.py, adam_update_numba) folds the bias corrections into
+    two scalars: p = p - step_size * m / (sqrt(v) * v_scale + eps),
+    step_size = lr / (1 - beta1**t),  v_scale = 1 / sqrt(1 - beta2**t)   [ADAM-4]
+    (derivation: docs/derivations/adam.md)
     """
 
     def __init__(self, params: Iterable[Parameter], lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),

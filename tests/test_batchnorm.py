@@ -23,6 +23,7 @@ def _layer(cls, C, rng, affine=True):
     return layer
 
 
+# Checks [BN-3], [BN-5] (docs/derivations).
 @pytest.mark.parametrize("affine", [True, False])
 @pytest.mark.parametrize("cls, shape", SHAPES, ids=IDS)
 def test_gradcheck_train(cls, shape, affine):
@@ -34,6 +35,7 @@ def test_gradcheck_train(cls, shape, affine):
     assert report.ok, "\n" + str(report)
 
 
+# Checks [BN-3], [BN-4] (docs/derivations).
 @pytest.mark.parametrize("cls, shape", SHAPES, ids=IDS)
 def test_gradcheck_eval(cls, shape):
     rng = np.random.default_rng(1)
@@ -45,6 +47,7 @@ def test_gradcheck_eval(cls, shape):
     assert report.ok, "\n" + str(report)
 
 
+# Checks [BN-1] (docs/derivations).
 def test_train_output_is_normalised():
     x = 5 + 2 * np.random.default_rng(2).standard_normal((8, 3, 4, 4))
     y = BatchNorm2d(3).forward(x)
@@ -52,6 +55,7 @@ def test_train_output_is_normalised():
     np.testing.assert_allclose(y.var(axis=(0, 2, 3)), 1, rtol=1e-4)  # var / (var + eps)
 
 
+# Checks [BN-2] (docs/derivations).
 def test_running_stats_by_hand():
     rng = np.random.default_rng(3)
     bn = BatchNorm2d(2, momentum=0.25)

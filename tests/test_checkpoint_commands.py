@@ -108,7 +108,10 @@ def test_evaluate_json(capsys, vae_ckpt):
 def test_evaluate_is_seeded_and_batch_size_free(capsys, vae_ckpt):
     runs = [json.loads(_run(capsys, "evaluate", vae_ckpt, "--k", 7, "--json", "--no-progress", *extra)[1])
             for extra in ([], ["--batch-size", 3], ["--seed", 1])]
-    assert runs[0]["nll"] == pytest.approx(runs[1]["nll"]) and runs[0]["elbo"] == pytest.approx(runs[1]["elbo"])
+    # The same draws; only the decoder's product shapes change with the batch size, and float32
+    # BLAS may then add in another order (~1e-7 relative per output): far inside rel=1e-5.
+    assert runs[0]["nll"] == pytest.approx(runs[1]["nll"], rel=1e-5)
+    assert runs[0]["elbo"] == pytest.approx(runs[1]["elbo"], rel=1e-5)
     assert runs[0]["nll"] != runs[2]["nll"]
 
 

@@ -45,6 +45,7 @@ def _convt(cfg, rng=None):
     return layer, (n, c_in, h, w)
 
 
+# Checks [CONV-4], [CONV-5], [CONV-6], [CONV-7] (docs/derivations).
 @pytest.mark.parametrize("cfg", CONV, ids=str)
 def test_conv2d_gradcheck(cfg):
     layer, shape = _conv(cfg)
@@ -52,6 +53,7 @@ def test_conv2d_gradcheck(cfg):
     assert report.ok, "\n" + str(report)
 
 
+# Checks [CONVT-4], [CONVT-5], [CONVT-6], [CONVT-7] (docs/derivations).
 @pytest.mark.parametrize("cfg", CONVT, ids=str)
 def test_conv_transpose2d_gradcheck(cfg):
     layer, shape = _convt(cfg)
@@ -59,6 +61,7 @@ def test_conv_transpose2d_gradcheck(cfg):
     assert report.ok, "\n" + str(report)
 
 
+# Checks [CONVT-3] (docs/derivations).
 @pytest.mark.parametrize("cfg", CONVT, ids=str)
 def test_conv_transpose_is_the_adjoint_of_conv(cfg):
     """<conv(z), y> == <z, conv_transpose(y)> when both use one weight and no bias."""
@@ -78,6 +81,7 @@ def test_conv_transpose_is_the_adjoint_of_conv(cfg):
     assert np.vdot(conv_z, y) == pytest.approx(np.vdot(z, convt_y), rel=1e-12)
 
 
+# Checks [CONV-2], [CONVT-2] (docs/derivations).
 def test_conv_transpose_restores_the_conv_input_shape():
     for H in range(5, 10):
         conv = Conv2d(1, 1, 3, stride=2, padding=1)
@@ -96,6 +100,7 @@ def test_conv_transpose_restores_the_conv_input_shape():
     (lambda: ConvTranspose2d(1, 1, (2, 3), stride=(3, 1), padding=(0, 1), output_padding=(2, 1), dilation=(1, 2)),
      (1, 1, 3, 4), (1, 1, 10, 7)),  # H: 2*3 - 0 + 1*1 + 2 + 1 = 10;  W: 3*1 - 2 + 2*2 + 1 + 1 = 7
 ])
+# Checks [CONV-2], [CONVT-2] (docs/derivations).
 def test_output_shapes(layer, x_shape, expected):
     layer = layer()
     out = layer.forward(np.zeros(x_shape, dtype=np.float32))
@@ -205,6 +210,7 @@ def _torch_layer(ours):
     return torch, theirs
 
 
+# Checks [CONV-1], [CONV-3], [CONVT-1] (docs/derivations).
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("kind, cfg", [("conv", c) for c in CONV] + [("convt", c) for c in CONVT], ids=str)
 def test_matches_torch(kind, cfg, dtype):

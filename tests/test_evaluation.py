@@ -103,6 +103,7 @@ def nll_repeats(model, x, k, seeds):
     return np.stack([iwae(model, x, k, s) for s in seeds])       # (R, N)
 
 
+# Checks [IWAE-1], [IWAE-2], [IWAE-3] (docs/derivations).
 def test_exact_posterior_makes_the_estimate_exact_at_any_k():
     """q = p(z|x) makes every weight p(x, z) / p(z|x) = p(x): the estimate is -log p(x) whatever K."""
     r = np.random.default_rng(3)
@@ -117,6 +118,7 @@ def test_exact_posterior_makes_the_estimate_exact_at_any_k():
         np.testing.assert_allclose(nll, exact_nll(x, W, b), rtol=0, atol=1e-10)
 
 
+# Checks [IWAE-1], [IWAE-3] (docs/derivations).
 def test_estimate_converges_to_the_exact_nll(problem):
     W, b, model, x = problem
     x = x[:10]
@@ -129,6 +131,7 @@ def test_estimate_converges_to_the_exact_nll(problem):
     assert np.all(np.abs(error) < 0.02)                          # in nats: ~1% of the 1.6-nat ELBO gap left
 
 
+# Checks [IWAE-5], [KL-1] (docs/derivations).
 def test_k1_is_the_elbo_in_expectation(problem):
     """At K = 1, -log w = -log p(x|z) - log p(z) + log q(z|x): the single-sample negative ELBO."""
     W, b, model, x = problem
@@ -148,6 +151,7 @@ def test_k1_is_the_elbo_in_expectation(problem):
     assert terms.total == pytest.approx(terms.recon + terms.kl, rel=1e-12)
 
 
+# Checks [IWAE-4] (docs/derivations).
 def test_bound_tightens_with_k_and_stays_below_the_elbo():
     W, b, model, x = imperfect_problem(0.5, 3.0)                 # a poorer q: 4.7 nats of ELBO gap
     seeds = range(20)

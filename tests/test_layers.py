@@ -19,6 +19,7 @@ LAYERS = {
 }
 
 
+# Checks [LIN-2], [LIN-3], [LIN-4], [RELU-1], [LRELU-1], [SIG-2], [TANH-1], [SHAPE-1] (docs/derivations).
 @pytest.mark.parametrize("name", sorted(LAYERS))
 def test_gradcheck_float64(name, rng):
     make, shape = LAYERS[name]
@@ -58,6 +59,7 @@ def test_gradcheck_fails_when_every_entry_sits_at_a_kink():
     assert report.checked == {"input": 0} and not report.ok   # nothing checked is no pass
 
 
+# Checks [LIN-1] (docs/derivations).
 def test_linear_matches_formula_and_shapes(rng):
     layer = sv.Linear(5, 3)
     assert layer.weight.shape == (3, 5) and layer.bias.shape == (3,)
@@ -128,12 +130,14 @@ def test_train_eval_and_dtype_propagate():
     assert all(p.data.dtype == np.float64 and p.grad.dtype == np.float64 for p in net.parameters())
 
 
+# Checks [SIG-1] (docs/derivations).
 def test_sigmoid_is_stable_for_large_inputs():
     y = sv.Sigmoid()(np.array([[-1000.0, 0.0, 1000.0]]))
     np.testing.assert_allclose(y, [[0.0, 0.5, 1.0]])
     assert np.isfinite(y).all()
 
 
+# Checks [RELU-1] (docs/derivations).
 def test_inplace_relu_overwrites_its_input_and_dy_with_the_same_values(rng):
     x = rng.standard_normal((3, 4, 5, 6))
     x[0, 0, 0, :2] = 0.0                                  # the kink: slope 0 either way

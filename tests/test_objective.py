@@ -6,6 +6,7 @@ import scratchvae as sv
 from scratchvae.gradcheck import check_loss, gradcheck
 
 
+# Checks [REP-2], [REP-3] (docs/derivations).
 def test_reparameterize_gradcheck(rng):
     mu, logvar, eps = rng.standard_normal((3, 4, 5))
     r = rng.standard_normal((4, 5))
@@ -17,6 +18,7 @@ def test_reparameterize_gradcheck(rng):
     assert report.ok, f"\n{report}"
 
 
+# Checks [REP-1] (docs/derivations).
 def test_reparameterize_std_is_exp_half_logvar():
     """z's spread must be exp(logvar/2): a sampler using exp(logvar) as std would pass gradchecks but fail here."""
     n = 200_000
@@ -27,6 +29,7 @@ def test_reparameterize_std_is_exp_half_logvar():
     np.testing.assert_allclose(z.mean(axis=0), [0.5, -1.0, 2.0], atol=0.01)
 
 
+# Checks [KL-2], [KL-3] (docs/derivations).
 def test_kl_gradcheck(rng):
     mu, logvar = rng.standard_normal((2, 4, 3))
     kl = sv.GaussianKL()
@@ -36,6 +39,7 @@ def test_kl_gradcheck(rng):
     assert report.ok, f"\n{report}"
 
 
+# Checks [KL-1] (docs/derivations).
 def test_kl_matches_monte_carlo_estimate():
     """E_q[log q(z) - log p(z)] estimated from samples equals the closed form."""
     rng = np.random.default_rng(1)
@@ -56,6 +60,7 @@ def test_kl_is_zero_at_the_prior():
     assert sv.GaussianKL().forward(np.zeros((2, 5)), np.zeros((2, 5))) == 0.0
 
 
+# Checks [BCE-2], [BCE-4], [MSE-1], [RMSE-1] (docs/derivations).
 @pytest.mark.parametrize("name", ["bce", "bce-prob", "mse", "rmse"])
 def test_loss_gradcheck(name, rng):
     target = rng.random((3, 2, 4))
@@ -67,6 +72,7 @@ def test_loss_gradcheck(name, rng):
     assert report.ok, f"\n{report}"
 
 
+# Checks [LOSS-1], [KL-2], [KL-3] (docs/derivations).
 @pytest.mark.parametrize("name", ["bce", "bce-prob", "mse", "rmse", "kl"])
 def test_backward_dloss_scales_the_gradient(name, rng):
     """backward(dloss) is the gradient of dloss * loss: the chain rule seeded with dloss."""
@@ -83,6 +89,7 @@ def test_backward_dloss_scales_the_gradient(name, rng):
     assert all(g.dtype == np.float32 for g in (out if name == "kl" else [out]))
 
 
+# Checks [LOSS-1], [BCE-1], [MSE-1] (docs/derivations).
 def test_losses_sum_over_pixels_mean_over_batch():
     pred, target = np.array([[0.0, 1.0], [2.0, 2.0]]), np.array([[1.0, 1.0], [0.0, 0.0]])
     assert sv.MSE().forward(pred, target) == pytest.approx((1 + 8) / 2)
@@ -91,6 +98,7 @@ def test_losses_sum_over_pixels_mean_over_batch():
     assert sv.BCEWithLogits().forward(np.zeros((3, 4)), np.ones((3, 4))) == pytest.approx(4 * np.log(2))
 
 
+# Checks [BCE-1], [BCE-2], [BCE-3], [BCE-4] (docs/derivations).
 def test_bce_from_logits_equals_bce_on_probabilities(rng):
     logits, target = 3 * rng.standard_normal((4, 10)), rng.random((4, 10))
     p = 1 / (1 + np.exp(-logits))
@@ -103,6 +111,7 @@ def test_bce_from_logits_equals_bce_on_probabilities(rng):
     np.testing.assert_allclose(bce.backward() * p * (1 - p), logit_loss.backward(), rtol=1e-8)
 
 
+# Checks [BCE-1] (docs/derivations).
 def test_bce_with_logits_is_stable_for_extreme_logits():
     loss = sv.BCEWithLogits().forward(np.array([[1e4, -1e4]]), np.array([[0.0, 1.0]]))
     assert loss == pytest.approx(2e4)

@@ -10,6 +10,7 @@ def param(values):
     return p
 
 
+# Checks [ADAM-2], [ADAM-3], [ADAM-4] (docs/derivations).
 def test_adam_matches_hand_computed_first_two_steps():
     p = param([1.0, -2.0])
     opt = sv.Adam([p], lr=0.1, betas=(0.9, 0.999), eps=1e-8)
@@ -29,6 +30,7 @@ def test_adam_matches_hand_computed_first_two_steps():
     np.testing.assert_allclose(p.data, p1 - 0.1 * m_hat / (np.sqrt(v_hat) + 1e-8), rtol=1e-12)
 
 
+# Checks [ADAM-1], [ADAM-2], [ADAM-3], [ADAM-4] (docs/derivations).
 @pytest.mark.parametrize("weight_decay", [0.0, 0.01])
 def test_adam_matches_torch(weight_decay):
     torch = pytest.importorskip("torch")

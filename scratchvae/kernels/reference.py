@@ -69,7 +69,7 @@ def col2im_reference(cols: np.ndarray, x_shape: tuple[int, int, int, int], kerne
 
 def conv2d_naive(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, stride: Pair,
                  padding: Pair, dilation: Pair) -> np.ndarray:
-    """The textbook definition, one product at a time (tiny shapes only):
+    """The textbook definition, one product at a time (tiny shapes only)   [CONV-1]:
 
         out[n, co, oh, ow] = bias[co] + sum over ci, i, j of
             weight[co, ci, i, j] * x[n, ci, oh*s_h - p_h + i*d_h, ow*s_w - p_w + j*d_w]
@@ -100,7 +100,8 @@ def conv2d_naive(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, str
 
 def conv2d_backward_naive(x: np.ndarray, weight: np.ndarray, dout: np.ndarray, stride: Pair, padding: Pair,
                           dilation: Pair) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(dx, dweight, dbias) of conv2d_naive for the output gradient dout, one term at a time:
+    """(dx, dweight, dbias) of conv2d_naive for the output gradient dout, one term at a time
+    (the entrywise form of [CONV-4], [CONV-5] and [CONV-7]):
 
     every term  weight[co, ci, i, j] * x[n, ci, h, w]  of out[n, co, oh, ow] (h, w inside x) gives
 

@@ -82,12 +82,13 @@ class VAE(_AutoencoderBase):
               mu, logvar = h[:, :L], h[:, L:]          (N, L) each
               z = mu + exp(logvar / 2) * eps           (N, L), eps ~ N(0, I)
               pred = decoder(z)                        (N, C, H, W)
-    loss:     recon(pred, x) + beta * KL(N(mu, exp(logvar)) || N(0, I))
-    backward: dpred = d recon / d pred
-              dz = decoder.backward(dpred)
-              dmu     = dz + beta * mu / N
-              dlogvar = dz * eps * exp(logvar / 2) / 2 + beta * (exp(logvar) - 1) / (2 N)
-              dx = encoder.backward(concat(dmu, dlogvar))   (training skips dx: input_grad=False)
+    loss:     recon(pred, x) + beta * KL(N(mu, exp(logvar)) || N(0, I))   [ELBO-1]
+    backward: dpred = d recon / d pred                                     [ELBO-2]
+              dz = decoder.backward(dpred)                                 [ELBO-3]
+              dmu     = dz + beta * mu / N                                 [ELBO-4]
+              dlogvar = dz * eps * exp(logvar / 2) / 2 + beta * (exp(logvar) - 1) / (2 N)   [ELBO-5]
+              dx = encoder.backward(concat(dmu, dlogvar))   (training skips dx: input_grad=False)   [ELBO-6]
+              (derivation, line by line: docs/derivations/elbo.md)
               backward(dloss=w) starts the chain at w instead of 1 (dpred and the KL terms
               are multiplied by w): the gradients of w * loss (parallel.py: w = n_k / n)
     beta = 1 is the VAE; beta > 1 is the beta-VAE of Higgins et al. (2017).

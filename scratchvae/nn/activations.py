@@ -8,7 +8,7 @@ from .module import Module
 
 
 class ReLU(Module):
-    """y = max(x, 0);   dx = dy * (y > 0)   (the kink at 0 gets slope 0, as in torch).
+    """y = max(x, 0);   dx = dy * (y > 0)   [RELU-1]   (the kink at 0 gets slope 0, as in torch).
 
     y > 0 exactly where x > 0, so the cache is y itself: no mask to write in forward.
     backward runs as one compiled pass (kernels/fused.py, relu_backward).
@@ -41,7 +41,7 @@ class ReLU(Module):
 
 
 class LeakyReLU(Module):
-    """y = x if x > 0 else negative_slope * x;   dx = dy * (1 if x > 0 else negative_slope)."""
+    """y = x if x > 0 else negative_slope * x;   dx = dy * (1 if x > 0 else negative_slope)   [LRELU-1]."""
 
     def __init__(self, negative_slope: float = 0.01) -> None:
         self.negative_slope = negative_slope
@@ -60,7 +60,7 @@ class LeakyReLU(Module):
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:
-    """1 / (1 + exp(-x)), computed as 0.5 + 0.5 * tanh(x / 2) (the same function).
+    """1 / (1 + exp(-x)), computed as 0.5 + 0.5 * tanh(x / 2) (the same function)   [SIG-1].
 
     tanh never overflows, so this is stable for any x, and it is one SIMD ufunc where
     the stable exp form, np.where(x >= 0, 1 / (1 + e), e / (1 + e)) with e = exp(-|x|),
@@ -74,7 +74,7 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
 
 
 class Sigmoid(Module):
-    """y = 1 / (1 + exp(-x));   dx = dy * y * (1 - y)   (caches y, not x)."""
+    """y = 1 / (1 + exp(-x));   dx = dy * y * (1 - y)   [SIG-2]   (caches y, not x)."""
 
     def __init__(self) -> None:
         self.cache: np.ndarray | None = None  # y
@@ -89,7 +89,7 @@ class Sigmoid(Module):
 
 
 class Tanh(Module):
-    """y = tanh(x);   dx = dy * (1 - y**2)   (caches y, not x)."""
+    """y = tanh(x);   dx = dy * (1 - y**2)   [TANH-1]   (caches y, not x)."""
 
     def __init__(self) -> None:
         self.cache: np.ndarray | None = None  # y

@@ -15,21 +15,22 @@ class _BatchNormCache(NamedTuple):
 
 
 class _BatchNorm(Module):
-    """y = gamma * xhat + beta,   xhat = (x - mean) * inv_std,   inv_std = 1 / sqrt(var + eps)
+    """y = gamma * xhat + beta,   xhat = (x - mean) * inv_std,   inv_std = 1 / sqrt(var + eps)   [BN-1]
+    (derivation: docs/derivations/batchnorm.md)
 
     mean and var are per channel, over every axis but 1 (M = x.size / C values each).
     train: mean, var = the batch's (var biased, i.e. divided by M), and the running stats move
-               running = (1 - momentum) * running + momentum * batch
+               running = (1 - momentum) * running + momentum * batch   [BN-2]
            with the UNBIASED batch variance (divided by M - 1), as torch does.
     eval:  mean, var = running_mean, running_var (constants).
 
     backward, train mode (mean and var depend on x, which gives the two extra terms):
         dxhat  = dy * gamma
-        dx     = inv_std / M * (M * dxhat - sum(dxhat) - xhat * sum(dxhat * xhat))
-        dgamma = sum(dy * xhat)
-        dbeta  = sum(dy)                    (sums over all axes but the channel axis)
+        dx     = inv_std / M * (M * dxhat - sum(dxhat) - xhat * sum(dxhat * xhat))   [BN-5]
+        dgamma = sum(dy * xhat)                                                 [BN-3]
+        dbeta  = sum(dy)                    (sums over all axes but the channel axis)   [BN-3]
     backward, eval mode (mean and var are constants):
-        dx     = dy * gamma * inv_std       (dgamma, dbeta as above)
+        dx     = dy * gamma * inv_std       (dgamma, dbeta as above)   [BN-4]
 
     gamma, beta are the Parameters ``weight`` and ``bias`` (ones and zeros), absent when
     affine=False. Buffers: running_mean (zeros), running_var (ones), num_batches_tracked.

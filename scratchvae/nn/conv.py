@@ -87,23 +87,24 @@ class _ConvCache(NamedTuple):
 
 
 class Conv2d(ConvBase):
-    """out[n, co] = bias[co] + sum over ci of cross-correlate(x[n, ci], weight[co, ci])   (NCHW)
+    """out[n, co] = bias[co] + sum over ci of cross-correlate(x[n, ci], weight[co, ci])   (NCHW)   [CONV-1]
+    (derivation: docs/derivations/conv2d.md)
 
     Computed as im2col and ONE matrix product for the whole batch:
         cols = im2col(x)                   (N*H_out*W_out, kH*kW*C_in), one row per window
         w_rows  = weight_rows(weight)         (C_out, kH*kW*C_in), columns in cols' (i, j, ci) order
-        out  = cols @ w_rows.T + bias         (N*H_out*W_out, C_out) -> viewed as (N, C_out, H_out, W_out)
+        out  = cols @ w_rows.T + bias         (N*H_out*W_out, C_out) -> viewed as (N, C_out, H_out, W_out)   [CONV-3]
 
     shapes:   x (N, C_in, H, W), weight (C_out, C_in, kH, kW) as in torch, bias (C_out,)
-              H_out = floor((H + 2*p_h - d_h*(kH-1) - 1) / s_h) + 1   (same for W)
+              H_out = floor((H + 2*p_h - d_h*(kH-1) - 1) / s_h) + 1   (same for W)   [CONV-2]
               out is channels-last in memory (see kernels/im2col.py): the GEMM's rows
               are pixels, so no transpose is needed, and the next conv reads it as is.
     backward: with dout as pixel rows dout_rows (N*H_out*W_out, C_out),
-              dweight = dout_rows.T @ cols                    (C_out, kH*kW*C_in) -> weight's shape
+              dweight = dout_rows.T @ cols                    (C_out, kH*kW*C_in) -> weight's shape   [CONV-4]
                         (the sum over images and positions is inside the product)
-              dbias   = dout_rows.sum(axis=0)                 (C_out,)
-              dcols   = dout_rows @ w_rows                       (N*H_out*W_out, kH*kW*C_in)
-              dx      = col2im(dcols)                      (N, C_in, H, W)
+              dbias   = dout_rows.sum(axis=0)                 (C_out,)   [CONV-5]
+              dcols   = dout_rows @ w_rows                       (N*H_out*W_out, kH*kW*C_in)   [CONV-6]
+              dx      = col2im(dcols)                      (N, C_in, H, W)   [CONV-7]
               col2im is the transpose of im2col: it adds every column entry back onto the
               pixel it was copied from, so a pixel seen by k windows gets k contributions.
               backward_params: dweight and dbias only, no dcols and no col2im (a model's

@@ -28,22 +28,23 @@ class ConvTranspose2d(ConvBase):
         x_rows  = pixel_rows(x)                          (N*H*W, C_in), one row per input pixel
         w_rows  = weight_rows(weight)                    (C_in, kH*kW*C_out), columns in (i, j, co) order
         cols = x_rows @ w_rows                              (N*H*W, kH*kW*C_out): a window per input pixel
-        out  = col2im(cols) + bias                    (N, C_out, H_out, W_out), overlaps summed
+        out  = col2im(cols) + bias                    (N, C_out, H_out, W_out), overlaps summed   [CONVT-1]
+    (derivation: docs/derivations/conv_transpose2d.md)
 
     This is exactly Conv2d's backward-to-input (dx = col2im(dout_rows @ w_rows)), which is why a
     ConvTranspose2d undoes the shape change of a Conv2d with the same settings, and why
-    <conv(x), y> == <x, conv_transpose(y)> when both share one weight and have no bias.
+    <conv(x), y> == <x, conv_transpose(y)> when both share one weight and have no bias   [CONVT-3].
     col2im starts every output pixel at bias, so the bias costs no extra pass.
 
     shapes:   x (N, C_in, H, W), weight (C_in, C_out, kH, kW) as in torch, bias (C_out,)
-              H_out = (H - 1)*s_h - 2*p_h + d_h*(kH - 1) + output_padding_h + 1   (same for W)
+              H_out = (H - 1)*s_h - 2*p_h + d_h*(kH - 1) + output_padding_h + 1   (same for W)   [CONVT-2]
               output_padding picks among the input sizes a strided conv maps to the same H;
               torch's rule: it must be smaller than the stride or the dilation.
               out is channels-last in memory (see kernels/im2col.py).
-    backward: dcols   = im2col(dout)                      (N*H*W, kH*kW*C_out)
-              dx      = dcols @ w_rows.T                      (N*H*W, C_in) -> viewed as (N, C_in, H, W)
-              dweight = x_rows.T @ dcols                      (C_in, kH*kW*C_out) -> weight's shape
-              dbias   = dout.sum over n, h, w              (C_out,)
+    backward: dcols   = im2col(dout)                      (N*H*W, kH*kW*C_out)   [CONVT-4]
+              dx      = dcols @ w_rows.T                      (N*H*W, C_in) -> viewed as (N, C_in, H, W)   [CONVT-5]
+              dweight = x_rows.T @ dcols                      (C_in, kH*kW*C_out) -> weight's shape   [CONVT-6]
+              dbias   = dout.sum over n, h, w              (C_out,)   [CONVT-7]
     init:     weight, bias ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in)), fan_in = C_out*kH*kW:
               torch reads fan_in from dim 1 of the weight, which here is C_out.
     """

@@ -15,13 +15,13 @@ class _LinearCache(NamedTuple):
 
 
 class Linear(Module):
-    """y = x @ weight.T + bias
+    """y = x @ weight.T + bias   [LIN-1]   (derivation: docs/derivations/linear.md)
 
     shapes:   x (N, in_features), weight (out_features, in_features) as in torch,
               bias (out_features,), y (N, out_features)
-    backward: dx      = dy @ weight            (N, in)
-              dweight = dy.T @ x               (out, in)
-              dbias   = dy.sum(axis=0)         (out,)
+    backward: dx      = dy @ weight            (N, in)      [LIN-2]
+              dweight = dy.T @ x               (out, in)    [LIN-3]
+              dbias   = dy.sum(axis=0)         (out,)       [LIN-4]
               backward_params: dweight and dbias only (a model's first layer needs no dx)
     init:     weight, bias ~ U(-1/sqrt(in_features), 1/sqrt(in_features)) (PyTorch's default)
     """

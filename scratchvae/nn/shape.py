@@ -7,7 +7,7 @@ from .module import Module
 
 
 class Flatten(Module):
-    """(N, d1, d2, ...) -> (N, d1*d2*...);   dx = dy.reshape(x.shape)."""
+    """(N, d1, d2, ...) -> (N, d1*d2*...);   dx = dy.reshape(x.shape)   [SHAPE-1]."""
 
     def __init__(self) -> None:
         self.cache: tuple[int, ...] | None = None  # the input shape
@@ -23,7 +23,7 @@ class Flatten(Module):
 
 
 class Reshape(Module):
-    """(N, prod(shape)) -> (N, *shape);   dx = dy.reshape(x.shape). The batch axis is kept."""
+    """(N, prod(shape)) -> (N, *shape);   dx = dy.reshape(x.shape)   [SHAPE-1]. The batch axis is kept."""
 
     def __init__(self, shape: tuple[int, ...]) -> None:
         self.shape = tuple(shape)

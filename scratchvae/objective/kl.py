@@ -14,12 +14,13 @@ class _KLCache(NamedTuple):
 class GaussianKL:
     """KL( N(mu, exp(logvar)) || N(0, I) ), summed over the L latents, averaged over N.
 
-    per image:  kl = 0.5 * sum_j ( mu_j**2 + exp(logvar_j) - 1 - logvar_j )
+    per image:  kl = 0.5 * sum_j ( mu_j**2 + exp(logvar_j) - 1 - logvar_j )   [KL-1]
     returned:   mean over the batch (nats per image)
-    backward:   dmu     = mu / N
-                dlogvar = 0.5 * (exp(logvar) - 1) / N
+    backward:   dmu     = mu / N                        [KL-2]
+                dlogvar = 0.5 * (exp(logvar) - 1) / N   [KL-3]
     (the 1/N is the batch mean; beta is applied by the caller: dmu = dz + beta * mu / N;
-     backward(dloss) multiplies both by dloss, the gradient arriving at the KL)
+     backward(dloss) multiplies both by dloss, the gradient arriving at the KL;
+     derivation: docs/derivations/kl.md)
     """
 
     def __init__(self) -> None:

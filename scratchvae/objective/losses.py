@@ -4,7 +4,8 @@ Every loss here is summed over the pixels of an image and averaged over the
 batch, so BCE reads as nats per image, comparable with published VAE numbers.
 ``forward(pred, target)`` returns that float; ``backward(dloss=1)`` returns dpred,
 the gradient of dloss * the returned number (hence the 1/N in every formula; the
-formulas below are for dloss = 1, and every one is multiplied by dloss).
+formulas below are for dloss = 1, and every one is multiplied by dloss)   [LOSS-1].
+Derivations: docs/derivations/losses.md.
 Inputs are flattened to (N, D) views; dpred has pred's shape.
 """
 from __future__ import annotations
@@ -59,8 +60,8 @@ class BCEWithLogits(ReconstructionLoss):
     """Binary cross-entropy on logits a, targets t in [0, 1] (nats per image).
 
     per pixel:  l = -t log sigmoid(a) - (1 - t) log(1 - sigmoid(a))
-                  = max(a, 0) - a t + log(1 + exp(-|a|))      (never overflows)
-    backward:   da = (sigmoid(a) - t) / N
+                  = max(a, 0) - a t + log(1 + exp(-|a|))      (never overflows)   [BCE-1]
+    backward:   da = (sigmoid(a) - t) / N                                      [BCE-2]
     """
 
     takes_logits = True
@@ -77,8 +78,8 @@ class BCEWithLogits(ReconstructionLoss):
 class BCE(ReconstructionLoss):
     """Binary cross-entropy on probabilities p (a decoder ending in Sigmoid), as the seed writes it.
 
-    per pixel:  l = -t log p - (1 - t) log(1 - p),   log clamped at -100 as torch's BCELoss does
-    backward:   dp = (p - t) / (p (1 - p)) / N
+    per pixel:  l = -t log p - (1 - t) log(1 - p),   log clamped at -100 as torch's BCELoss does   [BCE-3]
+    backward:   dp = (p - t) / (p (1 - p)) / N   (p (1 - p) floored at tiny)   [BCE-4]
     Less stable than BCEWithLogits: once sigmoid saturates, p(1-p) underflows.
     """
 
@@ -97,7 +98,7 @@ class MSE(ReconstructionLoss):
     """Squared error summed over pixels, averaged over images.
 
     per image:  l = sum_i (p_i - t_i)**2
-    backward:   dp = 2 (p - t) / N
+    backward:   dp = 2 (p - t) / N   [MSE-1]
     """
 
     def per_image(self, pred: np.ndarray, target: np.ndarray) -> np.ndarray:
@@ -112,7 +113,7 @@ class RMSE(ReconstructionLoss):
     """Root-mean-square error of each image, averaged over images.
 
     per image:  r = sqrt( sum_i (p_i - t_i)**2 / D )
-    backward:   dp = (p - t) / (D r) / N          (undefined at r = 0: r is floored at 1e-12)
+    backward:   dp = (p - t) / (D r) / N          (undefined at r = 0: r is floored at 1e-12)   [RMSE-1]
     Its scale is ~0.1 per image, far below the KL's, so pair it with a small --beta.
     """
 

@@ -12,15 +12,17 @@ class _ReparamCache(NamedTuple):
 
 
 class Reparameterize:
-    """z = mu + exp(logvar / 2) * eps,   eps ~ N(0, I)
+    """z = mu + exp(logvar / 2) * eps,   eps ~ N(0, I)   [REP-1]
 
     ``logvar`` is the log of the VARIANCE, so the standard deviation is
     std = exp(logvar / 2) (not exp(logvar): that mistake passes every gradient
     check, which is why tests also measure the std of sampled z).
 
     shapes:   mu, logvar, eps, z: (N, L)
-    backward: dmu     = dz
-              dlogvar = dz * eps * std / 2        since d std / d logvar = std / 2
+    backward: dmu     = dz                                                     [REP-2]
+              dlogvar = dz * eps * std / 2        since d std / d logvar = std / 2   [REP-3]
+    eps is a constant for backprop: its distribution depends on no parameter
+    (docs/derivations/reparameterize.md).
     ``eps`` may be passed in to hold the noise fixed (gradient checks, demos).
     """
 
