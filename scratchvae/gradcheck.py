@@ -37,6 +37,7 @@ import numpy as np
 
 from .nn.activations import LeakyReLU, ReLU
 from .nn.module import Module
+from .objective.kl import GaussianKL
 
 DEFAULT_TOLERANCE = 1e-6
 MAX_DRAWS_PER_ENTRY = 10  # with a kink pattern: give up on an array after 10 draws per wanted entry
@@ -108,12 +109,20 @@ def relative_error(analytic: np.ndarray, numeric: np.ndarray) -> float:
 @dataclass
 class GradCheckReport:
     """Relative error per checked array ("input", "weight", "encoder.0.bias", ...), and per
-    array how many entries were checked and how many were skipped at a kink."""
+    array how many entries were checked and how many were skipped at a kink.
+
+    Also per array, for a table of what was compared (see ``rows``): its shape, and over the
+    checked entries only, the norms of the analytic and the numeric gradient and the largest
+    |analytic - numeric|."""
 
     errors: dict[str, float] = field(default_factory=dict)
     tolerance: float = DEFAULT_TOLERANCE
     checked: dict[str, int] = field(default_factory=dict)
     kinks: dict[str, int] = field(default_factory=dict)
+    shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    analytic_norm: dict[str, float] = field(default_factory=dict)
+    numeric_norm: dict[str, float] = field(default_factory=dict)
+    max_abs_diff: dict[str, float] = field(default_factory=dict)
 
     @property
     def max_error(self) -> float:
@@ -123,6 +132,23 @@ class GradCheckReport:
     def ok(self) -> bool:
         """Every array within tolerance, and none left unchecked (all its draws at kinks)."""
         return self.max_error < self.tolerance and all(self.checked.get(n, 1) > 0 for n in self.errors)
+
+    def passed(self, name: str) -> bool:
+        """This array within tolerance, with at least one entry checked."""
+        return self.errors[name] < self.tolerance and self.checked.get(name, 1) > 0
+
+    def rows(self) -> list[dict]:
+        """One dict per array: name, shape, size, checked, kinks, analytic_norm, numeric_norm,
+        max_abs_diff, rel_error, ok (norms and difference over the checked entries)."""
+        out = []
+        for name, err in self.errors.items():
+            shape = self.shapes.get(name)
+            out.append({"name": name, "shape": None if shape is None else list(shape),
+                        "size": None if shape is None else int(np.prod(shape, dtype=np.int64)),
+                        "checked": self.checked.get(name), "kinks": self.kinks.get(name, 0),
+                        "analytic_norm": self.analytic_norm.get(name), "numeric_norm": self.numeric_norm.get(name),
+                        "max_abs_diff": self.max_abs_diff.get(name), "rel_error": err, "ok": self.passed(name)})
+        return out
 
     def __str__(self) -> str:
         width = max((len(n) for n in self.errors), default=4)
@@ -164,8 +190,12 @@ def gradcheck(loss_fn: Callable[[], float], wrt: dict[str, tuple[np.ndarray, np.
             else:
                 idx.append(int(i))
                 numeric.append(q)
-        report.errors[name] = relative_error(analytic.reshape(-1)[idx], np.array(numeric))
+        a, q = analytic.reshape(-1)[idx].astype(np.float64), np.array(numeric, dtype=np.float64)
+        report.errors[name] = relative_error(a, q)
         report.checked[name], report.kinks[name] = len(idx), kinks
+        report.shapes[name] = tuple(array.shape)
+        report.analytic_norm[name], report.numeric_norm[name] = float(np.linalg.norm(a)), float(np.linalg.norm(q))
+        report.max_abs_diff[name] = float(np.abs(a - q).max()) if len(idx) else 0.0
     return report
 
 
@@ -198,12 +228,25 @@ def check_loss(loss_obj, pred: np.ndarray, target: np.ndarray, h: float = 1e-6,
     return gradcheck(lambda: float(loss_obj.forward(pred, target)), {"pred": (pred, dpred)}, h, tolerance)
 
 
+def check_kl(mu: np.ndarray, logvar: np.ndarray, h: float = 1e-6,
+             tolerance: float = DEFAULT_TOLERANCE) -> GradCheckReport:
+    """Check GaussianKL's ``backward()`` (d kl / d mu, d kl / d logvar) after ``forward(mu, logvar)``."""
+    mu, logvar = np.array(mu, dtype=np.float64), np.array(logvar, dtype=np.float64)
+    kl = GaussianKL()
+    kl.forward(mu, logvar)
+    dmu, dlogvar = kl.backward()
+    return gradcheck(lambda: float(kl.forward(mu, logvar)), {"mu": (mu, dmu), "logvar": (logvar, dlogvar)},
+                     h, tolerance)
+
+
 def check_model(model: Module, x: np.ndarray, eps: np.ndarray | None = None, h: float = 1e-6,
-                tolerance: float = DEFAULT_TOLERANCE, max_entries: int | None = None) -> GradCheckReport:
+                tolerance: float = DEFAULT_TOLERANCE, max_entries: int | None = None,
+                seed: int = 0) -> GradCheckReport:
     """Check a whole model's training loss (``model.loss`` then ``model.backward``).
 
     For a VAE, pass ``eps`` so the same noise is used at every evaluation: with it
     fixed, z = mu + exp(logvar/2) * eps is a deterministic function of x and the weights.
+    ``seed`` picks the entries sampled when an array has more than ``max_entries``.
     """
     model.to(np.float64)
     x = np.array(x, dtype=np.float64)
@@ -220,4 +263,4 @@ def check_model(model: Module, x: np.ndarray, eps: np.ndarray | None = None, h: 
     dx = model.backward()
     wrt = {"input": (x, dx)}
     wrt.update({name: (p.data, p.grad.copy()) for name, p in model.named_parameters()})
-    return gradcheck(loss, wrt, h, tolerance, max_entries, pattern=activation_pattern(model))
+    return gradcheck(loss, wrt, h, tolerance, max_entries, seed, pattern=activation_pattern(model))
