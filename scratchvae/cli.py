@@ -8,14 +8,14 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .commands import evaluate, gradcheck, images, latent, train
+from .commands import evaluate, gradcheck, images, latent, tour, train
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="scratchvae", description="Variational autoencoders in NumPy, "
                                      "every gradient written by hand.")
     sub = parser.add_subparsers(dest="command", required=True)
-    for command in (train, evaluate, images, latent, gradcheck):
+    for command in (train, evaluate, images, latent, gradcheck, tour):
         command.add_parser(sub)
     return parser
 

@@ -92,11 +92,21 @@ class VAE(_AutoencoderBase):
               backward(dloss=w) starts the chain at w instead of 1 (dpred and the KL terms
               are multiplied by w): the gradients of w * loss (parallel.py: w = n_k / n)
     beta = 1 is the VAE; beta > 1 is the beta-VAE of Higgins et al. (2017).
+
+    posterior='logstd' (the lecture slides' parameterization): the encoder's second half is
+    a = log sigma, sigma = exp(a), and everything above runs on logvar = 2 a      [LOGSTD-1]
+    backward: da = 2 dlogvar = dz * eps * sigma + beta * (sigma^2 - 1) / N       [LOGSTD-2]
+              (docs/derivations/logstd.md)
     """
 
+    POSTERIORS = ("logvar", "logstd")
+
     def __init__(self, encoder: Module, decoder: Module, latent_dim: int, loss: str = "bce",
-                 beta: float = 1.0, rng: np.random.Generator | None = None) -> None:
+                 beta: float = 1.0, rng: np.random.Generator | None = None, posterior: str = "logvar") -> None:
         super().__init__(encoder, decoder, latent_dim, loss)
+        if posterior not in self.POSTERIORS:
+            raise ValueError(f"VAE: posterior must be one of {', '.join(self.POSTERIORS)}, got {posterior!r}")
+        self.posterior = posterior
         self.beta = beta
         self.reparam = Reparameterize()
         self.kl = GaussianKL()
@@ -106,7 +116,10 @@ class VAE(_AutoencoderBase):
         h = self.encoder.forward(x)                              # (N, 2L)
         if h.ndim != 2 or h.shape[1] != 2 * self.latent_dim:
             raise ValueError(f"VAE: encoder must output (N, {2 * self.latent_dim}), got {h.shape}")
-        return h[:, :self.latent_dim], h[:, self.latent_dim:]    # (N, L), (N, L)
+        mu, second = h[:, :self.latent_dim], h[:, self.latent_dim:]  # (N, L), (N, L)
+        if self.posterior == "logstd":
+            return mu, 2 * second                                # logvar = 2 a   [LOGSTD-1]
+        return mu, second
 
     def forward(self, x: np.ndarray, eps: np.ndarray | None = None) -> np.ndarray:
         mu, logvar = self.encode(x)
@@ -133,7 +146,8 @@ class VAE(_AutoencoderBase):
         dmu_kl, dlogvar_kl = self.kl.backward(dloss)             # (N, L) each
         dmu = dmu + self.beta * dmu_kl                           # (N, L)
         dlogvar = dlogvar + self.beta * dlogvar_kl               # (N, L)
-        dh = np.concatenate([dmu, dlogvar], axis=1)              # (N, 2L)
+        dsecond = 2 * dlogvar if self.posterior == "logstd" else dlogvar  # da = 2 dlogvar   [LOGSTD-2]
+        dh = np.concatenate([dmu, dsecond], axis=1)              # (N, 2L)
         return self._encoder_backward(dh, input_grad)            # (N, C, H, W) or None
 
     def reconstruct(self, x: np.ndarray) -> np.ndarray:
