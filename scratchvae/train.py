@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -67,6 +67,7 @@ class EpochMetrics:
     test: Losses
     seconds: float
     kl_weight: float = 1.0
+    extra: dict = field(default_factory=dict)    # more columns, e.g. kl_per_dim when tracing
 
     def as_json(self) -> dict:
         row = {"epoch": self.epoch}
@@ -76,6 +77,7 @@ class EpochMetrics:
             row[f"{split}_kl"] = losses.kl
         row["kl_weight"] = self.kl_weight
         row["seconds"] = round(self.seconds, 3)
+        row.update(self.extra)
         return row
 
     def __str__(self) -> str:
@@ -129,13 +131,15 @@ def set_kl_weight(parallel: DataParallel, weight: float) -> None:
 def train_epoch(model: Module, optimizer: Optimizer, x: np.ndarray, batch_size: int, rng: np.random.Generator,
                 binarize_mode: str = "none", clip: float | None = None, epoch: int = 1,
                 progress: bool = True, parallel: DataParallel | None = None,
-                state: EpochProgress | None = None, should_stop: Callable[[], bool] | None = None) -> Losses:
+                state: EpochProgress | None = None, should_stop: Callable[[], bool] | None = None,
+                tracer=None) -> Losses:
     """One pass over x (N, C, H, W); returns the image-weighted mean losses.
 
     ``parallel`` (a DataParallel of this model) splits each batch over its workers; without
     it the model runs the batch itself. ``state`` resumes an epoch where it stopped (else the
     epoch draws its order from rng). After every step ``should_stop()`` may end the epoch
-    early: TrainingInterrupted then carries where it stood.
+    early: TrainingInterrupted then carries where it stood. ``tracer`` (gradflow.GradTracer)
+    gets ``on_grads(model, epoch, step)`` after each backward, before clipping and the update.
     """
     parallel = parallel or DataParallel(model, workers=1)
     state = state or EpochProgress(rng.permutation(x.shape[0]))
@@ -146,7 +150,9 @@ def train_epoch(model: Module, optimizer: Optimizer, x: np.ndarray, batch_size: 
     for step in range(state.step, len(steps)):
         idx = state.order[steps[step]:steps[step] + batch_size]
         if len(idx) > 1 or x.shape[0] == 1:  # a lone leftover image: BatchNorm cannot normalise a batch of one
-            losses = _step(model, optimizer, parallel, x[idx], rng, binarize_mode, clip, f"epoch {epoch}, step {step}")
+            on_grads = None if tracer is None else (lambda m, s=step: tracer.on_grads(m, epoch, s))
+            losses = _step(model, optimizer, parallel, x[idx], rng, binarize_mode, clip, f"epoch {epoch}, step {step}",
+                           on_grads)
             state.totals += np.array(losses) * len(idx)
             state.seen += len(idx)
         state.step = step + 1
@@ -160,10 +166,14 @@ def train_epoch(model: Module, optimizer: Optimizer, x: np.ndarray, batch_size: 
 
 
 def _step(model: Module, optimizer: Optimizer, parallel: DataParallel, xb: np.ndarray, rng: np.random.Generator,
-          binarize_mode: str, clip: float | None, where: str) -> Losses:
-    """One optimizer step on the batch xb (B, C, H, W): zero_grad, loss, backward, step."""
+          binarize_mode: str, clip: float | None, where: str,
+          on_grads: Callable[[Module], None] | None = None) -> Losses:
+    """One optimizer step on the batch xb (B, C, H, W): zero_grad, loss, backward, step.
+    ``on_grads(model)`` (one worker only) sees the gradient before clipping and the update."""
     if binarize_mode == "dynamic":
         xb = binarize(xb, rng)                                   # a fresh draw every time it is seen
+    if on_grads is not None and parallel.workers > 1:
+        raise ValueError("tracing gradients needs one worker (--workers 1)")
     if parallel.workers > 1 and not clip:
         # The lines below with the batch split over the workers, and Adam's update made by
         # the workers in the reduce (DataParallel.train_step); a non-finite loss leaves the
@@ -182,6 +192,8 @@ def _step(model: Module, optimizer: Optimizer, parallel: DataParallel, xb: np.nd
         losses = parallel.loss_and_backward(xb)                  # the same two calls, split over the workers
         check_finite(losses, where)
     check_finite_gradients(model, where)
+    if on_grads is not None:
+        on_grads(model)
     if clip:
         clip_grad_norm(model.parameters(), clip)                 # needs the whole gradient before any update
     optimizer.step()
@@ -204,14 +216,16 @@ def fit(model: Module, optimizer: Optimizer, x_train: np.ndarray, x_test: np.nda
         metrics_path: Path | None = None, progress: bool = True,
         on_epoch: Callable[[EpochMetrics], None] | None = None, workers: int | None = None, *,
         parallel: DataParallel | None = None, start_epoch: int = 1, resume: EpochProgress | None = None,
-        should_stop: Callable[[], bool] | None = None, kl_warmup: int = 0) -> list[EpochMetrics]:
+        should_stop: Callable[[], bool] | None = None, kl_warmup: int = 0, tracer=None) -> list[EpochMetrics]:
     """Train epochs start_epoch..epochs, printing a line per epoch and appending it to
     ``metrics_path`` (JSON lines), then calling ``on_epoch`` (where a run saves its checkpoint).
 
     ``workers`` threads each take a share of every batch (see parallel.py); None picks
     default_workers(model): one per core for the conv models. ``resume`` continues the
     start epoch where it stopped. ``kl_warmup`` > 0 weights the KL by kl_weight(epoch) in
-    training; the test loss always uses the model's own beta, so epochs compare.
+    training; the test loss always uses the model's own beta, so epochs compare. ``tracer``
+    (gradflow.GradTracer) sees every step's gradients, and its ``epoch_extras(epoch)`` columns
+    join each epoch's metrics row.
     """
     parallel = parallel or DataParallel(model, workers)
     beta = getattr(model, "beta", 1.0)
@@ -224,13 +238,15 @@ def fit(model: Module, optimizer: Optimizer, x_train: np.ndarray, x_test: np.nda
         set_kl_weight(parallel, weight)
         try:
             train_losses = train_epoch(model, optimizer, x_train, batch_size, rng, binarize_mode, clip, epoch,
-                                       progress, parallel, resume if epoch == start_epoch else None, should_stop)
+                                       progress, parallel, resume if epoch == start_epoch else None, should_stop,
+                                       tracer)
         finally:
             set_kl_weight(parallel, beta)
         seconds = time.perf_counter() - start
         test_losses = evaluate(model, x_test, parallel=parallel)
         check_finite(test_losses, f"epoch {epoch}, test set")
-        row = EpochMetrics(epoch, train_losses, test_losses, seconds, weight)
+        row = EpochMetrics(epoch, train_losses, test_losses, seconds, weight,
+                           {} if tracer is None else tracer.epoch_extras(epoch))
         history.append(row)
         tqdm.write(str(row))
         if metrics_path is not None:

@@ -5,6 +5,8 @@
     DIR/best.npz        the state at the best held-out loss
     DIR/metrics.jsonl   one JSON line per epoch
     DIR/*.png           reconstructions, samples, loss curves
+    DIR/gradflow.npz    with --trace-grads: gradient norms per step and KL per latent per epoch
+    DIR/gradflow.png    (scratchvae/gradflow.py)
 
 ``--resume`` goes on from DIR/last.npz with the settings of DIR's config (``--epochs``
 may raise the total), to bit-for-bit the weights the run would have reached uninterrupted.
@@ -23,6 +25,7 @@ import numpy as np
 from ..checkpoint import Checkpoint, CheckpointError, load_checkpoint, model_from_config, restore_rng, rng_state, \
     save_checkpoint
 from ..data import BINARIZE_MODES, check_model_fits, load_dataset, prepare
+from ..gradflow import GradTracer, save_gradflow_figure
 from ..models import ARCHITECTURES
 from ..nn.init import manual_seed
 from ..objective import LOSSES
@@ -33,7 +36,8 @@ from ..train import EpochProgress, TrainingFault, TrainingInterrupted, fit
 from .argtypes import non_negative_float, non_negative_int, positive_float, positive_int
 
 SETTINGS = ("model", "kind", "latent_dim", "loss", "beta", "binarize", "dataset", "image_size", "seed", "workers",
-            "epochs", "batch_size", "lr", "clip", "train_size", "kl_warmup")
+            "epochs", "batch_size", "lr", "clip", "train_size", "kl_warmup",
+            "trace_grads", "posterior")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -63,6 +67,9 @@ def _add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     p.add_argument("--lr", type=positive_float, default=1e-3, help="Adam learning rate (default: %(default)s)")
     p.add_argument("--beta", type=non_negative_float, default=1.0,
                    help="weight of the KL term, beta-VAE (default: %(default)s)")
+    p.add_argument("--posterior", choices=("logvar", "logstd"), default="logvar",
+                   help="what the encoder's second half is: logvar = log sigma^2, or logstd = log sigma "
+                        "(the lecture slides' form; docs/derivations/logstd.md) (default: %(default)s)")
     p.add_argument("--kl-warmup", type=non_negative_int, default=0, metavar="EPOCHS",
                    help="raise the KL weight linearly from 0 to beta over this many epochs, beta * min(1, "
                         "epoch / EPOCHS) (against posterior collapse; the test loss always uses beta)")
@@ -82,6 +89,11 @@ def _add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     p.add_argument("--workers", type=positive_int, default=None,
                    help="threads, each training on its share of every batch (default: one per core for "
                         "the conv models, 1 otherwise; see scratchvae/parallel.py)")
+    p.add_argument("--trace-grads", action="store_true",
+                   help="record every step's gradient L2 norm per parameter, the reconstruction and KL "
+                        "parts of the gradient at the encoder output, and each epoch's held-out KL per "
+                        "latent dimension into DIR/gradflow.npz and DIR/gradflow.png (vanishing or "
+                        "exploding gradients, posterior collapse); VAE only, one worker")
     return p
 
 
@@ -164,12 +176,20 @@ def cmd_train(args: argparse.Namespace) -> int:
     x_train, x_test = prepare(dataset, config["binarize"], rng)
     manual_seed(config["seed"])                                  # weight init
     model = model_from_config(config, rng=np.random.default_rng(config["seed"] + 2))
-    config["workers"] = config["workers"] or default_workers(model)
+    trace = config.get("trace_grads", False)
+    if trace and config["kind"] != "vae":
+        raise ValueError("--trace-grads traces a VAE's gradients (--kind vae)")
+    if trace and (config["workers"] or 1) > 1:
+        raise ValueError("--trace-grads runs on one worker; use --workers 1")
+    config["workers"] = config["workers"] or (1 if trace else default_workers(model))
     parallel = DataParallel(model, config["workers"])            # draws the replicas' seeds from model.rng
     optimizer = Adam(model.parameters(), lr=config["lr"])
     generators = {"train": rng, **({"model": model.rng} if hasattr(model, "rng") else {}),
                   **{f"replica.{k}": r.rng for k, r in enumerate(parallel.replicas) if hasattr(r, "rng")}}
     run = _Run(out, config, model, optimizer, generators)
+    if trace:
+        run.tracer = GradTracer(model, x_test)
+        run.tracer.install()
     resume = None
     if checkpoint is not None:
         resume = run.restore(checkpoint)
@@ -189,7 +209,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                           config["binarize"], config["clip"], metrics_path=out / "metrics.jsonl",
                           progress=not args.no_progress, on_epoch=run.end_of_epoch, parallel=parallel,
                           start_epoch=run.epoch + 1, resume=resume, should_stop=stop,
-                          kl_warmup=config["kl_warmup"])
+                          kl_warmup=config["kl_warmup"], tracer=run.tracer)
     except TrainingInterrupted as stopped:
         where = f"after epoch {run.epoch}"
         if stopped.progress is not None:
@@ -207,6 +227,8 @@ def cmd_train(args: argparse.Namespace) -> int:
               f"(epoch {run.epoch})", file=sys.stderr)
         return 1
     _figures(model, x_test, out, config, _read_metrics(out), history)
+    if run.tracer is not None:
+        print(f"wrote {save_gradflow_figure(run.tracer.arrays(), out / 'gradflow.png')}, {out / 'gradflow.npz'}")
     return 0
 
 
@@ -216,6 +238,7 @@ class _Run:
     def __init__(self, out: Path, config: dict, model, optimizer: Adam, generators: dict) -> None:
         self.out, self.config, self.model, self.optimizer, self.generators = out, config, model, optimizer, generators
         self.epoch, self.best_loss = 0, float("inf")
+        self.tracer: GradTracer | None = None          # --trace-grads
 
     def checkpoint(self, progress: EpochProgress | None = None) -> Checkpoint:
         return Checkpoint(self.config, self.model.state_dict(), self.optimizer.state_dict(),
@@ -223,6 +246,8 @@ class _Run:
                           None if progress is None else progress.as_arrays())
 
     def save(self, name: str, progress: EpochProgress | None = None) -> None:
+        if self.tracer is not None and name == "last.npz":
+            self.tracer.save(self.out / "gradflow.npz")  # first: a resume drops steps past last.npz
         save_checkpoint(self.out / name, self.checkpoint(progress))
 
     def end_of_epoch(self, row) -> None:
@@ -245,6 +270,9 @@ class _Run:
         for name, g in self.generators.items():
             restore_rng(g, checkpoint.rng_states[name])
         self.epoch, self.best_loss = checkpoint.epoch, checkpoint.best_loss
+        if self.tracer is not None:
+            step = 0 if checkpoint.progress is None else int(checkpoint.progress["step"])
+            self.tracer.load(self.out / "gradflow.npz", self.epoch, step)
         rows = [r for r in _read_metrics(self.out) if r["epoch"] <= self.epoch]
         (self.out / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
         return None if checkpoint.progress is None else EpochProgress.from_arrays(checkpoint.progress)

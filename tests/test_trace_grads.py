@@ -1,0 +1,149 @@
+"""``scratchvae train --trace-grads``: DIR/gradflow.npz and .png, and the gradient split they record."""
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import scratchvae as sv
+from scratchvae.checkpoint import load_model
+from scratchvae.cli import main
+from scratchvae.commands import train as train_command
+from scratchvae.gradflow import GradTracer, kl_part, split_encoder_grad
+
+SMALL = ["--train-size", "300", "--batch-size", "64", "--no-progress"]
+STEPS_PER_EPOCH = math.ceil(300 / 64)
+
+
+def _train(out: Path, *flags: str, epochs: int = 2) -> int:
+    return main(["train", "--epochs", str(epochs), "--out", str(out), *SMALL, *flags])
+
+
+def _gradflow(out: Path) -> dict[str, np.ndarray]:
+    with np.load(out / "gradflow.npz", allow_pickle=False) as npz:
+        return {k: npz[k] for k in npz.files}
+
+
+def _rows(out: Path) -> list[dict]:
+    return [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_a_traced_run_records_every_step_and_epoch(tmp_path):
+    out = tmp_path / "run"
+    assert _train(out, "--trace-grads") == 0
+    g = _gradflow(out)
+    model, _ = load_model(out / "last.npz")
+    names = [n for n, _ in model.named_parameters()]
+    steps = 2 * STEPS_PER_EPOCH
+    assert list(g["names"]) == names
+    assert g["norms"].shape == (steps, len(names))
+    assert g["recon"].shape == g["kl"].shape == (steps,)
+    assert list(g["step_epoch"]) == [1] * 5 + [2] * 5 and list(g["step_index"]) == [0, 1, 2, 3, 4] * 2
+    assert np.all(np.isfinite(g["norms"])) and np.all(g["norms"] > 0) and np.all(g["kl"] > 0)
+    assert g["kl_per_dim"].shape == (2, 20) and list(g["kl_epochs"]) == [1, 2]
+    rows = _rows(out)
+    for row, per_dim in zip(rows, g["kl_per_dim"]):
+        assert len(row["kl_per_dim"]) == 20
+        np.testing.assert_allclose(row["kl_per_dim"], per_dim, rtol=1e-12)
+        assert sum(row["kl_per_dim"]) == pytest.approx(row["test_kl"], rel=1e-3)  # eval's own eps aside
+    assert json.loads((out / "config.json").read_text())["trace_grads"] is True
+    assert (out / "gradflow.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_tracing_changes_no_weight_and_an_untraced_run_records_nothing(tmp_path):
+    assert _train(tmp_path / "plain") == 0
+    assert _train(tmp_path / "traced", "--trace-grads") == 0
+    assert not (tmp_path / "plain" / "gradflow.npz").exists()
+    assert not (tmp_path / "plain" / "gradflow.png").exists()
+    assert all("kl_per_dim" not in r for r in _rows(tmp_path / "plain"))
+    with np.load(tmp_path / "plain" / "last.npz") as a, np.load(tmp_path / "traced" / "last.npz") as b:
+        for key in a.files:
+            if key != "meta.config":
+                np.testing.assert_array_equal(a[key], b[key], err_msg=key)  # bit for bit
+
+
+def test_resume_appends_to_the_record_as_if_uninterrupted(tmp_path, monkeypatch):
+    assert _train(tmp_path / "whole", "--trace-grads", epochs=3) == 0
+    assert _train(tmp_path / "parts", "--trace-grads", epochs=1) == 0
+    assert main(["train", "--out", str(tmp_path / "parts"), "--resume", "--epochs", "2", "--no-progress"]) == 0
+
+    class Stop(train_command.StopOnCtrlC):               # Ctrl-C in epoch 3 after its step 2
+        def __call__(self) -> bool:
+            self.count = getattr(self, "count", 0) + 1
+            return self.count >= 3
+    monkeypatch.setattr(train_command, "StopOnCtrlC", Stop)
+    assert main(["train", "--out", str(tmp_path / "parts"), "--resume", "--epochs", "3", "--no-progress"]) == 130
+    assert len(_gradflow(tmp_path / "parts")["recon"]) == 2 * STEPS_PER_EPOCH + 2
+    monkeypatch.undo()
+    assert main(["train", "--out", str(tmp_path / "parts"), "--resume", "--no-progress"]) == 0
+    whole, parts = _gradflow(tmp_path / "whole"), _gradflow(tmp_path / "parts")
+    assert sorted(whole) == sorted(parts)
+    for key in whole:
+        np.testing.assert_array_equal(whole[key], parts[key], err_msg=key)
+    assert len(whole["recon"]) == 3 * STEPS_PER_EPOCH
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--model", "conv", "--workers", "2"], "--trace-grads runs on one worker; use --workers 1"),
+    (["--kind", "ae"], "--trace-grads traces a VAE"),
+])
+def test_what_tracing_cannot_do_is_one_line_and_exit_2(tmp_path, capsys, flags, message):
+    assert _train(tmp_path / "run", "--trace-grads", *flags, epochs=1) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("scratchvae: error:") and message in err
+    assert not (tmp_path / "run").exists()
+
+
+def test_the_kl_part_is_the_closed_form():
+    mu = np.array([[1.0, -2.0], [0.0, 4.0]])
+    logvar = np.array([[0.0, np.log(3.0)], [np.log(0.5), 0.0]])
+    # beta * mu / N and beta * (exp(logvar) - 1) / (2 N), N = 2, beta = 0.5
+    expected = np.array([[0.25, -0.5, 0.0, 0.25], [0.0, 1.0, -0.0625, 0.0]])
+    np.testing.assert_allclose(kl_part(mu, logvar, 0.5), expected, rtol=1e-15, atol=1e-16)
+    dh = np.arange(8.0).reshape(2, 4)
+    recon, kl = split_encoder_grad(dh, mu, logvar, 0.5)
+    np.testing.assert_array_equal(kl, kl_part(mu, logvar, 0.5))
+    np.testing.assert_allclose(recon + kl, dh, rtol=0, atol=1e-14)
+
+
+def _tiny_step(beta: float, dtype, capture: list | None = None) -> tuple[sv.VAE, GradTracer]:
+    """One traced step of a small MLP VAE on fixed images and eps."""
+    sv.manual_seed(3)
+    model = sv.build_model("mlp", latent_dim=3, beta=beta, image_shape=(1, 4, 4)).to(dtype)
+    x = np.random.default_rng(0).random((5, 1, 4, 4)).astype(dtype)
+    eps = np.random.default_rng(1).standard_normal((5, 3)).astype(dtype)
+    tracer = GradTracer(model, x)
+    if capture is not None:                               # the dh the encoder's backward receives
+        inner = model._encoder_backward
+        model._encoder_backward = lambda dout, input_grad: (capture.append(dout.copy()), inner(dout, input_grad))[1]
+    tracer.install()
+    model.zero_grad()
+    model.loss(x, eps=eps)
+    model.backward(input_grad=False)
+    tracer.on_grads(model, 1, 0)
+    return model, tracer
+
+
+@pytest.mark.parametrize("dtype, tol", [(np.float64, 1e-12), (np.float32, 1e-6)])
+def test_a_step_splits_the_encoder_gradient_into_recon_and_kl(dtype, tol):
+    dh = []
+    model, tracer = _tiny_step(2.0, dtype, dh)
+    dh = dh[0]
+    mu, logvar = model.encode(np.random.default_rng(0).random((5, 1, 4, 4)).astype(dtype))
+    kl = kl_part(mu, logvar, 2.0)
+    recon, kl_recorded = split_encoder_grad(dh, mu, logvar, 2.0)
+    # recon + kl == dh up to one rounding of dh - kl and one of adding kl back: |error| <= ~2 eps |dh|
+    # (eps 1.1e-16 in float64, 6e-8 in float32; the gradient entries here are O(1))
+    np.testing.assert_allclose(recon + kl_recorded, dh, rtol=0, atol=tol)
+    assert tracer.kl[0] == pytest.approx(np.linalg.norm(kl), rel=tol)
+    assert tracer.recon[0] == pytest.approx(np.linalg.norm(dh - kl), rel=tol)
+    # the recon part is the whole dh when the KL has no weight (same images, same eps)
+    dh0 = []
+    _, tracer0 = _tiny_step(0.0, dtype, dh0)
+    assert tracer0.kl[0] == 0.0
+    np.testing.assert_allclose(recon, dh0[0], rtol=0, atol=tol)
+    assert tracer.recon[0] == pytest.approx(np.linalg.norm(dh0[0]), rel=10 * tol)
+    # the per-parameter norms are those of the step's own gradients
+    np.testing.assert_array_equal(tracer.norms[0], [np.linalg.norm(p.grad) for p in model.parameters()])
+    assert tracer.names == [n for n, _ in model.named_parameters()]
