@@ -1,5 +1,6 @@
 """The run folder: config, checkpoints, exact resume, Ctrl-C, the NaN guard, KL warm-up, bad input."""
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -109,7 +110,8 @@ def test_ctrl_c_in_a_real_process_exits_130_and_the_run_resumes_exactly(tmp_path
     out = tmp_path / "run"
     command = [sys.executable, "-m", "scratchvae.cli", "train", "--epochs", "3", "--out", str(out),
                "--train-size", "3000", "--no-progress"]
-    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}   # each epoch line reaches us as it is printed
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     for line in proc.stdout:
         if line.startswith("epoch   1"):   # epoch 1 done: Ctrl-C lands in epoch 2 or between epochs
             proc.send_signal(signal.SIGINT)
