@@ -23,18 +23,22 @@ from .atomic import save_npz_atomic
 from .evaluation import kl_per_dimension
 
 
-def kl_part(mu: np.ndarray, logvar: np.ndarray, beta: float, dloss: float = 1.0) -> np.ndarray:
-    """beta * d KL / dh, (N, 2L), in the operation order of GaussianKL.backward and VAE.backward."""
+def kl_part(mu: np.ndarray, logvar: np.ndarray, beta: float, dloss: float = 1.0,
+            posterior: str = "logvar") -> np.ndarray:
+    """beta * d KL / dh, (N, 2L), in the operation order of GaussianKL.backward and VAE.backward;
+    with posterior='logstd' the encoder's second half is a = logvar / 2, so its part is
+    2 * dlogvar ([LOGSTD-2])."""
     scale = float(dloss) / mu.shape[0]                           # dloss / N
     dmu = mu * scale                                             # (N, L)
     dlogvar = (0.5 * scale) * (np.exp(logvar) - 1.0)             # (N, L)
-    return np.concatenate([beta * dmu, beta * dlogvar], axis=1)  # (N, 2L)
+    dsecond = 2 * (beta * dlogvar) if posterior == "logstd" else beta * dlogvar  # (N, L)
+    return np.concatenate([beta * dmu, dsecond], axis=1)         # (N, 2L)
 
 
 def split_encoder_grad(dh: np.ndarray, mu: np.ndarray, logvar: np.ndarray, beta: float,
-                       dloss: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+                       dloss: float = 1.0, posterior: str = "logvar") -> tuple[np.ndarray, np.ndarray]:
     """(recon part, KL part) of dh, the gradient at the encoder output: dh = recon + kl."""
-    kl = kl_part(mu, logvar, beta, dloss)
+    kl = kl_part(mu, logvar, beta, dloss, posterior)
     return dh - kl, kl
 
 
@@ -60,7 +64,8 @@ class GradTracer:
 
         def hook(dout: np.ndarray, input_grad: bool):
             cache = self.model.kl.cache
-            recon, kl = split_encoder_grad(dout, cache.mu, cache.logvar, self.model.beta)
+            recon, kl = split_encoder_grad(dout, cache.mu, cache.logvar, self.model.beta,
+                                           posterior=getattr(self.model, "posterior", "logvar"))
             self._pending = (float(np.linalg.norm(recon)), float(np.linalg.norm(kl)))
             return original(dout, input_grad)
         self.model._encoder_backward = hook

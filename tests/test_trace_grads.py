@@ -107,10 +107,10 @@ def test_the_kl_part_is_the_closed_form():
     np.testing.assert_allclose(recon + kl, dh, rtol=0, atol=1e-14)
 
 
-def _tiny_step(beta: float, dtype, capture: list | None = None) -> tuple[sv.VAE, GradTracer]:
+def _tiny_step(beta: float, dtype, capture: list | None = None, posterior: str = "logvar") -> tuple[sv.VAE, GradTracer]:
     """One traced step of a small MLP VAE on fixed images and eps."""
     sv.manual_seed(3)
-    model = sv.build_model("mlp", latent_dim=3, beta=beta, image_shape=(1, 4, 4)).to(dtype)
+    model = sv.build_model("mlp", latent_dim=3, beta=beta, image_shape=(1, 4, 4), posterior=posterior).to(dtype)
     x = np.random.default_rng(0).random((5, 1, 4, 4)).astype(dtype)
     eps = np.random.default_rng(1).standard_normal((5, 3)).astype(dtype)
     tracer = GradTracer(model, x)
@@ -147,3 +147,16 @@ def test_a_step_splits_the_encoder_gradient_into_recon_and_kl(dtype, tol):
     # the per-parameter norms are those of the step's own gradients
     np.testing.assert_array_equal(tracer.norms[0], [np.linalg.norm(p.grad) for p in model.parameters()])
     assert tracer.names == [n for n, _ in model.named_parameters()]
+
+
+def test_the_logstd_posterior_splits_the_encoder_gradient_too():
+    """With posterior='logstd' the KL part of the second half is 2 * dlogvar ([LOGSTD-2]): the
+    recon part is still exactly the dh of the same step with no KL weight."""
+    dh, dh0 = [], []
+    model, tracer = _tiny_step(2.0, np.float64, dh, posterior="logstd")
+    _tiny_step(0.0, np.float64, dh0, posterior="logstd")
+    mu, logvar = model.encode(np.random.default_rng(0).random((5, 1, 4, 4)))
+    recon, _ = split_encoder_grad(dh[0], mu, logvar, 2.0, posterior="logstd")
+    # float64: two roundings of O(1) entries (as in the logvar test above)
+    np.testing.assert_allclose(recon, dh0[0], rtol=0, atol=1e-12)
+    assert tracer.recon[0] == pytest.approx(np.linalg.norm(dh0[0]), rel=1e-10)
