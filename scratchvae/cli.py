@@ -1,4 +1,4 @@
-"""Command line: ``scratchvae train | evaluate | sample | reconstruct | latent | interpolate | feature``.
+"""Command line: ``scratchvae train | evaluate | sample | reconstruct | latent | interpolate | feature | gradcheck | tour``.
 
 Each command lives in its own module (scratchvae/commands/; the benchmark is benchmarks/bench.py);
 this file puts them under one parser and turns library errors into one line on stderr.
