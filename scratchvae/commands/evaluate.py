@@ -53,20 +53,28 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def held_out(path: Path, checkpoint: Checkpoint, n: int | None, default: int | None = None) -> np.ndarray:
-    """The first n held-out images of the checkpoint's run (default: the first ``default``, or all),
-    refusing an n beyond the set and images of another shape than the model was trained on."""
+def held_out_with_labels(path: Path, checkpoint: Checkpoint) -> tuple[np.ndarray, np.ndarray | None]:
+    """The held-out images and labels of the checkpoint's run, refusing images of another shape
+    than the model was trained on."""
     config = checkpoint.config
     if "dataset" not in config:
         raise CheckpointError(f"{path}: its config names no dataset")
     try:
-        x, _ = held_out_images(config)
+        x, labels = held_out_images(config)
     except (ValueError, OSError) as err:
         raise CheckpointError(f"{path}: cannot load the held-out images of its dataset: {err}") from None
     want = config.get("image_shape")
     if want is not None and tuple(x.shape[1:]) != tuple(want):
         raise CheckpointError(f"{path}: its dataset '{config['dataset']}' now has images of shape "
                               f"{tuple(x.shape[1:])}, the model was trained on {tuple(want)}")
+    return x, labels
+
+
+def held_out(path: Path, checkpoint: Checkpoint, n: int | None, default: int | None = None) -> np.ndarray:
+    """The first n held-out images of the checkpoint's run (default: the first ``default``, or all),
+    refusing an n beyond the set (and what held_out_with_labels refuses)."""
+    config = checkpoint.config
+    x, _ = held_out_with_labels(path, checkpoint)
     if n is not None and n > len(x):
         raise ValueError(f"--n {n}, but the held-out set of '{config['dataset']}' has {len(x)} images")
     n = n if n is not None else default

@@ -7,8 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..checkpoint import Checkpoint, CheckpointError, load_model
-from ..data.datasets import held_out_images
+from ..checkpoint import Checkpoint, load_model
 from ..data.folder import read_image
 from ..data.resize import resize_square
 from ..latent.features import (estimate_feature_vector, in_batches, ink, labels_from_file, shift_codes, slant,
@@ -18,6 +17,7 @@ from ..latent.grid import manifold_codes
 from ..latent.interpolate import interpolation_path
 from ..latent.projection import encode_means
 from .argtypes import non_negative_float, positive_int
+from .evaluate import held_out_with_labels
 from .images import _OUT_HELP, _decode_mean, _grey, output_path
 
 _CKPT_HELP = "a .npz written by scratchvae train"
@@ -102,22 +102,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_feature)
 
 
-def _held_out(path: Path, checkpoint: Checkpoint) -> tuple[np.ndarray, np.ndarray | None]:
-    """The held-out images and labels of the checkpoint's run (evaluate.held_out's checks, plus labels)."""
-    config = checkpoint.config
-    if "dataset" not in config:
-        raise CheckpointError(f"{path}: its config names no dataset")
-    try:
-        x, labels = held_out_images(config)
-    except (ValueError, OSError) as err:
-        raise CheckpointError(f"{path}: cannot load the held-out images of its dataset: {err}") from None
-    want = config.get("image_shape")
-    if want is not None and tuple(x.shape[1:]) != tuple(want):
-        raise CheckpointError(f"{path}: its dataset '{config['dataset']}' now has images of shape "
-                              f"{tuple(x.shape[1:])}, the model was trained on {tuple(want)}")
-    return x, labels
-
-
 def _describe(checkpoint: Checkpoint) -> str:
     c = checkpoint.config
     return f"{c.get('model')} {c.get('kind')}, L={c.get('latent_dim')}, epoch {checkpoint.epoch}"
@@ -130,7 +114,7 @@ def run_latent(args: argparse.Namespace) -> int:
     model, checkpoint = load_model(args.checkpoint)
     if args.grid is not None:
         manifold_codes(model.latent_dim, args.grid)              # refuse a non-2-D latent before any work
-    x, labels = _held_out(args.checkpoint, checkpoint)
+    x, labels = held_out_with_labels(args.checkpoint, checkpoint)
     codes = encode_means(model, x)                               # (N, L)
     stem, what = args.checkpoint.stem, _describe(checkpoint)
     written = [save_scatter(codes, labels, folder / f"latent-scatter-{stem}.png",
@@ -176,7 +160,7 @@ def _endpoint(text: str, x: np.ndarray, flag: str) -> tuple[np.ndarray, str]:
 def run_interpolate(args: argparse.Namespace) -> int:
     out = output_path(args.out, args.checkpoint, "interpolate")
     model, checkpoint = load_model(args.checkpoint)
-    x, _ = _held_out(args.checkpoint, checkpoint)
+    x, _ = held_out_with_labels(args.checkpoint, checkpoint)
     (start, start_name), (end, end_name) = _endpoint(args.start, x, "--from"), _endpoint(args.end, x, "--to")
     ends = np.stack([start, end])                                # (2, C, H, W)
     za, zb = encode_means(model, ends)                           # (L,) each
@@ -211,7 +195,7 @@ def _feature(args: argparse.Namespace, x: np.ndarray, labels: np.ndarray | None,
 def run_feature(args: argparse.Namespace) -> int:
     out = output_path(args.out, args.checkpoint, "feature")
     model, checkpoint = load_model(args.checkpoint)
-    x, labels = _held_out(args.checkpoint, checkpoint)
+    x, labels = held_out_with_labels(args.checkpoint, checkpoint)
     has, name = _feature(args, x, labels, str(checkpoint.config.get("dataset")))
     if has.all() or not has.any():
         raise ValueError(f"the feature '{name}' holds for {'every' if has.all() else 'no'} held-out image: "
