@@ -4,9 +4,9 @@ By default glibc serves every allocation above a threshold (128 KB, raised
 dynamically to at most 32 MB) with a fresh mmap and gives freed memory at the top
 of the heap back to the OS. A training step that allocates its large arrays anew
 each time then pays page faults and zero-filling on every step. PyTorch allocates
-all its activations and gradients that way; the speed issue measured its keras-io
-step at 73 ms as installed and 46 ms with MALLOC_MMAP_THRESHOLD_ and
-MALLOC_TRIM_THRESHOLD_ set high. mallopt() is the in-process form of those two
+all its activations and gradients that way; its keras-io step took 73 ms as
+installed and 46 ms with MALLOC_MMAP_THRESHOLD_ and MALLOC_TRIM_THRESHOLD_ set high
+(docs/performance.md). mallopt() is the in-process form of those two
 environment variables; it applies to the whole process, so in ``--malloc-tuned``
 runs both libraries get it.
 """

@@ -3,8 +3,8 @@
 A step alternates between NumPy's BLAS (the GEMMs, on OpenBLAS's threads) and the
 Numba kernels (im2col, col2im, on Numba's threads). By default both pools spin for
 a while after finishing, waiting for more work, so each steals the cores the other
-needs next: on 2 cores this made a conv VAE step ~2x slower (measured: 122 ms
-default vs 64 ms with spinning cut; see the closing notes of the speed issue).
+needs next: on 2 cores this made a conv VAE step ~2x slower (docs/performance.md,
+"Thread pools").
 
 - OpenBLAS reads OPENBLAS_THREAD_TIMEOUT when NumPy is first imported: after a GEMM
   its threads spin for 2**n clock ticks before they sleep. Its default, n = 28

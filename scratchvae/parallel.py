@@ -70,10 +70,9 @@ MAX_DEFAULT_WORKERS = 8  # each worker keeps its own buffers; measured on 2 core
 def default_workers(model: Module) -> int:
     """One worker per core (at most MAX_DEFAULT_WORKERS) for a model with conv layers, else 1.
 
-    Measured on 2 cores, batch 128, one worker against two in one process (closing note
-    of the speed issue): a step took 0.87-0.90x the time for the reference conv VAE and
-    0.72-0.79x for the keras-io one; the MLP VAE's step took 1.1-1.4x, as its three large
-    GEMMs already keep both cores busy and the Python between them runs one at a time.
+    On 2 cores two workers made the conv VAEs' steps faster and the MLP's slower, as its
+    three large GEMMs already keep both cores busy and the Python between them runs one
+    at a time (the figures: docs/performance.md, "Thread pools").
     """
     if workers_refusal(model) is not None:
         return 1
