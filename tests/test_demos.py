@@ -35,8 +35,9 @@ def test_demo_quick(script, tmp_path):
         assert png.read_bytes()[:8] == PNG, f"{png} is not a PNG"
 
 
-def test_one_step_by_hand_runs():
-    done = subprocess.run([sys.executable, str(DEMOS / "01_one_step_by_hand.py")],
-                          capture_output=True, text=True, timeout=300)
+def test_one_step_by_hand_runs(tmp_path):
+    done = subprocess.run([sys.executable, str(DEMOS / "01_one_step_by_hand.py"), "--quick",
+                           "--out", str(tmp_path)], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "finite differences" in done.stdout
+    assert "rel. error" in (tmp_path / "gradcheck.txt").read_text()
