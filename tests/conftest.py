@@ -24,3 +24,15 @@ def away_from_zero(rng: np.random.Generator, shape, margin: float = 0.1) -> np.n
     """Random values with |x| >= margin, so ReLU-style kinks are never within a finite-difference step."""
     x = rng.standard_normal(shape)
     return np.where(x >= 0, x + margin, x - margin)
+
+
+def adam_steps(model, x: np.ndarray, steps: int, lr: float = 3e-3) -> dict:
+    """Train ``model`` for ``steps`` full-batch Adam steps on x; its state_dict (test checkpoints)."""
+    from scratchvae import Adam
+    optimizer = Adam(model.parameters(), lr=lr)
+    for _ in range(steps):
+        optimizer.zero_grad()
+        model.loss(x)
+        model.backward(input_grad=False)
+        optimizer.step()
+    return model.state_dict()

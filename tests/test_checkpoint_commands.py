@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 import scratchvae as sv
+from conftest import adam_steps
 from scratchvae.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from scratchvae.cli import main
 from scratchvae.commands.evaluate import _finite_or_none, _kl_dims
@@ -46,13 +47,7 @@ def _trained_state(dataset, kind, loss, steps=20):
     sv.manual_seed(0)
     model = sv.build_model("mlp", kind, latent_dim=2, loss=loss, rng=np.random.default_rng(0))
     x = np.load(dataset)[:64, None].astype(np.float32) / 255
-    optimizer = sv.Adam(model.parameters(), lr=3e-3)
-    for _ in range(steps):
-        optimizer.zero_grad()
-        model.loss(x)
-        model.backward(input_grad=False)
-        optimizer.step()
-    return model.state_dict()
+    return adam_steps(model, x, steps)
 
 
 def _write(path, config, weights_of=None):

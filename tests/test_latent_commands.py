@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import scratchvae as sv
+from conftest import adam_steps
 from scratchvae.checkpoint import Checkpoint, save_checkpoint
 from scratchvae.cli import main
 from scratchvae.data.datasets import held_out_split
@@ -50,13 +51,7 @@ def _state(dataset, latent_dim, kind, steps=10):
     sv.manual_seed(0)
     model = sv.build_model("mlp", kind, latent_dim=latent_dim, rng=np.random.default_rng(0))
     x = _blobs()[0][:64, None].astype(np.float32) / 255
-    optimizer = sv.Adam(model.parameters(), lr=3e-3)
-    for _ in range(steps):
-        optimizer.zero_grad()
-        model.loss(x)
-        model.backward(input_grad=False)
-        optimizer.step()
-    return model.state_dict()
+    return adam_steps(model, x, steps)
 
 
 def _ckpt(path, dataset, latent_dim=2, kind="vae"):
