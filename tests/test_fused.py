@@ -1,10 +1,12 @@
-"""The fused kernels (Adam, ReLU backward) against their plain NumPy twins, each named explicitly."""
+"""The fused kernels (Adam, ReLU backward, LeakyReLU) against their plain NumPy twins, each named explicitly."""
 import numpy as np
 import pytest
 
 from scratchvae.kernels import channels_last
-from scratchvae.kernels.fused import (adam_update_numba, adam_update_reference, relu_backward_inplace_numba,
-                                      relu_backward_inplace_reference, relu_backward_numba, relu_backward_reference)
+from scratchvae.kernels.fused import (adam_update_numba, adam_update_reference, leaky_relu_backward_numba,
+                                      leaky_relu_backward_reference, leaky_relu_numba, leaky_relu_reference,
+                                      relu_backward_inplace_numba, relu_backward_inplace_reference,
+                                      relu_backward_numba, relu_backward_reference)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -98,3 +100,54 @@ def test_relu_backward_inplace_reference_keeps_the_same_promise(dtype):
         before = dy_in.copy()
         assert relu_backward_inplace_reference(dy_in, y_in) is None
         np.testing.assert_array_equal(dy_in, before)
+
+
+def _leaky_case(dtype, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """x with some exact zeros (the kink: slope a, as torch's), and dy."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((3, 4, 5, 6)).astype(dtype)
+    x[0, 0, 0, :3] = 0.0
+    return x, rng.standard_normal(x.shape).astype(dtype)
+
+
+@pytest.mark.parametrize("slope", [0.2, 0.0, -0.5])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_leaky_relu_kernels_match_reference(dtype, slope):
+    """Forward and backward, fresh and in place, C-order and channels-last: the same single
+    multiplication per element as the reference, so equal to the bit."""
+    x, dy = _leaky_case(dtype, seed=8)
+    expected_y = leaky_relu_reference(x, slope)
+    sign = x if slope < 0 else expected_y                   # > 0 exactly where x > 0
+    expected_dx = leaky_relu_backward_reference(dy, sign, slope)
+    for layout in (lambda a: a.copy(), channels_last):
+        xin, dyin, sin = layout(x), layout(dy), layout(sign)
+        y = leaky_relu_numba(xin, slope)
+        assert y.strides == xin.strides and not np.shares_memory(y, xin)
+        np.testing.assert_array_equal(y, expected_y)
+        assert leaky_relu_numba(xin, slope, inplace=True) is xin
+        np.testing.assert_array_equal(xin, expected_y)
+        dx = leaky_relu_backward_numba(dyin, sin, slope)
+        np.testing.assert_array_equal(dx, expected_dx)
+        assert not np.shares_memory(dx, dyin)
+        assert leaky_relu_backward_numba(dyin, sin, slope, inplace=True) is dyin
+        np.testing.assert_array_equal(dyin, expected_dx)
+
+
+def test_leaky_relu_kernels_leave_what_they_cannot_overwrite():
+    x, dy = _leaky_case(np.float64, seed=9)
+    y = leaky_relu_reference(x, 0.2)
+    read_only = x.copy()
+    read_only.flags.writeable = False
+    strided = x.copy()[:, :, :, ::2]
+    for xin in (read_only, strided):
+        before = xin.copy()
+        out = leaky_relu_numba(xin, 0.2, inplace=True)
+        assert out is not xin
+        np.testing.assert_array_equal(xin, before)
+        np.testing.assert_array_equal(out, leaky_relu_reference(before, 0.2))
+    dy_other = channels_last(dy)                             # another layout than y: a new array
+    dx = leaky_relu_backward_numba(dy_other, y, 0.2, inplace=True)
+    assert dx is not dy_other and dx.strides == y.strides
+    np.testing.assert_array_equal(dx, leaky_relu_backward_reference(dy, y, 0.2))
+    with pytest.raises(ValueError, match="differ"):
+        leaky_relu_backward_numba(dy[:1], y, 0.2)

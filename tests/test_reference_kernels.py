@@ -131,8 +131,8 @@ NAMES = """
 import sys
 import scratchvae, scratchvae.optim as optim
 from scratchvae import kernels
-from scratchvae.kernels import blas, fused, reference
-from scratchvae.nn import activations, conv, conv_transpose, linear
+from scratchvae.kernels import batchnorm as bn_kernels, blas, fused, reference
+from scratchvae.nn import activations, batchnorm, conv, conv_transpose, linear
 im2col_module = sys.modules["scratchvae.kernels.im2col"]
 suffix = sys.argv[1]
 expected = {
@@ -142,11 +142,15 @@ expected = {
     "relu_backward": getattr(fused, "relu_backward_" + suffix),
     "relu_backward_inplace": getattr(fused, "relu_backward_inplace_" + suffix),
     "add_matmul": getattr(blas, "add_matmul_" + ("reference" if suffix == "reference" else "blas")),
+    "leaky_relu": getattr(fused, "leaky_relu_" + suffix),
+    "leaky_relu_backward": getattr(fused, "leaky_relu_backward_" + suffix),
 }
-callers = [kernels, im2col_module, fused, blas, conv, conv_transpose, linear, activations, optim]
+for name in ("batchnorm_stats", "batchnorm_forward", "batchnorm_backward"):
+    expected[name] = getattr(bn_kernels, name + "_" + suffix)
+callers = [kernels, im2col_module, fused, blas, bn_kernels, conv, conv_transpose, linear, activations, batchnorm, optim]
 wrong = [(m.__name__, name) for m in callers for name, f in expected.items()
          if hasattr(m, name) and getattr(m, name) is not f]
-used = {name for m in callers[4:] for name in expected if hasattr(m, name)}
+used = {name for m in callers[5:] for name in expected if hasattr(m, name)}
 assert not wrong and used == set(expected), (wrong, used)
 print(kernels.KERNELS)
 """

@@ -32,7 +32,7 @@ def torch_layer(layer: snn.Module) -> torch.nn.Module:
         cls = torch.nn.BatchNorm1d if isinstance(layer, snn.BatchNorm1d) else torch.nn.BatchNorm2d
         return cls(layer.num_features, eps=layer.eps, momentum=layer.momentum)
     if isinstance(layer, snn.LeakyReLU):
-        return torch.nn.LeakyReLU(layer.negative_slope)
+        return torch.nn.LeakyReLU(layer.negative_slope, inplace=layer.inplace)
     if isinstance(layer, snn.ReLU):
         return torch.nn.ReLU(inplace=layer.inplace)
     if isinstance(layer, snn.Reshape):

@@ -4,6 +4,7 @@
     im2col, col2im            im2col.py, *_numba                   reference.py, *_reference
     adam_update               fused.py, *_numba                    fused.py, *_reference
     relu_backward(_inplace)   fused.py, *_numba                    fused.py, *_reference
+    leaky_relu(_backward)     fused.py, *_numba                    fused.py, *_reference
     add_matmul                blas.py, add_matmul_blas             blas.py, add_matmul_reference
 
 mode.py reads the variable once, when this package is first imported; each module binds its
@@ -13,7 +14,7 @@ the conv layers to.
 """
 from .mode import KERNELS
 from .blas import add_matmul, matmul_nogil, sum_axis0
-from .fused import adam_update, relu_backward, relu_backward_inplace
+from .fused import adam_update, leaky_relu, leaky_relu_backward, relu_backward, relu_backward_inplace
 from .im2col import col2im, im2col
 from .reference import col2im_reference, conv2d_backward_naive, conv2d_naive, im2col_reference
 from .shapes import Pair, channels_last, conv_output_size, conv_transpose_output_size, pair, pixel_rows
@@ -21,6 +22,6 @@ from .shapes import Pair, channels_last, conv_output_size, conv_transpose_output
 __all__ = [
     "KERNELS", "Pair", "adam_update", "add_matmul", "channels_last", "col2im", "col2im_reference",
     "conv2d_backward_naive", "conv2d_naive", "conv_output_size", "conv_transpose_output_size", "im2col",
-    "im2col_reference", "matmul_nogil", "pair", "pixel_rows", "relu_backward", "relu_backward_inplace",
+    "im2col_reference", "leaky_relu", "leaky_relu_backward", "matmul_nogil", "pair", "pixel_rows", "relu_backward", "relu_backward_inplace",
     "sum_axis0",
 ]

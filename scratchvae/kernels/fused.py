@@ -153,8 +153,107 @@ def relu_backward_inplace_numba(dy: np.ndarray, y: np.ndarray) -> np.ndarray | N
     return dy
 
 
+# -- LeakyReLU ------------------------------------------------------------------------------------
+
+
+def leaky_relu_reference(x: np.ndarray, negative_slope: float, inplace: bool = False) -> np.ndarray:
+    """y = x where x > 0, else negative_slope * x; written over x (and x returned) when inplace
+    and x is writable."""
+    y = np.where(x > 0, x, x.dtype.type(negative_slope) * x)
+    if inplace and x.flags.writeable:
+        x[...] = y
+        return x
+    return y
+
+
+def leaky_relu_backward_reference(dy: np.ndarray, sign: np.ndarray, negative_slope: float,
+                                  inplace: bool = False) -> np.ndarray:
+    """dx = dy where sign > 0, else negative_slope * dy. sign is > 0 exactly where x > 0: the
+    layer passes y when the slope is >= 0, else x. Written over dy (and dy returned) when inplace
+    and dy can take it (writable, of sign's dtype and memory layout)."""
+    dx = np.where(sign > 0, dy, dy.dtype.type(negative_slope) * dy)
+    if inplace and dy.flags.writeable and dy.dtype == sign.dtype and dy.strides == sign.strides:
+        dy[...] = dx
+        return dy
+    return dx
+
+
+@njit(cache=True, nogil=True)
+def _leaky_relu_kernel(x, y, a):  # pragma: no cover (jit)
+    for i in range(x.size):
+        y[i] = x[i] if x[i] > 0 else a * x[i]
+
+
+@njit(cache=True, nogil=True)
+def _leaky_relu_inplace_kernel(x, a):  # pragma: no cover (jit)
+    # its own loop, for the reason _relu_backward_inplace_kernel has one
+    for i in range(x.size):
+        x[i] = x[i] if x[i] > 0 else a * x[i]
+
+
+@njit(cache=True, nogil=True)
+def _leaky_relu_backward_kernel(dy, sign, dx, a):  # pragma: no cover (jit)
+    for i in range(dx.size):
+        dx[i] = dy[i] if sign[i] > 0 else a * dy[i]
+
+
+@njit(cache=True, nogil=True)
+def _leaky_relu_backward_inplace_kernel(dy, sign, a):  # pragma: no cover (jit)
+    for i in range(dy.size):
+        dy[i] = dy[i] if sign[i] > 0 else a * dy[i]
+
+
+def _dense_view(a: np.ndarray) -> np.ndarray | None:
+    """a's elements in memory order as a 1-D view, or None when a is not dense in memory."""
+    flat = a.ravel(order="K")
+    return flat if np.may_share_memory(flat, a) or a.size == 0 else None
+
+
+def leaky_relu_numba(x: np.ndarray, negative_slope: float, inplace: bool = False) -> np.ndarray:
+    """leaky_relu_reference in one pass: over x when inplace and x is writable and dense in
+    memory, else into a new array laid out like x."""
+    a = x.dtype.type(negative_slope)
+    flat = _dense_view(x)
+    if inplace and x.flags.writeable and flat is not None:
+        _leaky_relu_inplace_kernel(flat, a)
+        return x
+    y = np.empty_like(x)                              # same shape, dtype and memory order as x
+    if flat is None:
+        np.copyto(y, x)                               # a strided view: bring it into y's dense layout
+        _leaky_relu_inplace_kernel(y.ravel(order="K"), a)
+    else:
+        _leaky_relu_kernel(flat, y.ravel(order="K"), a)
+    return y
+
+
+def leaky_relu_backward_numba(dy: np.ndarray, sign: np.ndarray, negative_slope: float,
+                              inplace: bool = False) -> np.ndarray:
+    """leaky_relu_backward_reference in one pass: over dy when inplace and dy can take it (writable,
+    sign's dtype and memory layout, dense), else into a new array laid out like sign (dense)."""
+    if dy.shape != sign.shape:
+        raise ValueError(f"leaky_relu_backward: dy {dy.shape} and sign {sign.shape} differ")
+    a = dy.dtype.type(negative_slope)
+    signs = _dense_view(sign)
+    if signs is None:
+        raise ValueError("leaky_relu_backward: sign must be dense in memory (the layer caches such an array)")
+    same_layout = dy.dtype == sign.dtype and dy.strides == sign.strides
+    flat = _dense_view(dy) if same_layout else None
+    if inplace and flat is not None and dy.flags.writeable:
+        _leaky_relu_backward_inplace_kernel(flat, signs, a)
+        return dy
+    dx = np.empty_like(sign)                          # same shape, dtype and memory order as sign
+    if flat is None:
+        np.copyto(dx, dy)                             # bring dy into sign's layout, then work in place
+        _leaky_relu_backward_inplace_kernel(dx.ravel(order="K"), signs, a)
+    else:
+        _leaky_relu_backward_kernel(flat, signs, dx.ravel(order="K"), a)
+    return dx
+
+
 # -- the names the library calls (see mode.py) -----------------------------------------------------
 
 adam_update = adam_update_numba if KERNELS == "numba" else adam_update_reference
 relu_backward = relu_backward_numba if KERNELS == "numba" else relu_backward_reference
 relu_backward_inplace = relu_backward_inplace_numba if KERNELS == "numba" else relu_backward_inplace_reference
+leaky_relu = leaky_relu_numba if KERNELS == "numba" else leaky_relu_reference
+leaky_relu_backward = leaky_relu_backward_numba if KERNELS == "numba" else leaky_relu_backward_reference

@@ -9,8 +9,9 @@ faces_conv: 64x64 grayscale (Olivetti faces), with BatchNorm and LeakyReLU as th
 Each builder returns (encoder, decoder); ``enc_out`` is 2*latent for a VAE and
 latent for an Autoencoder. "same" padding at stride 2 is padding=1 (and
 output_padding=1 on the way back), so 28 -> 14 -> 7 -> 14 -> 28.
-Every ReLU follows a Linear or conv layer, whose backward needs its input, not its
-output, so the ReLUs work in place (inplace=True, as torch's; see nn/activations.py).
+Every ReLU follows a Linear or conv layer, and every LeakyReLU a BatchNorm, none of whose
+backward needs its output, so the activations work in place (inplace=True, as torch's; see
+nn/activations.py).
 """
 from __future__ import annotations
 
@@ -60,11 +61,12 @@ def keras_conv(latent_dim: int, enc_out: int, final_sigmoid: bool) -> tuple[Sequ
 
 def faces_conv(latent_dim: int, enc_out: int, final_sigmoid: bool) -> tuple[Sequential, Sequential]:
     def down(c_in: int, c_out: int) -> list:
-        return [Conv2d(c_in, c_out, 4, stride=2, padding=1, bias=False), BatchNorm2d(c_out), LeakyReLU(0.2)]
+        return [Conv2d(c_in, c_out, 4, stride=2, padding=1, bias=False), BatchNorm2d(c_out),
+                LeakyReLU(0.2, inplace=True)]
 
     def up(c_in: int, c_out: int) -> list:
         return [ConvTranspose2d(c_in, c_out, 4, stride=2, padding=1, bias=False), BatchNorm2d(c_out),
-                LeakyReLU(0.2)]
+                LeakyReLU(0.2, inplace=True)]
 
     encoder = Sequential(
         *down(1, 32), *down(32, 64), *down(64, 128), *down(128, 256),  # (N, 256, 4, 4)
@@ -72,7 +74,7 @@ def faces_conv(latent_dim: int, enc_out: int, final_sigmoid: bool) -> tuple[Sequ
         Linear(4096, enc_out),
     )
     decoder = _maybe_sigmoid([
-        Linear(latent_dim, 4096, bias=False), BatchNorm1d(4096), LeakyReLU(0.2),
+        Linear(latent_dim, 4096, bias=False), BatchNorm1d(4096), LeakyReLU(0.2, inplace=True),
         Reshape((256, 4, 4)),
         *up(256, 128), *up(128, 64), *up(64, 32),                       # (N, 32, 32, 32)
         ConvTranspose2d(32, 1, 4, stride=2, padding=1),                 # (N, 1, 64, 64)

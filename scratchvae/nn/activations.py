@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..kernels import relu_backward, relu_backward_inplace
+from ..kernels import leaky_relu, leaky_relu_backward, relu_backward, relu_backward_inplace
 from .module import Module
 
 
@@ -41,22 +41,34 @@ class ReLU(Module):
 
 
 class LeakyReLU(Module):
-    """y = x if x > 0 else negative_slope * x;   dx = dy * (1 if x > 0 else negative_slope)   [LRELU-1]."""
+    """y = x if x > 0 else a * x   (a = negative_slope);   dx = dy if x > 0 else a * dy   [LRELU-1].
 
-    def __init__(self, negative_slope: float = 0.01) -> None:
+    For a >= 0, y > 0 exactly where x > 0, so the cache is y itself, as ReLU's; a negative
+    slope flips the sign, and then the cache is (a copy of) x. Both passes run as one compiled
+    loop each (kernels/fused.py, leaky_relu and leaky_relu_backward).
+
+    inplace=True (torch's argument) writes y over x and dx over dy, as ReLU's does: use it where
+    nothing else reads x after forward (right after a BatchNorm or a Linear or conv layer, none of
+    whose backward reads its output; the faces model does). A negative slope never works in place.
+    """
+
+    def __init__(self, negative_slope: float = 0.01, inplace: bool = False) -> None:
         self.negative_slope = negative_slope
-        self.cache: np.ndarray | None = None  # the mask x > 0
+        self.inplace = inplace and negative_slope >= 0
+        self.cache: np.ndarray | None = None  # y (a >= 0) or x (a < 0): > 0 exactly where x > 0
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        self.cache = x > 0
-        return np.where(self.cache, x, x * x.dtype.type(self.negative_slope))
+        sign = None if self.negative_slope >= 0 else x.copy(order="K")
+        y = leaky_relu(x, self.negative_slope, inplace=self.inplace)  # (same as x)
+        self.cache = y if sign is None else sign
+        return y
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
-        mask = self._require_cache()
-        return np.where(mask, dy, dy * dy.dtype.type(self.negative_slope))
+        sign = self._require_cache()
+        return leaky_relu_backward(dy, sign, self.negative_slope, inplace=self.inplace)  # (same as x)
 
     def extra_repr(self) -> str:
-        return f"negative_slope={self.negative_slope}"
+        return f"negative_slope={self.negative_slope}" + (", inplace=True" if self.inplace else "")
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:

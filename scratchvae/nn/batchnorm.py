@@ -5,13 +5,35 @@ from typing import NamedTuple
 
 import numpy as np
 
+from ..kernels import pixel_rows
+from ..kernels.batchnorm import batchnorm_backward, batchnorm_forward, batchnorm_stats
 from .module import Buffer, Module, Parameter
 
 
 class _BatchNormCache(NamedTuple):
-    xhat: np.ndarray      # (same as x), the normalised input
-    inv_std: np.ndarray   # (1, C, 1, ...), broadcastable against x
+    rows: np.ndarray      # (M, C): x, one row per position, its channels side by side
+    mean: np.ndarray      # (C,) float64, the mean used (the batch's, or the running one in eval)
+    inv_std: np.ndarray   # (C,) float64
     batch_stats: bool     # True: mean/var came from this batch (train mode)
+    shape: tuple          # x's shape
+
+
+def channel_rows(x: np.ndarray) -> np.ndarray:
+    """x (N, C, ...) -> (M, C): one row per position (n, or n, h, w, ...), its C channels side by
+    side. A view for (N, C) and for channels-last (N, C, H, W) (every conv output), else a copy."""
+    if x.ndim == 2:
+        return x
+    if x.ndim == 4:
+        return pixel_rows(x)
+    return np.moveaxis(x, 1, -1).reshape(-1, x.shape[1])                 # (N*L, C), a copy
+
+
+def from_channel_rows(rows: np.ndarray, shape: tuple) -> np.ndarray:
+    """The inverse of channel_rows: (M, C) -> (N, C, ...), a view (channels-last for 4-D)."""
+    if len(shape) == 2:
+        return rows
+    N, C, *rest = shape
+    return np.moveaxis(rows.reshape(N, *rest, C), -1, 1)                 # (N, C, ...)
 
 
 class _BatchNorm(Module):
@@ -31,6 +53,10 @@ class _BatchNorm(Module):
         dbeta  = sum(dy)                    (sums over all axes but the channel axis)   [BN-3]
     backward, eval mode (mean and var are constants):
         dx     = dy * gamma * inv_std       (dgamma, dbeta as above)   [BN-4]
+
+    The passes run on x's channel rows (M, C) (channel_rows: a view of a conv layer's output) as
+    the kernels batchnorm_stats, batchnorm_forward and batchnorm_backward (kernels/batchnorm.py,
+    each beside its NumPy reference); the cache keeps x's rows, the mean and inv_std.
 
     gamma, beta are the Parameters ``weight`` and ``bias`` (ones and zeros), absent when
     affine=False. Buffers: running_mean (zeros), running_var (ones), num_batches_tracked.
@@ -56,46 +82,40 @@ class _BatchNorm(Module):
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         self._check_input(x)
-        axes = (0,) + tuple(range(2, x.ndim))        # every axis but the channel axis
-        shape = (1, -1) + (1,) * (x.ndim - 2)        # per-channel vector -> broadcastable
+        rows = channel_rows(x)                                       # (M, C)
         if self.training:
-            M = x.size // self.num_features
+            M = rows.shape[0]
             if M < 2:
                 raise ValueError(f"{type(self).__name__}: training needs more than 1 value per channel, "
                                  f"got input of shape {x.shape}")
-            mean = x.mean(axis=axes)                                 # (C,)
-            var = x.var(axis=axes)                                   # (C,) biased: / M
+            mean, var = batchnorm_stats(rows)                        # (C,) each, var biased: / M
             # In place ([...] =): the buffers keep their dtype whatever the dtype of x.
             m = self.momentum
             self.running_mean.data[...] = (1 - m) * self.running_mean.data + m * mean            # (C,)
             self.running_var.data[...] = (1 - m) * self.running_var.data + m * var * M / (M - 1)  # (C,)
             self.num_batches_tracked.data += 1
         else:
-            mean, var = self.running_mean.data, self.running_var.data  # (C,)
-        inv_std = (1.0 / np.sqrt(var + self.eps)).astype(x.dtype).reshape(shape)  # (1, C, 1, ...)
-        xhat = (x - mean.astype(x.dtype).reshape(shape)) * inv_std  # (same as x)
-        self.cache = _BatchNormCache(xhat, inv_std, self.training)
-        if not self.affine:
-            return xhat
-        return xhat * self.weight.data.reshape(shape) + self.bias.data.reshape(shape)  # (same as x)
+            mean, var = (b.data.astype(np.float64) for b in (self.running_mean, self.running_var))  # (C,)
+        inv_std = 1.0 / np.sqrt(var + self.eps)                      # (C,)
+        gamma, beta = self._gamma_beta()                             # (C,) each
+        y = batchnorm_forward(rows, mean, inv_std, gamma, beta)      # (M, C): gamma * xhat + beta
+        self.cache = _BatchNormCache(rows, mean, inv_std, self.training, x.shape)
+        return from_channel_rows(y, x.shape)                         # (same as x)
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
-        xhat, inv_std, batch_stats = self._require_cache()
-        axes = (0,) + tuple(range(2, dy.ndim))
-        shape = inv_std.shape
+        rows, mean, inv_std, batch_stats, shape = self._require_cache()
+        gamma, _ = self._gamma_beta()
+        dx, dgamma, dbeta = batchnorm_backward(channel_rows(dy), rows, mean, inv_std, gamma, batch_stats)
         if self.affine:
-            self.weight.grad += (dy * xhat).sum(axis=axes)            # (C,)
-            self.bias.grad += dy.sum(axis=axes)                        # (C,)
-            dxhat = dy * self.weight.data.reshape(shape)               # (same as x)
-        else:
-            dxhat = dy
-        if not batch_stats:
-            return dxhat * inv_std                                     # (same as x)
-        M = dy.size // self.num_features
-        sum_dxhat = dxhat.sum(axis=axes).reshape(shape)                # (1, C, 1, ...)
-        sum_dxhat_xhat = (dxhat * xhat).sum(axis=axes).reshape(shape)  # (1, C, 1, ...)
-        dx = inv_std / M * (M * dxhat - sum_dxhat - xhat * sum_dxhat_xhat)  # (same as x)
-        return dx
+            self.weight.grad += dgamma                               # (C,)
+            self.bias.grad += dbeta                                  # (C,)
+        return from_channel_rows(dx, shape)                          # (same as x)
+
+    def _gamma_beta(self) -> tuple[np.ndarray, np.ndarray]:
+        """gamma and beta as float64 (C,); ones and zeros when affine=False."""
+        if not self.affine:
+            return np.ones(self.num_features), np.zeros(self.num_features)
+        return self.weight.data.astype(np.float64), self.bias.data.astype(np.float64)
 
     def extra_repr(self) -> str:
         return f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}"
