@@ -42,6 +42,7 @@ from floor import ProductsAlone  # noqa: E402
 from fresh import bench_model_in_fresh_process  # noqa: E402
 from gemms import Gemm, first_trained_layer, layer_gemms  # noqa: E402
 from malloc import tune_malloc  # noqa: E402
+from nll import bench_nll  # noqa: E402
 from report import print_report  # noqa: E402
 from startup import startup_report  # noqa: E402
 from timing import PAUSE_S, alternating_ms, gemm_peak_gflops, median_ms, minor_faults_per_call  # noqa: E402
@@ -134,6 +135,8 @@ def bench_model(arch: str, args: argparse.Namespace, torch_ok: bool) -> dict:
                     "inference_products_over_torch": products_inf_ms / torch_inf})
     if args.layers:
         row["layers"] = layer_breakdown(model, x, args.repeats)
+    if args.nll:
+        row.update(bench_nll(arch, args.nll, args.nll_images, args.inference_batch, args.nll_repeats, torch_ok))
     return row
 
 
@@ -275,6 +278,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--in-process", action="store_true",
                    help="time every model in this process instead of a fresh one each (faster to start; "
                         "but malloc's thresholds then carry over from one model to the next)")
+    p.add_argument("--nll", type=positive_int, default=None, metavar="K",
+                   help="also time the importance-sampled nll with K samples per image (ours against "
+                        "PyTorch's with --vs-torch; chunks of --inference-batch rows; see nll.py)")
+    p.add_argument("--nll-images", type=positive_int, default=1000, help="test images for --nll")
+    p.add_argument("--nll-repeats", type=positive_int, default=3, help="timed estimates per library for --nll")
     p.add_argument("--startup", action="store_true", help="also measure cold/warm start and peak memory")
     p.add_argument("--json", action="store_true", help="print JSON instead of tables")
     return p

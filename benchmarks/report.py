@@ -28,6 +28,7 @@ def print_report(report: dict) -> None:
         print(line)
     _print_page_faults(report["results"], vs)
     _print_products(report["results"], vs)
+    _print_nll(report["results"])
     for r in report["results"]:
         _print_layers(r)
     if "startup" in report:
@@ -75,3 +76,18 @@ def _print_layers(r: dict) -> None:
     total = sum(lr["forward_ms"] + lr["backward_ms"] for lr in layers)
     gemm = sum(lr["gemm_forward_ms"] + lr["gemm_backward_ms"] for lr in layers if lr["gemm_forward_ms"] is not None)
     print(f"  all layers: {total:.1f} ms, of which matrix products alone {gemm:.1f} ms ({100 * gemm / total:.0f}%)")
+
+
+def _print_nll(rows: list[dict]) -> None:
+    rows = [r for r in rows if "nll_s" in r]
+    if not rows:
+        return
+    r0 = rows[0]
+    print(f"importance-sampled nll, K = {r0['nll_k']} on {r0['nll_images']} test images, "
+          f"{r0['nll_batch_size']} decoded rows at a time (see nll.py), median seconds per estimate:")
+    for r in rows:
+        line = f"  {r['model']:<6} {r['nll_s']:7.2f} s"
+        if "torch_nll_s" in r:
+            line += (f"   PyTorch {r['torch_nll_s']:7.2f} s   ratio {r['nll_ratio']:4.2f}x   "
+                     f"estimates agree to {r['nll_max_abs_diff']:.1e} nats")
+        print(line)

@@ -61,15 +61,22 @@ def _check_likelihood(loss: ReconstructionLoss) -> None:
 
 
 def log_likelihood(loss: ReconstructionLoss, pred: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """log p(x|z) of each image, (N,) float64, from the decoder output pred for z (module docstring)."""
+    """log p(x|z) of each image, (N,) float64, from the decoder output pred for z (module docstring).
+
+    Each pixel's term is computed in pred's dtype (the model's: the logits carry its rounding
+    already) and summed over the image in float64, so the log-weights are float64 whatever the
+    model's dtype; a float32 model's per-pixel terms in float32 run on NumPy's SIMD exp and log.
+    A loss's own log_likelihood method gets float64 (N, D) arrays."""
     _check_likelihood(loss)
-    pred, x = _flat64(pred), _flat64(x)                          # (N, D) each
+    n = pred.shape[0]
+    pred, x = pred.reshape(n, -1), x.reshape(n, -1).astype(pred.dtype, copy=False)  # (N, D) each
     if hasattr(loss, "log_likelihood"):
-        return loss.log_likelihood(pred, x)                      # (N,)
+        return loss.log_likelihood(_flat64(pred), _flat64(x))    # (N,)
+    log_p = -np.sum(loss.per_pixel(pred, x), axis=1, dtype=np.float64)  # (N,)
     if isinstance(loss, MSE):
         # the MSE drops the Gaussian's normaliser D/2 log(2 pi sigma^2), sigma^2 = 1/2
-        return -loss.per_image(pred, x) - 0.5 * x.shape[1] * math.log(math.pi)  # (N,)
-    return -loss.per_image(pred, x)                              # (N,)
+        log_p -= 0.5 * x.shape[1] * math.log(math.pi)
+    return log_p
 
 
 def _recon_per_image(loss: ReconstructionLoss, pred: np.ndarray, x: np.ndarray) -> np.ndarray:
@@ -80,7 +87,7 @@ def _recon_per_image(loss: ReconstructionLoss, pred: np.ndarray, x: np.ndarray) 
 
 
 def _flat64(a: np.ndarray) -> np.ndarray:
-    """(N, ...) -> (N, D) in float64: the log-weights are summed in float64 whatever the model's dtype."""
+    """(N, ...) -> (N, D) in float64."""
     return a.reshape(a.shape[0], -1).astype(np.float64)         # (N, D)
 
 

@@ -347,3 +347,41 @@ def test_the_package_imports_nothing_from_the_harness():
             found += [f"{source.relative_to(root)}:{node.lineno} imports {name}" for name in names
                       if name.split(".")[0] in harness or (name + ".").startswith("scratchvae.bench.")]
     assert not found, found
+
+
+def test_torch_nll_is_ours_line_for_line():
+    """Same weights, same noise: the PyTorch twin of the estimator gives our numbers, to the
+    networks' float32 rounding (the logits differ in the last bits, ~1e-6 relative, and a
+    log-weight sums 784 of them: a few 1e-5 nats; 1e-3 still catches any term left out, each of
+    which is nats in size). Both the many-images and the split-samples chunkings."""
+    pytest.importorskip("torch")
+    from nll import test_images, torch_importance_sampled_nll
+    from torch_twin import TorchVAE
+    model = sv.build_model("mlp", rng=np.random.default_rng(0))
+    x = test_images(6)
+    tmodel = TorchVAE(model).eval()
+    for k, batch_size in ((4, 10), (7, 3)):
+        ours = sv.evaluation.importance_sampled_nll(model, x, k, batch_size, rng=np.random.default_rng(2),
+                                                    progress=False)
+        theirs = torch_importance_sampled_nll(tmodel, model.latent_dim, x, k, batch_size, np.random.default_rng(2))
+        np.testing.assert_allclose(theirs, ours, rtol=0, atol=1e-3)
+        assert np.all(ours > 100)                                 # untrained: hundreds of nats per image
+
+
+def test_bench_times_the_nll_against_torch(capsys):
+    pytest.importorskip("torch")
+    assert main(ARGS + ["--vs-torch", "--nll", "3", "--nll-images", "4", "--nll-repeats", "1", "--json"]) == 0
+    row = json.loads(capsys.readouterr().out)["results"][0]
+    assert row["nll_k"] == 3 and row["nll_images"] == 4
+    assert row["nll_s"] > 0 and row["torch_nll_s"] > 0
+    assert row["nll_ratio"] == pytest.approx(row["nll_s"] / row["torch_nll_s"])
+    assert row["nll_max_abs_diff"] < 1e-3
+    assert main(ARGS + ["--vs-torch", "--nll", "3", "--nll-images", "4", "--nll-repeats", "1"]) == 0
+    assert "importance-sampled nll, K = 3 on 4 test images" in capsys.readouterr().out
+
+
+def test_bench_times_the_nll_without_torch(capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "torch", None)
+    assert main(ARGS + ["--in-process", "--nll", "2", "--nll-images", "3", "--nll-repeats", "1", "--json"]) == 0
+    row = json.loads(capsys.readouterr().out)["results"][0]
+    assert row["nll_s"] > 0 and "torch_nll_s" not in row

@@ -32,9 +32,13 @@ class ReconstructionLoss:
     def __init__(self) -> None:
         self.cache: _LossCache | None = None
 
+    def per_pixel(self, pred: np.ndarray, target: np.ndarray) -> np.ndarray:
+        """Loss of each pixel, (N, D), for the losses that are a sum over pixels."""
+        raise NotImplementedError(f"{type(self).__name__} is not a sum over pixels")
+
     def per_image(self, pred: np.ndarray, target: np.ndarray) -> np.ndarray:
-        """Loss of each image, (N,): what an importance-sampled likelihood needs."""
-        raise NotImplementedError
+        """Loss of each image, (N,): the sum over its pixels."""
+        return np.sum(self.per_pixel(pred, target), axis=1)      # (N,)
 
     def forward(self, pred: np.ndarray, target: np.ndarray) -> float:
         if pred.shape != target.shape:
@@ -66,10 +70,10 @@ class BCEWithLogits(ReconstructionLoss):
 
     takes_logits = True
 
-    def per_image(self, pred: np.ndarray, target: np.ndarray) -> np.ndarray:
+    def per_pixel(self, pred: np.ndarray, target: np.ndarray) -> np.ndarray:
         a, t = pred, target
         e = np.exp(-np.abs(a))                                   # (N, D), in (0, 1]: never overflows
-        return np.sum(np.maximum(a, 0) - a * t + np.log1p(e), axis=1)  # (N,)
+        return np.maximum(a, 0) - a * t + np.log1p(e)            # (N, D)
 
     def _dpred(self, pred: np.ndarray, target: np.ndarray, scale: float) -> np.ndarray:
         return (sigmoid(pred) - target) * scale                  # (N, D)
@@ -83,11 +87,11 @@ class BCE(ReconstructionLoss):
     Less stable than BCEWithLogits: once sigmoid saturates, p(1-p) underflows.
     """
 
-    def per_image(self, pred: np.ndarray, target: np.ndarray) -> np.ndarray:
+    def per_pixel(self, pred: np.ndarray, target: np.ndarray) -> np.ndarray:
         with np.errstate(divide="ignore"):
             log_p = np.maximum(np.log(pred), -100.0)
             log_1mp = np.maximum(np.log1p(-pred), -100.0)
-        return -np.sum(target * log_p + (1 - target) * log_1mp, axis=1)  # (N,)
+        return -(target * log_p + (1 - target) * log_1mp)        # (N, D)
 
     def _dpred(self, pred: np.ndarray, target: np.ndarray, scale: float) -> np.ndarray:
         tiny = np.finfo(pred.dtype).tiny
@@ -101,9 +105,9 @@ class MSE(ReconstructionLoss):
     backward:   dp = 2 (p - t) / N   [MSE-1]
     """
 
-    def per_image(self, pred: np.ndarray, target: np.ndarray) -> np.ndarray:
+    def per_pixel(self, pred: np.ndarray, target: np.ndarray) -> np.ndarray:
         diff = pred - target
-        return np.sum(diff * diff, axis=1)                       # (N,)
+        return diff * diff                                       # (N, D)
 
     def _dpred(self, pred: np.ndarray, target: np.ndarray, scale: float) -> np.ndarray:
         return (2.0 * scale) * (pred - target)                   # (N, D)
