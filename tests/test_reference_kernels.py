@@ -131,8 +131,9 @@ NAMES = """
 import sys
 import scratchvae, scratchvae.optim as optim
 from scratchvae import kernels
-from scratchvae.kernels import batchnorm as bn_kernels, blas, fused, reference
+from scratchvae.kernels import batchnorm as bn_kernels, bce, blas, fused, reference
 from scratchvae.nn import activations, batchnorm, conv, conv_transpose, linear
+from scratchvae.objective import losses
 im2col_module = sys.modules["scratchvae.kernels.im2col"]
 suffix = sys.argv[1]
 expected = {
@@ -147,10 +148,13 @@ expected = {
 }
 for name in ("batchnorm_stats", "batchnorm_forward", "batchnorm_backward"):
     expected[name] = getattr(bn_kernels, name + "_" + suffix)
-callers = [kernels, im2col_module, fused, blas, bn_kernels, conv, conv_transpose, linear, activations, batchnorm, optim]
+for name in ("bce_logits_sum", "bce_logits_grad"):
+    expected[name] = getattr(bce, name + "_" + suffix)
+callers = [kernels, im2col_module, fused, blas, bn_kernels, bce,
+           conv, conv_transpose, linear, activations, batchnorm, losses, optim]
 wrong = [(m.__name__, name) for m in callers for name, f in expected.items()
          if hasattr(m, name) and getattr(m, name) is not f]
-used = {name for m in callers[5:] for name in expected if hasattr(m, name)}
+used = {name for m in callers[6:] for name in expected if hasattr(m, name)}
 assert not wrong and used == set(expected), (wrong, used)
 print(kernels.KERNELS)
 """

@@ -6,7 +6,10 @@
     relu_backward(_inplace)   fused.py, *_numba                    fused.py, *_reference
     leaky_relu(_backward)     fused.py, *_numba                    fused.py, *_reference
     add_matmul                blas.py, add_matmul_blas             blas.py, add_matmul_reference
+    batchnorm_stats, _forward, _backward   batchnorm.py, *_numba   batchnorm.py, *_reference
+    bce_logits_sum, _grad     bce.py, *_numba                      bce.py, *_reference
 
+(batchnorm.py and bce.py are imported by the layer and the loss that call them, not here.)
 mode.py reads the variable once, when this package is first imported; each module binds its
 public names at its end. matmul_nogil and sum_axis0 (blas.py) are NumPy calls in both modes.
 reference.py also holds conv2d_naive and conv2d_backward_naive, the loops the tests hold
@@ -22,6 +25,6 @@ from .shapes import Pair, channels_last, conv_output_size, conv_transpose_output
 __all__ = [
     "KERNELS", "Pair", "adam_update", "add_matmul", "channels_last", "col2im", "col2im_reference",
     "conv2d_backward_naive", "conv2d_naive", "conv_output_size", "conv_transpose_output_size", "im2col",
-    "im2col_reference", "leaky_relu", "leaky_relu_backward", "matmul_nogil", "pair", "pixel_rows", "relu_backward", "relu_backward_inplace",
-    "sum_axis0",
+    "im2col_reference", "leaky_relu", "leaky_relu_backward", "matmul_nogil", "pair", "pixel_rows",
+    "relu_backward", "relu_backward_inplace", "sum_axis0",
 ]

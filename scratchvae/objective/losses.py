@@ -14,7 +14,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ..nn.activations import sigmoid
+from ..kernels.bce import bce_logits_grad, bce_logits_sum
 
 
 class _LossCache(NamedTuple):
@@ -41,11 +41,16 @@ class ReconstructionLoss:
         return np.sum(self.per_pixel(pred, target), axis=1)      # (N,)
 
     def forward(self, pred: np.ndarray, target: np.ndarray) -> float:
+        cache = self._keep(pred, target)
+        return float(self.per_image(cache.pred, cache.target).mean())
+
+    def _keep(self, pred: np.ndarray, target: np.ndarray) -> _LossCache:
+        """Check the shapes and cache pred and target as (N, D) views."""
         if pred.shape != target.shape:
             raise ValueError(f"{type(self).__name__}: pred {pred.shape} and target {target.shape} differ")
         n = pred.shape[0]
         self.cache = _LossCache(pred.reshape(n, -1), target.reshape(n, -1), pred.shape)  # (N, D) views
-        return float(self.per_image(self.cache.pred, self.cache.target).mean())
+        return self.cache
 
     def backward(self, dloss: float = 1.0) -> np.ndarray:
         """dpred, pred's shape. dloss is the gradient arriving at the loss (1 for a plain step;
@@ -66,9 +71,20 @@ class BCEWithLogits(ReconstructionLoss):
     per pixel:  l = -t log sigmoid(a) - (1 - t) log(1 - sigmoid(a))
                   = max(a, 0) - a t + log(1 + exp(-|a|))      (never overflows)   [BCE-1]
     backward:   da = (sigmoid(a) - t) / N                                      [BCE-2]
+    Training runs both as the kernels bce_logits_sum and bce_logits_grad (kernels/bce.py: one
+    pass each after NumPy's exp(-|a|), which forward keeps for backward's sigmoid).
     """
 
     takes_logits = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.exp_neg_abs: np.ndarray | None = None   # e = exp(-|a|), (N, D), from forward
+
+    def forward(self, pred: np.ndarray, target: np.ndarray) -> float:
+        a, t, _ = self._keep(pred, target)                       # (N, D) each
+        total, self.exp_neg_abs = bce_logits_sum(a, t)           # the loss summed over the batch; e
+        return total / a.shape[0]
 
     def per_pixel(self, pred: np.ndarray, target: np.ndarray) -> np.ndarray:
         a, t = pred, target
@@ -76,7 +92,7 @@ class BCEWithLogits(ReconstructionLoss):
         return np.maximum(a, 0) - a * t + np.log1p(e)            # (N, D)
 
     def _dpred(self, pred: np.ndarray, target: np.ndarray, scale: float) -> np.ndarray:
-        return (sigmoid(pred) - target) * scale                  # (N, D)
+        return bce_logits_grad(pred, target, self.exp_neg_abs, scale)  # (N, D): (sigmoid(a) - t) * scale
 
 
 class BCE(ReconstructionLoss):
