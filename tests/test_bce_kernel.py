@@ -61,3 +61,11 @@ def test_loss_class_runs_the_kernels_on_any_layout():
     assert dpred.shape == pred.shape
     sig = 1 / (1 + np.exp(-pred.astype(np.float64)))
     np.testing.assert_allclose(dpred, 2.0 * (sig - target) / 4, rtol=1e-5, atol=1e-7)
+
+
+def test_a_nan_logit_gives_nan_gradients_where_it_is_and_nowhere_else():
+    a, t = _case(np.float32)
+    a[3, 100] = np.nan
+    _, e = bce_logits_sum_numba(a, t)
+    dpred = bce_logits_grad_numba(a, t, e, 1.0)
+    assert np.isnan(dpred[3, 100]) and np.isfinite(np.delete(dpred.ravel(), 3 * a.shape[1] + 100)).all()
