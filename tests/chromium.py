@@ -4,6 +4,7 @@ once per page load with --dump-dom or --screenshot."""
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import tempfile
 from html.parser import HTMLParser
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM = Path(shutil.which("chromium") or "/usr/bin/chromium")   # Debian puts it in /usr/bin
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync",
          "--virtual-time-budget=20000"]
