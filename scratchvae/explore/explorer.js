@@ -128,9 +128,11 @@ function setZ(v) {
 }
 
 // -- the controls -------------------------------------------------------------------------------------
+let pointer = null;                        // the latest pointer position, decoded once per frame
 pad.addEventListener("mousemove", (e) => {
   const r = pad.getBoundingClientRect();
-  setZ(moveOnPad(fromPad(e.clientX - r.left, e.clientY - r.top)));
+  if (pointer === null) requestAnimationFrame(() => { setZ(moveOnPad(fromPad(...pointer))); pointer = null; });
+  pointer = [e.clientX - r.left, e.clientY - r.top];
 });
 
 for (let d = 0; d < L; d++) {              // a slider per latent dimension z_d
