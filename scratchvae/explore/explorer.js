@@ -73,8 +73,8 @@ function drawPad() {
   g.strokeStyle = "#d00"; g.lineWidth = 2;
   g.beginPath(); g.moveTo(x - 8, y); g.lineTo(x + 8, y); g.moveTo(x, y - 8); g.lineTo(x, y + 8); g.stroke();
   g.lineWidth = 1;
-  if (DATA.labels) {                        // legend
-    const seen = [...new Set(DATA.labels)].sort((p, q) => p - q).slice(0, 10);
+  const seen = DATA.labels ? [...new Set(DATA.labels)].sort((p, q) => p - q) : [];
+  if (seen.length <= 10) {                  // a legend, while each label has a colour of its own
     seen.forEach((label, k) => {
       g.fillStyle = COLOURS[label % 10]; g.fillRect(6 + 22 * k, 6, 8, 8);
       g.fillStyle = "#333"; g.font = "10px sans-serif"; g.fillText(String(label), 16 + 22 * k, 14);
