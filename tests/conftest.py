@@ -36,3 +36,13 @@ def adam_steps(model, x: np.ndarray, steps: int, lr: float = 3e-3) -> dict:
         model.backward(input_grad=False)
         optimizer.step()
     return model.state_dict()
+
+
+def blob_images(seed: int = 0, n: int = 120) -> tuple[np.ndarray, np.ndarray]:
+    """n 28x28 uint8 'images' of one Gaussian blob each, labelled 0 (blob on the left half) or 1 (right
+    half): a small labelled dataset for the command tests, (n, 28, 28) and (n,)."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:28, :28]
+    cy, cx = rng.uniform(6, 22, (2, n, 1, 1))
+    images = 255 * np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / 18.0)    # (n, 28, 28)
+    return images.astype(np.uint8), (cx.ravel() > 14).astype(np.int64)

@@ -1,4 +1,5 @@
-"""Every demo runs with --quick and writes every figure it promises (a PNG header on each)."""
+"""Every demo runs with --quick and writes every figure it promises (a PNG header on each; demo 09's
+explorer page is an HTML file)."""
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +16,7 @@ FIGURES = {
     "05_beta_sweep.py": ["rate-distortion", "beta-samples", "beta-recons"],
     "06_latent_arithmetic.py": ["interpolation", "morphs", "feature-digit", "feature-ink", "feature-slant"],
     "07_faces.py": ["loss", "samples", "reconstructions", "morph", "feature-person", "feature-bright"],
+    "09_explorer.py": ["explorer.html"],
 }
 
 
@@ -30,9 +32,10 @@ def test_demo_quick(script, tmp_path):
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     for name in FIGURES[script]:
-        png = out / f"{name}.png"
-        assert png.is_file(), f"{script} did not write {name}.png"
-        assert png.read_bytes()[:8] == PNG, f"{png} is not a PNG"
+        path = out / (name if "." in name else f"{name}.png")
+        assert path.is_file(), f"{script} did not write {path.name}"
+        header = b"<!DOCTYPE html>" if path.suffix == ".html" else PNG
+        assert path.read_bytes()[:len(header)] == header, f"{path} is not a {path.suffix[1:]} file"
 
 
 def test_one_step_by_hand_runs(tmp_path):

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import scratchvae as sv
-from conftest import adam_steps
+from conftest import adam_steps, blob_images
 from scratchvae.checkpoint import Checkpoint, save_checkpoint
 from scratchvae.cli import main
 from scratchvae.data.datasets import held_out_split
@@ -19,18 +19,10 @@ N_IMAGES, N_HELD_OUT = 120, 12
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
-def _blobs(seed=0):
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[:28, :28]
-    cy, cx = rng.uniform(6, 22, (2, N_IMAGES, 1, 1))
-    images = 255 * np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / 18.0)    # (N, 28, 28)
-    return images.astype(np.uint8), (cx.ravel() > 14).astype(np.int64)
-
-
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
     """(labelled .npz, unlabelled .npy) of the same images."""
-    images, labels = _blobs()
+    images, labels = blob_images(n=N_IMAGES)
     _, test = held_out_split(N_IMAGES, 0)
     assert set(labels[test]) == {0, 1}
     folder = tmp_path_factory.mktemp("data")
@@ -50,7 +42,7 @@ def _config(dataset, latent_dim=2, kind="vae"):
 def _state(dataset, latent_dim, kind, steps=10):
     sv.manual_seed(0)
     model = sv.build_model("mlp", kind, latent_dim=latent_dim, rng=np.random.default_rng(0))
-    x = _blobs()[0][:64, None].astype(np.float32) / 255
+    x = blob_images(n=N_IMAGES)[0][:64, None].astype(np.float32) / 255
     return adam_steps(model, x, steps)
 
 

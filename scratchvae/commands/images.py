@@ -46,17 +46,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_reconstruct)
 
 
-def output_path(out: Path | None, checkpoint: Path, name: str) -> Path:
-    """Where to write: --out, or <name>-<stem>.png beside the checkpoint (or inside --out if it is a folder).
-    A folder that does not exist is refused here, before any work is done."""
-    default = f"{name}-{checkpoint.stem}.png"
+def output_path(out: Path | None, checkpoint: Path, name: str, suffix: str = ".png") -> Path:
+    """Where to write: --out, or <name>-<stem><suffix> beside the checkpoint (or inside --out if it is a
+    folder). A folder that does not exist is refused here, before any work is done."""
+    default = f"{name}-{checkpoint.stem}{suffix}"
     if out is None:
         return checkpoint.parent / default
     if out.is_dir():
         return out / default
     if not out.parent.is_dir():
         raise ValueError(f"{out}: folder {out.parent} does not exist")
-    return out if out.suffix else out.with_suffix(".png")
+    return out if out.suffix else out.with_suffix(suffix)
 
 
 def _decode_mean(model: Module, z: np.ndarray) -> np.ndarray:

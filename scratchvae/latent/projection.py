@@ -27,20 +27,28 @@ from ..nn.module import Module
 _BATCH = 1000   # images encoded at once
 
 
-def encode_means(model: Module, x: np.ndarray, batch_size: int = _BATCH) -> np.ndarray:
-    """mu of every image for a VAE, z for an autoencoder: float64 (N, L), in eval mode."""
+def encode_posteriors(model: Module, x: np.ndarray, batch_size: int = _BATCH) -> tuple[np.ndarray, np.ndarray | None]:
+    """(mu, logvar) of every image for a VAE, float64 (N, L) each, in eval mode; (z, None) for an
+    autoencoder, which has no posterior."""
     was_training = model.training
     model.eval()
     try:
-        codes = []
+        mus, logvars = [], []
         for start in range(0, x.shape[0], batch_size):
             xb = x[start:start + batch_size].astype(model.dtype, copy=False)
             out = model.encode(xb)
-            code = out[0] if isinstance(model, VAE) else out      # (B, L): mu, or the AE's z
-            codes.append(np.asarray(code, dtype=np.float64))
+            mu, logvar = out if isinstance(model, VAE) else (out, None)  # (B, L) each: the AE's z has no spread
+            mus.append(np.asarray(mu, dtype=np.float64))
+            if logvar is not None:
+                logvars.append(np.asarray(logvar, dtype=np.float64))
     finally:
         model.train(was_training)
-    return np.concatenate(codes)                                 # (N, L)
+    return np.concatenate(mus), (np.concatenate(logvars) if logvars else None)  # (N, L), (N, L) or None
+
+
+def encode_means(model: Module, x: np.ndarray, batch_size: int = _BATCH) -> np.ndarray:
+    """mu of every image for a VAE, z for an autoencoder: float64 (N, L), in eval mode."""
+    return encode_posteriors(model, x, batch_size)[0]            # (N, L)
 
 
 @dataclass

@@ -1,0 +1,31 @@
+"""Put the page together: page.html with decoder.js, explorer.js and the data inlined.
+
+One file and nothing else: the page's Content-Security-Policy (default-src 'none') keeps the
+browser from loading anything, even by mistake, so it works offline and from a file:// URL.
+The data is JSON inside <script type="application/json">, with every "</" written "<\\/" (the
+same string to JSON) so no value can close the script element early.
+"""
+from __future__ import annotations
+
+import html
+import json
+from importlib.resources import files
+
+from ..nn.module import Module
+from .content import page_content
+from .export import export_decoder
+
+
+def _template(name: str) -> str:
+    return files(__package__).joinpath(name).read_text(encoding="utf-8")
+
+
+def build_page(model: Module, x, labels, about: str, n_scatter: int = 1000) -> str:
+    """The explorer's HTML for a model (eval mode) and its held-out images x (N, C, H, W) and labels."""
+    layers = export_decoder(model)                               # refuses a model the page cannot run, first
+    data = {"about": about, "layers": layers, **page_content(model, x, labels, n_scatter)}
+    text = json.dumps(data, separators=(",", ":"), allow_nan=False).replace("</", "<\\/")
+    title = html.escape(f"scratchvae latent explorer: {about}")
+    page = _template("page.html").replace("__TITLE__", title)
+    page = page.replace("__DECODER_JS__", _template("decoder.js")).replace("__EXPLORER_JS__", _template("explorer.js"))
+    return page.replace("__DATA__", text, 1)                    # last: the data is never searched for a placeholder
