@@ -135,7 +135,7 @@ def bench_model(arch: str, args: argparse.Namespace, torch_ok: bool) -> dict:
                     "inference_products_over_torch": products_inf_ms / torch_inf})
     if args.layers:
         row["layers"] = layer_breakdown(model, x, args.repeats)
-    if args.nll:
+    if args.nll and arch in args.nll_models.split(","):
         row.update(bench_nll(arch, args.nll, args.nll_images, args.inference_batch, args.nll_repeats, torch_ok))
     return row
 
@@ -282,6 +282,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also time the importance-sampled nll with K samples per image (ours against "
                         "PyTorch's with --vs-torch; chunks of --inference-batch rows; see nll.py)")
     p.add_argument("--nll-images", type=positive_int, default=1000, help="test images for --nll")
+    p.add_argument("--nll-models", default="mlp,conv", help="the models of --models whose nll --nll times")
     p.add_argument("--nll-repeats", type=positive_int, default=3, help="timed estimates per library for --nll")
     p.add_argument("--startup", action="store_true", help="also measure cold/warm start and peak memory")
     p.add_argument("--json", action="store_true", help="print JSON instead of tables")

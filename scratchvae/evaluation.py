@@ -64,15 +64,16 @@ def log_likelihood(loss: ReconstructionLoss, pred: np.ndarray, x: np.ndarray) ->
     """log p(x|z) of each image, (N,) float64, from the decoder output pred for z (module docstring).
 
     Each pixel's term is computed in pred's dtype (the model's: the logits carry its rounding
-    already) and summed over the image in float64, so the log-weights are float64 whatever the
-    model's dtype; a float32 model's per-pixel terms in float32 run on NumPy's SIMD exp and log.
+    already) and summed over the image in float64 (the loss's per_image), so the log-weights are
+    float64 whatever the model's dtype; a float32 model's per-pixel terms in float32 run on
+    NumPy's SIMD exp (kernels/bce.py for BCE from logits).
     A loss's own log_likelihood method gets float64 (N, D) arrays."""
     _check_likelihood(loss)
     n = pred.shape[0]
     pred, x = pred.reshape(n, -1), x.reshape(n, -1).astype(pred.dtype, copy=False)  # (N, D) each
     if hasattr(loss, "log_likelihood"):
         return loss.log_likelihood(_flat64(pred), _flat64(x))    # (N,)
-    log_p = -np.sum(loss.per_pixel(pred, x), axis=1, dtype=np.float64)  # (N,)
+    log_p = -loss.per_image(pred, x)                             # (N,) float64
     if isinstance(loss, MSE):
         # the MSE drops the Gaussian's normaliser D/2 log(2 pi sigma^2), sigma^2 = 1/2
         log_p -= 0.5 * x.shape[1] * math.log(math.pi)

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 import scratchvae as sv
-from scratchvae.kernels.bce import (RUN, bce_logits_grad_numba, bce_logits_grad_reference, bce_logits_sum_numba,
-                                    bce_logits_sum_reference)
+from scratchvae.kernels.bce import (RUN, bce_logits_grad_numba, bce_logits_grad_reference, bce_logits_rows_numba,
+                                    bce_logits_rows_reference, bce_logits_sum_numba, bce_logits_sum_reference)
 
 
 def _case(dtype, n=7, d=3 * RUN + 5, seed=0):
@@ -69,3 +69,16 @@ def test_a_nan_logit_gives_nan_gradients_where_it_is_and_nowhere_else():
     _, e = bce_logits_sum_numba(a, t)
     dpred = bce_logits_grad_numba(a, t, e, 1.0)
     assert np.isnan(dpred[3, 100]) and np.isfinite(np.delete(dpred.ravel(), 3 * a.shape[1] + 100)).all()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_rows_kernel_matches_reference_row_by_row(dtype):
+    """Each row's loss (what the log-likelihood sums), against the NumPy rows, for the same reason
+    and tolerance as the whole sum; and the rows add up to the sum kernel's total."""
+    a, t = _case(dtype, seed=3)
+    got = bce_logits_rows_numba(a, t)
+    assert got.dtype == np.float64 and got.shape == (a.shape[0],)
+    rel = 1e-7 if dtype == np.float32 else 1e-13
+    np.testing.assert_allclose(got, bce_logits_rows_reference(a, t), rtol=rel)
+    assert got.sum() == pytest.approx(bce_logits_sum_numba(a, t)[0], rel=rel)
+    np.testing.assert_array_equal(sv.BCEWithLogits().per_image(a, t), got)   # the loss class runs it

@@ -167,7 +167,7 @@ def test_fresh_process_is_set_up_as_the_run(monkeypatch):
     args = argparse.Namespace(models="mlp", batch_size=8, inference_batch=10, repeats=2, warmup=1, block=5,
                               workers=None, layers=False, torch_threads=None, malloc_tuned=True,
                               in_process=False, startup=False, json=True, nll=None, nll_images=1000,
-                              nll_repeats=3, func=print)
+                              nll_repeats=3, nll_models="mlp,conv", func=print)
     request = request_for("mlp", args, torch_ok=False)
     assert request["model"] == "mlp" and request["torch_ok"] is False
     assert request["args"] == {k: v for k, v in vars(args).items() if k != "func"}

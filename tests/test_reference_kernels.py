@@ -148,7 +148,7 @@ expected = {
 }
 for name in ("batchnorm_stats", "batchnorm_forward", "batchnorm_backward"):
     expected[name] = getattr(bn_kernels, name + "_" + suffix)
-for name in ("bce_logits_sum", "bce_logits_grad"):
+for name in ("bce_logits_sum", "bce_logits_grad", "bce_logits_rows"):
     expected[name] = getattr(bce, name + "_" + suffix)
 callers = [kernels, im2col_module, fused, blas, bn_kernels, bce,
            conv, conv_transpose, linear, activations, batchnorm, losses, optim]

@@ -5,7 +5,8 @@ The formulas (objective/losses.py, BCEWithLogits), with e = exp(-|a|) in (0, 1]:
     loss  = sum over every pixel of  max(a, 0) - a t + log(1 + e)          [BCE-1]
     dpred = (sigmoid(a) - t) * scale,   sigmoid(a) = 1 / (1 + e) where a >= 0, e / (1 + e) elsewhere   [BCE-2]
 
-``bce_logits_sum_reference`` and ``bce_logits_grad_reference`` are those lines in NumPy: about
+``bce_logits_sum_reference`` and ``bce_logits_grad_reference`` (and ``bce_logits_rows_reference``,
+the loss of each image, which the log-likelihood needs) are those lines in NumPy: about
 nine passes over the (N, D) logits for the loss and five for dpred, each writing a temporary.
 The ``*_numba`` versions let NumPy take e = exp(-|a|) (its SIMD exp; a compiled loop would call
 the scalar one per pixel) and then make one pass each:
@@ -57,16 +58,20 @@ _FAST = dict(cache=True, nogil=True, fastmath={"reassoc", "contract"}, error_mod
 
 
 @njit(**_FAST)
-def _bce_sum_kernel(a, t, e):  # pragma: no cover (jit)
-    linear, logs = 0.0, 0.0
-    for start in range(0, a.size, RUN):
-        product = 1.0
-        for i in range(start, min(start + RUN, a.size)):
-            ai = np.float64(a[i])
-            linear += max(ai, 0.0) - ai * t[i]
-            product *= 1.0 + e[i]
-        logs += math.log(product)
-    return linear + logs
+def _bce_rows_kernel(a, t, e, out):  # pragma: no cover (jit)
+    """out[r] = the loss of row r of a (R, D): its linear part, plus the log of the (1 + e)
+    product of each run of RUN pixels."""
+    R, D = a.shape
+    for r in range(R):
+        linear, logs = 0.0, 0.0
+        for start in range(0, D, RUN):
+            product = 1.0
+            for i in range(start, min(start + RUN, D)):
+                ai = np.float64(a[r, i])
+                linear += max(ai, 0.0) - ai * t[r, i]
+                product *= 1.0 + e[r, i]
+            logs += math.log(product)
+        out[r] = linear + logs
 
 
 @njit(**_FAST)
@@ -82,12 +87,29 @@ def _flat(a: np.ndarray, like: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(a, dtype=like.dtype).reshape(-1)
 
 
-def bce_logits_sum_numba(a: np.ndarray, t: np.ndarray) -> tuple[float, np.ndarray]:
-    """bce_logits_sum_reference with e by NumPy and the rest in one pass (module docstring).
-    A NaN logit makes the sum NaN, as in the reference (the training loop stops on it)."""
+def _rows_numba(a: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The loss of each row of a (R, D), float64 (R,), and e = exp(-|a|)."""
     e = exp_neg_abs(a)
-    af = _flat(a, a)
-    return float(_bce_sum_kernel(af, _flat(t, a), e.reshape(-1))), e
+    out = np.empty(a.shape[0])
+    _bce_rows_kernel(np.ascontiguousarray(a), np.ascontiguousarray(t, dtype=a.dtype), e, out)
+    return out, e
+
+
+def bce_logits_sum_numba(a: np.ndarray, t: np.ndarray) -> tuple[float, np.ndarray]:
+    """bce_logits_sum_reference with e by NumPy and the rest in one pass (module docstring): the
+    whole batch as one row. A NaN logit makes the sum NaN, as in the reference."""
+    total, e = _rows_numba(a.reshape(1, -1), t.reshape(1, -1))
+    return float(total[0]), e.reshape(a.shape)
+
+
+def bce_logits_rows_reference(a: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """The loss of each row of a (R, D) [BCE-1], summed in float64: (R,)."""
+    return np.sum(np.maximum(a, 0) - a * t + np.log1p(exp_neg_abs(a)), axis=1, dtype=np.float64)
+
+
+def bce_logits_rows_numba(a: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """bce_logits_rows_reference with e by NumPy and the rest in one pass (module docstring)."""
+    return _rows_numba(a, t)[0]
 
 
 def bce_logits_grad_numba(a: np.ndarray, t: np.ndarray, e: np.ndarray, scale: float) -> np.ndarray:
@@ -103,3 +125,4 @@ def bce_logits_grad_numba(a: np.ndarray, t: np.ndarray, e: np.ndarray, scale: fl
 
 bce_logits_sum = bce_logits_sum_numba if KERNELS == "numba" else bce_logits_sum_reference
 bce_logits_grad = bce_logits_grad_numba if KERNELS == "numba" else bce_logits_grad_reference
+bce_logits_rows = bce_logits_rows_numba if KERNELS == "numba" else bce_logits_rows_reference

@@ -14,7 +14,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ..kernels.bce import bce_logits_grad, bce_logits_sum
+from ..kernels.bce import bce_logits_grad, bce_logits_rows, bce_logits_sum
 
 
 class _LossCache(NamedTuple):
@@ -37,8 +37,9 @@ class ReconstructionLoss:
         raise NotImplementedError(f"{type(self).__name__} is not a sum over pixels")
 
     def per_image(self, pred: np.ndarray, target: np.ndarray) -> np.ndarray:
-        """Loss of each image, (N,): the sum over its pixels."""
-        return np.sum(self.per_pixel(pred, target), axis=1)      # (N,)
+        """Loss of each image, (N,) float64: the sum over its pixels (what an importance-sampled
+        likelihood needs: float64 whatever pred's dtype, so the log-weights keep their digits)."""
+        return np.sum(self.per_pixel(pred, target), axis=1, dtype=np.float64)  # (N,)
 
     def forward(self, pred: np.ndarray, target: np.ndarray) -> float:
         cache = self._keep(pred, target)
@@ -71,8 +72,9 @@ class BCEWithLogits(ReconstructionLoss):
     per pixel:  l = -t log sigmoid(a) - (1 - t) log(1 - sigmoid(a))
                   = max(a, 0) - a t + log(1 + exp(-|a|))      (never overflows)   [BCE-1]
     backward:   da = (sigmoid(a) - t) / N                                      [BCE-2]
-    Training runs both as the kernels bce_logits_sum and bce_logits_grad (kernels/bce.py: one
-    pass each after NumPy's exp(-|a|), which forward keeps for backward's sigmoid).
+    Training runs both as the kernels bce_logits_sum and bce_logits_grad, per_image as
+    bce_logits_rows (kernels/bce.py: one pass each after NumPy's exp(-|a|), which forward keeps
+    for backward's sigmoid).
     """
 
     takes_logits = True
@@ -90,6 +92,9 @@ class BCEWithLogits(ReconstructionLoss):
         a, t = pred, target
         e = np.exp(-np.abs(a))                                   # (N, D), in (0, 1]: never overflows
         return np.maximum(a, 0) - a * t + np.log1p(e)            # (N, D)
+
+    def per_image(self, pred: np.ndarray, target: np.ndarray) -> np.ndarray:
+        return bce_logits_rows(pred, target)                     # (N,) float64: per_pixel summed
 
     def _dpred(self, pred: np.ndarray, target: np.ndarray, scale: float) -> np.ndarray:
         return bce_logits_grad(pred, target, self.exp_neg_abs, scale)  # (N, D): (sigmoid(a) - t) * scale
