@@ -1,0 +1,147 @@
+"""The zoo's deliberate mistakes: each a subclass of the correct objective piece with ONE line wrong.
+
+Every class here is wrong on purpose and is used only by the bug zoo (scratchvae/zoo/bugs.py,
+``scratchvae zoo``). Each backward is the exact derivative of its own (wrong) forward, so each
+passes a finite-difference gradient check: the check compares backward with the forward it is
+given, and cannot know that the forward computes the wrong thing. docs/zoo.md shows, bug by bug,
+which other tests do catch it.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..evaluation import log_diagonal_normal, log_likelihood, log_standard_normal, posterior
+from ..models import VAE
+from ..objective import BCE, BCEWithLogits, GaussianKL, Reparameterize
+from ..objective.reparameterize import _ReparamCache
+
+
+class StdIsExpLogvar(Reparameterize):
+    """WRONG: z = mu + exp(logvar) * eps, the log-variance used as if it were the log-std.
+
+    right:    std = exp(logvar / 2)                          [REP-1]
+    here:     std = exp(logvar)          (the KL still reads logvar as log sigma^2 [KL-1])
+    backward: dmu = dz;  dlogvar = dz * eps * std   (d exp(logvar) / d logvar = exp(logvar):
+              consistent with this forward, so the gradient check passes)
+    """
+
+    def forward(self, mu: np.ndarray, logvar: np.ndarray, eps: np.ndarray | None = None,
+                rng: np.random.Generator | None = None) -> np.ndarray:
+        super().forward(mu, logvar, eps, rng)                    # the checks and the eps it draws
+        eps = self.cache.eps
+        std = np.exp(logvar)                                     # (N, L)   <- the bug: exp(logvar / 2)
+        self.cache = _ReparamCache(eps, std)
+        return mu + std * eps                                    # (N, L)
+
+    def backward(self, dz: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        eps, std = self.cache
+        return dz, dz * eps * std                                # (N, L) each
+
+
+class LogstdFedAsLogvar(Reparameterize):
+    """WRONG: in a posterior='logstd' model, the sampler is handed a = log sigma where the
+    library's Reparameterize expects logvar = 2 a [LOGSTD-1]; the KL gets 2 a, as it should.
+
+    VAE.encode returns logvar = 2 a; this sampler stands for the line ``z = reparam(mu, a)``
+    written where ``z = reparam(mu, 2 * a)`` was meant, so it samples with
+    std = exp(a / 2) = exp(logvar / 4) while the KL describes std = exp(a).
+    backward: the chain rule through a = logvar / 2 halves dlogvar [REP-3] (consistent)
+    """
+
+    def forward(self, mu: np.ndarray, logvar: np.ndarray, eps: np.ndarray | None = None,
+                rng: np.random.Generator | None = None) -> np.ndarray:
+        return super().forward(mu, logvar / 2, eps, rng)         # (N, L)   <- the bug: logvar, i.e. 2 a
+
+    def backward(self, dz: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        dmu, da = super().backward(dz)
+        return dmu, da / 2                                       # (N, L) each
+
+
+class PixelMeanBCE(BCEWithLogits):
+    """WRONG: the reconstruction averaged over the D pixels instead of summed [LOSS-1].
+
+    right:  l_n = sum_i bce(a_i, t_i)            -log p(x|z) in nats per image [BCE-1]
+    here:   l_n = mean_i bce(a_i, t_i) = sum / D (e.g. torch's F.binary_cross_entropy default
+            reduction='mean'); the KL stays a sum over latents, so it now weighs D times more
+    backward: da = (sigmoid(a) - t) / (N D)      [BCE-2] over D: consistent
+    """
+
+    def per_image(self, pred: np.ndarray, target: np.ndarray) -> np.ndarray:
+        return super().per_image(pred, target) / pred.shape[1]   # (N,)   <- the bug: / D
+
+    def _dpred(self, pred: np.ndarray, target: np.ndarray, scale: float) -> np.ndarray:
+        return super()._dpred(pred, target, scale / pred.shape[1])  # (N, D)
+
+
+class KLMeanOverDims(GaussianKL):
+    """WRONG: the KL averaged over the L latent dimensions instead of summed [KL-1].
+
+    right:  kl_n = 0.5 * sum_j (mu_j**2 + exp(logvar_j) - 1 - logvar_j)
+    here:   kl_n = that / L (torch.mean over both axes instead of sum over dim 1, then mean)
+    backward: [KL-2] and [KL-3] over L: consistent
+    """
+
+    @staticmethod
+    def per_image(mu: np.ndarray, logvar: np.ndarray) -> np.ndarray:
+        return GaussianKL.per_image(mu, logvar) / mu.shape[1]   # (N,)   <- the bug: / L
+
+    def backward(self, dloss: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+        dmu, dlogvar = super().backward(dloss)
+        latent = self.cache.mu.shape[1]
+        return dmu / latent, dlogvar / latent                    # (N, L) each
+
+
+class UnclampedBCE(BCE):
+    """WRONG: BCE on probabilities with neither the clamp of log at -100 [BCE-3] nor the floor
+    under p (1 - p) [BCE-4].
+
+    here:   l = -t log p - (1 - t) log(1 - p);   dp = (p - t) / (p (1 - p)) / N
+    In float32 the decoder's sigmoid returns exactly 0 for logits below about -17 and exactly 1
+    above about +17 (0.5 + 0.5 tanh(a / 2) rounds to it); then 0 * log 0 = 0 * -inf = NaN in
+    the loss and 0 / 0 in dp. Where 0 < p < 1 it is the right function with the right
+    derivative, so a gradient check on moderate p passes.
+    """
+
+    def per_image(self, pred: np.ndarray, target: np.ndarray) -> np.ndarray:
+        with np.errstate(divide="ignore", invalid="ignore"):     # let the NaN through, as the bug does
+            return -np.sum(target * np.log(pred) + (1 - target) * np.log1p(-pred), axis=1)  # (N,)
+
+    def _dpred(self, pred: np.ndarray, target: np.ndarray, scale: float) -> np.ndarray:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return (pred - target) / (pred * (1 - pred)) * scale  # (N, D)
+
+
+def log_weights(model: VAE, x: np.ndarray, k: int, rng: np.random.Generator, batch_size: int = 1000) -> np.ndarray:
+    """The importance log-weights log w_k = log p(x|z_k) + log p(z_k) - log q(z_k|x), (N, K) float64 [IWAE-1].
+
+    Drawn as evaluation.importance_sampled_nll draws them when K <= batch_size (a chunk of whole
+    images, eps of shape (B, K, L) each), so the same rng gives the same z_k: the two reductions
+    below then differ only in the reduction."""
+    if not 1 <= k <= batch_size:
+        raise ValueError(f"log_weights: k must be between 1 and batch_size ({batch_size}), got {k}")
+    mu, logvar = posterior(model, x)                             # (N, L) each
+    out, step = np.empty((x.shape[0], k)), max(1, batch_size // k)
+    for start in range(0, x.shape[0], step):
+        m, lv = mu[start:start + step, None], logvar[start:start + step, None]  # (B, 1, L)
+        eps = rng.standard_normal((m.shape[0], k, model.latent_dim))  # (B, K, L)
+        z = m + np.exp(0.5 * lv) * eps                           # (B, K, L)
+        pred = model.decode(z.reshape(-1, model.latent_dim))     # (B*K, ...)
+        xb = np.repeat(x[start:start + step], k, axis=0)
+        out[start:start + m.shape[0]] = (log_likelihood(model.recon_loss, pred, xb).reshape(-1, k)
+                                         + log_standard_normal(z) - log_diagonal_normal(eps, lv))  # (B, K)
+    return out
+
+
+def nll_log_of_mean(log_w: np.ndarray) -> np.ndarray:
+    """Right [IWAE-1]: -log (1/K) sum_k w_k, with the max taken out [IWAE-3]; (N,)."""
+    m = log_w.max(axis=1)                                        # (N,)
+    return -(m + np.log(np.exp(log_w - m[:, None]).sum(axis=1)) - math.log(log_w.shape[1]))
+
+
+def nll_mean_of_logs(log_w: np.ndarray) -> np.ndarray:
+    """WRONG: -(1/K) sum_k log w_k, the mean of the logs, (N,). Its expectation is the negative
+    ELBO at every K ([IWAE-5] holds for each k alone), so it never tightens as K grows [IWAE-4]:
+    it is a lower-variance ELBO, not a likelihood."""
+    return -log_w.mean(axis=1)                                   # (N,)   <- the bug: log of the mean

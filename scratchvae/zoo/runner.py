@@ -1,0 +1,184 @@
+"""Run one bug of the zoo: the cheap detectors, then a short training of the buggy and the correct
+model (same seed, same data, same order, same eps) and the detectors that need trained models.
+
+The two MLP VAEs (784-400-L, Bernoulli likelihood) train on the first ``train_size`` MNIST
+images, binarized once, and are evaluated on the first ``n_test`` held-out images (binarized
+by the fixed rule every run uses). What a trained buggy model is measured on is its
+honest_view (bugs.py): the distribution it really samples from, through evaluation.py.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from ..data.datasets import load_dataset, prepare
+from ..evaluation import importance_sampled_nll, log_likelihood, posterior
+from ..models import VAE
+from ..objective import GaussianKL
+from ..optim import Adam
+from ..train import EpochMetrics, TrainingFault, fit
+from . import detectors as det
+from .bugs import Bug, buggy_model, correct_model, honest_view
+from .pieces import log_weights, nll_log_of_mean, nll_mean_of_logs
+
+#: the samples' diversity (mean over pixels of the std across prior samples) counts as visibly
+#: changed when it is below half or above twice the correct model's
+DIVERSITY_FACTOR = 2.0
+SAMPLES = 100
+
+
+@dataclass(frozen=True)
+class Settings:
+    """How big the trainings are. quick(): a seconds-long run for tests and --quick."""
+
+    train_size: int = 10000
+    epochs: int = 10
+    n_test: int = 1000
+    k: int = 100                      # importance samples for the nll rows
+    k_curve: tuple[int, ...] = (1, 3, 10, 30, 100, 300, 1000)   # the estimator against K (iwae figure)
+    latent_dim: int = 20
+    batch_size: int = 128
+    lr: float = 1e-3
+    seed: int = 0
+    progress: bool = True
+
+    @classmethod
+    def quick(cls, **kw) -> "Settings":
+        return cls(**{"train_size": 2000, "epochs": 3, "n_test": 200, "k": 20, "k_curve": (1, 3, 10, 30), **kw})
+
+
+@dataclass
+class Trained:
+    """One trained model: its history, the NaN stop (if any), and what the evaluation measured."""
+
+    model: VAE
+    history: list[EpochMetrics]
+    fault: str | None = None
+    elbo: np.ndarray | None = None    # (N,) honest -ELBO per held-out image
+    kl: np.ndarray | None = None      # (N,) its KL part
+    nll: np.ndarray | None = None     # (N,) the nll estimate (the buggy estimator for iwae-mean-log)
+    samples: np.ndarray | None = None  # (SAMPLES, 1, 28, 28) decoded prior draws
+
+
+@dataclass
+class ZooRun:
+    bug: Bug
+    settings: Settings
+    verdicts: list[det.Verdict]
+    correct: Trained
+    buggy: Trained
+    x_test: np.ndarray
+    curve: dict[str, list[float]] = field(default_factory=dict)   # iwae: K, log of mean, mean of logs, -ELBO
+
+
+def negative_elbo_per_image(model: VAE, x: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """(-ELBO, KL) of each image, (N,) each, one z per image: what evaluation.elbo_terms averages."""
+    mu, logvar = posterior(model, x)                             # (N, L) each
+    z = mu + np.exp(0.5 * logvar) * rng.standard_normal(mu.shape)  # (N, L)
+    kl = GaussianKL.per_image(mu, logvar)                        # (N,)
+    return -log_likelihood(model.recon_loss, model.decode(z), x) + kl, kl
+
+
+def _train(model: VAE, x_train: np.ndarray, x_test: np.ndarray, s: Settings, label: str) -> Trained:
+    tqdm.write(f"training the {label} model ({s.epochs} epochs on {len(x_train)} images)")
+    history: list[EpochMetrics] = []
+    try:
+        fit(model, Adam(model.parameters(), lr=s.lr), x_train, x_test, s.epochs, s.batch_size,
+            np.random.default_rng(s.seed), progress=s.progress, workers=1, on_epoch=history.append)
+    except TrainingFault as err:
+        tqdm.write(f"  stopped: {err}")
+        return Trained(model, history, str(err))
+    return Trained(model, history)
+
+
+def _evaluate(bug: Bug, t: Trained, x: np.ndarray, s: Settings, buggy: bool) -> None:
+    """The honest -ELBO, KL and nll of each image, and prior samples; with buggy, of the buggy
+    model (or through the buggy estimator, for a bug in the estimate)."""
+    view = honest_view(bug, t.model, buggy and not bug.in_estimator)
+    estimator_bug = buggy and bug.in_estimator
+    t.elbo, t.kl = negative_elbo_per_image(view, x, np.random.default_rng([s.seed, 1]))
+    if estimator_bug:
+        t.nll = nll_mean_of_logs(log_weights(view, x, s.k, np.random.default_rng([s.seed, 2])))
+    else:
+        t.nll = importance_sampled_nll(view, x, s.k, rng=np.random.default_rng([s.seed, 2]), progress=s.progress)
+    t.samples = view.sample(SAMPLES, np.random.default_rng([s.seed, 3]))
+
+
+def run_bug(bug: Bug, s: Settings = Settings()) -> ZooRun:
+    verdicts = [det.gradient_check(bug, s.seed), det.std_of_z(bug, s.seed), det.kl_vs_monte_carlo(bug, s.seed),
+                det.recon_is_log_likelihood(bug, s.seed)]
+    data = load_dataset("mnist", train_size=s.train_size)
+    x_train, x_test = prepare(data, "static", np.random.default_rng(s.seed))
+    x_test = x_test[:s.n_test]
+    correct = _train(correct_model(bug, s.latent_dim, s.seed), x_train, x_test, s, "correct")
+    if correct.fault:
+        raise FloatingPointError(f"the correct model stopped on a NaN ({correct.fault}); try a lower --lr")
+    _evaluate(bug, correct, x_test, s, False)
+    if bug.in_estimator:                        # the bug is in the estimate, not in the model
+        buggy = Trained(correct.model, correct.history)
+        _evaluate(bug, buggy, x_test, s, True)
+    else:
+        buggy = _train(buggy_model(bug, s.latent_dim, s.seed), x_train, x_test, s, "buggy")
+        if buggy.fault is None:
+            _evaluate(bug, buggy, x_test, s, True)
+    verdicts += trained_verdicts(correct, buggy, x_test, s.seed)
+    run = ZooRun(bug, s, verdicts, correct, buggy, x_test)
+    if bug.in_estimator:
+        run.curve = k_curve(bug, correct, x_test, s)
+    return run
+
+
+def own_loss_per_image(model: VAE, x: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """What the model's own loss (VAE.loss, buggy pieces and all) says of each image, and its KL,
+    (N,) each, float64: the per-image terms of the number its training printed."""
+    n = x.shape[0]
+    mu, logvar = model.encode(x.astype(model.dtype, copy=False))  # (N, L) each
+    pred = model.decoder.forward(model.reparam.forward(mu, logvar, rng=rng))  # (N, C, H, W)
+    recon = model.recon_loss.per_image(pred.reshape(n, -1), x.reshape(n, -1).astype(pred.dtype))  # (N,)
+    kl = model.kl.per_image(mu, logvar).astype(np.float64)       # (N,)
+    return recon.astype(np.float64) + model.beta * kl, kl
+
+
+def trained_verdicts(correct: Trained, buggy: Trained, x: np.ndarray, seed: int) -> list[det.Verdict]:
+    """The detectors that need the trained pair (x: the held-out images they were evaluated on)."""
+    finite = buggy.fault is None
+    out = [det.Verdict("training: NaN stop", buggy.fault if not finite else
+                       f"finite losses and gradients through all {len(buggy.history)} epochs", not finite)]
+    if not finite:
+        skipped = "not run: training stopped"
+        return out + [det.Verdict(name, skipped, None) for name in
+                      ("ELBO: the loss vs evaluated", "ELBO vs correct model", "nll vs correct model",
+                       "nll below the -ELBO", "samples: diversity")]
+    own, own_kl = own_loss_per_image(buggy.model, x, np.random.default_rng([seed, 5]))
+    g, e, _ = det.paired_gap(own, buggy.elbo)
+    counts = bool(abs(g) > det.SIGMAS * e and abs(g) > det.MIN_GAP)     # either way: the loss misreports
+    out.append(det.Verdict("ELBO: the loss vs evaluated", f"the code's loss {own.mean():.2f} (KL {own_kl.mean():.2f}), "
+                           f"evaluated -ELBO {buggy.elbo.mean():.2f} (KL {buggy.kl.mean():.2f}): {g:+.2f} +- {e:.2f}", counts, {"loss": float(own.mean()), "evaluated": float(buggy.elbo.mean()),
+                                                       "gap": g, "stderr": e}))
+    for name, worse, better in (("ELBO vs correct model", buggy.elbo, correct.elbo),
+                                ("nll vs correct model", buggy.nll, correct.nll)):
+        g, e, counts = det.paired_gap(worse, better)
+        out.append(det.Verdict(name, f"buggy {worse.mean():.2f}, correct {better.mean():.2f}: {g:+.2f} +- {e:.2f}",
+                               counts, {"buggy": float(worse.mean()), "correct": float(better.mean()),
+                                        "gap": g, "stderr": e}))
+    g, e, tightens = det.paired_gap(buggy.elbo, buggy.nll)
+    out.append(det.Verdict("nll below the -ELBO", f"-ELBO {buggy.elbo.mean():.2f}, nll {buggy.nll.mean():.2f}: "
+                           f"{g:+.2f} +- {e:.2f} below", not tightens, {"gap": g, "stderr": e}))
+    div_b, div_c = (float(t.samples.reshape(SAMPLES, -1).std(axis=0).mean()) for t in (buggy, correct))
+    ratio = div_b / div_c
+    out.append(det.Verdict("samples: diversity", f"pixel std across {SAMPLES} samples {div_b:.3f}, correct "
+                           f"{div_c:.3f} (x{ratio:.2f})", not 1 / DIVERSITY_FACTOR <= ratio <= DIVERSITY_FACTOR,
+                           {"buggy": div_b, "correct": div_c}))
+    return out
+
+
+def k_curve(bug: Bug, correct: Trained, x: np.ndarray, s: Settings) -> dict[str, list[float]]:
+    """Both reductions of the same log-weights for K = s.k_curve (prefixes of one draw of K_max)."""
+    log_w = log_weights(honest_view(bug, correct.model, False), x, max(s.k_curve), np.random.default_rng([s.seed, 4]))
+    return {"k": list(s.k_curve),
+            "log_of_mean": [float(nll_log_of_mean(log_w[:, :k]).mean()) for k in s.k_curve],
+            "mean_of_logs": [float(nll_mean_of_logs(log_w[:, :k]).mean()) for k in s.k_curve],
+            "elbo": float(correct.elbo.mean())}
