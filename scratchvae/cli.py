@@ -1,4 +1,4 @@
-"""Command line: ``scratchvae train | evaluate | sample | reconstruct | latent | interpolate | feature | explore | gradcheck | tour``.
+"""Command line: ``scratchvae train | evaluate | sample | reconstruct | latent | interpolate | feature | explore | gradcheck | tour | zoo``.
 
 Each command lives in its own module (scratchvae/commands/; the benchmark is benchmarks/bench.py);
 this file puts them under one parser and turns library errors into one line on stderr.
@@ -8,14 +8,14 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .commands import evaluate, explore, gradcheck, images, latent, tour, train
+from .commands import evaluate, explore, gradcheck, images, latent, tour, train, zoo
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="scratchvae", description="Variational autoencoders in NumPy, "
                                      "every gradient written by hand.")
     sub = parser.add_subparsers(dest="command", required=True)
-    for command in (train, evaluate, images, latent, explore, gradcheck, tour):
+    for command in (train, evaluate, images, latent, explore, gradcheck, tour, zoo):
         command.add_parser(sub)
     return parser
 

@@ -17,6 +17,8 @@ FIGURES = {
     "06_latent_arithmetic.py": ["interpolation", "morphs", "feature-digit", "feature-ink", "feature-slant"],
     "07_faces.py": ["loss", "samples", "reconstructions", "morph", "feature-person", "feature-bright"],
     "09_explorer.py": ["explorer.html"],
+    "10_bug_zoo.py": ["zoo-std-exp-logvar", "zoo-logstd-mixup", "zoo-pixel-mean", "zoo-kl-dim-mean",
+                      "zoo-bce-unclamped", "zoo-iwae-mean-log"],
 }
 
 

@@ -61,6 +61,7 @@ class Trained:
     kl: np.ndarray | None = None      # (N,) its KL part
     nll: np.ndarray | None = None     # (N,) the nll estimate (the buggy estimator for iwae-mean-log)
     samples: np.ndarray | None = None  # (SAMPLES, 1, 28, 28) decoded prior draws
+    own: tuple[np.ndarray, np.ndarray] | None = None   # (N,) each: the model's own loss and its KL
 
 
 @dataclass
@@ -95,16 +96,18 @@ def _train(model: VAE, x_train: np.ndarray, x_test: np.ndarray, s: Settings, lab
 
 
 def _evaluate(bug: Bug, t: Trained, x: np.ndarray, s: Settings, buggy: bool) -> None:
-    """The honest -ELBO, KL and nll of each image, and prior samples; with buggy, of the buggy
-    model (or through the buggy estimator, for a bug in the estimate)."""
+    """Prior samples; unless training stopped, the model's own loss, the honest -ELBO, KL and nll
+    of each image. With buggy: of the buggy model, or through the buggy estimator."""
     view = honest_view(bug, t.model, buggy and not bug.in_estimator)
-    estimator_bug = buggy and bug.in_estimator
+    t.samples = view.sample(SAMPLES, np.random.default_rng([s.seed, 3]))
+    if t.fault is not None:
+        return
+    t.own = own_loss_per_image(t.model, x, np.random.default_rng([s.seed, 5]))
     t.elbo, t.kl = negative_elbo_per_image(view, x, np.random.default_rng([s.seed, 1]))
-    if estimator_bug:
+    if buggy and bug.in_estimator:
         t.nll = nll_mean_of_logs(log_weights(view, x, s.k, np.random.default_rng([s.seed, 2])))
     else:
         t.nll = importance_sampled_nll(view, x, s.k, rng=np.random.default_rng([s.seed, 2]), progress=s.progress)
-    t.samples = view.sample(SAMPLES, np.random.default_rng([s.seed, 3]))
 
 
 def run_bug(bug: Bug, s: Settings = Settings()) -> ZooRun:
@@ -122,9 +125,8 @@ def run_bug(bug: Bug, s: Settings = Settings()) -> ZooRun:
         _evaluate(bug, buggy, x_test, s, True)
     else:
         buggy = _train(buggy_model(bug, s.latent_dim, s.seed), x_train, x_test, s, "buggy")
-        if buggy.fault is None:
-            _evaluate(bug, buggy, x_test, s, True)
-    verdicts += trained_verdicts(correct, buggy, x_test, s.seed)
+        _evaluate(bug, buggy, x_test, s, True)
+    verdicts += trained_verdicts(correct, buggy)
     run = ZooRun(bug, s, verdicts, correct, buggy, x_test)
     if bug.in_estimator:
         run.curve = k_curve(bug, correct, x_test, s)
@@ -142,22 +144,32 @@ def own_loss_per_image(model: VAE, x: np.ndarray, rng: np.random.Generator) -> t
     return recon.astype(np.float64) + model.beta * kl, kl
 
 
-def trained_verdicts(correct: Trained, buggy: Trained, x: np.ndarray, seed: int) -> list[det.Verdict]:
-    """The detectors that need the trained pair (x: the held-out images they were evaluated on)."""
+def trained_verdicts(correct: Trained, buggy: Trained) -> list[det.Verdict]:
+    """The detectors that need the trained pair (evaluated by _evaluate)."""
     finite = buggy.fault is None
     out = [det.Verdict("training: NaN stop", buggy.fault if not finite else
                        f"finite losses and gradients through all {len(buggy.history)} epochs", not finite)]
-    if not finite:
-        skipped = "not run: training stopped"
-        return out + [det.Verdict(name, skipped, None) for name in
-                      ("ELBO: the loss vs evaluated", "ELBO vs correct model", "nll vs correct model",
-                       "nll below the -ELBO", "samples: diversity")]
-    own, own_kl = own_loss_per_image(buggy.model, x, np.random.default_rng([seed, 5]))
+    if finite:
+        out += _evaluation_verdicts(correct, buggy)
+    else:
+        out += [det.Verdict(name, "not run: training stopped", None) for name in
+                ("ELBO: the loss vs evaluated", "ELBO vs correct model", "nll vs correct model", "nll below the -ELBO")]
+    div_b, div_c = (float(t.samples.reshape(SAMPLES, -1).std(axis=0).mean()) for t in (buggy, correct))
+    ratio = div_b / div_c
+    out.append(det.Verdict("samples: diversity", f"pixel std across {SAMPLES} samples {div_b:.3f}, correct "
+                           f"{div_c:.3f} (x{ratio:.2f})" + ("" if finite else ", the buggy's last weights"),
+                           not 1 / DIVERSITY_FACTOR <= ratio <= DIVERSITY_FACTOR, {"buggy": div_b, "correct": div_c}))
+    return out
+
+
+def _evaluation_verdicts(correct: Trained, buggy: Trained) -> list[det.Verdict]:
+    own, own_kl = buggy.own
     g, e, _ = det.paired_gap(own, buggy.elbo)
     counts = bool(abs(g) > det.SIGMAS * e and abs(g) > det.MIN_GAP)     # either way: the loss misreports
-    out.append(det.Verdict("ELBO: the loss vs evaluated", f"the code's loss {own.mean():.2f} (KL {own_kl.mean():.2f}), "
-                           f"evaluated -ELBO {buggy.elbo.mean():.2f} (KL {buggy.kl.mean():.2f}): {g:+.2f} +- {e:.2f}", counts, {"loss": float(own.mean()), "evaluated": float(buggy.elbo.mean()),
-                                                       "gap": g, "stderr": e}))
+    out = [det.Verdict("ELBO: the loss vs evaluated", f"the code's loss {own.mean():.2f} (KL {own_kl.mean():.2f}), "
+                       f"evaluated -ELBO {buggy.elbo.mean():.2f} (KL {buggy.kl.mean():.2f}): {g:+.2f} +- {e:.2f}",
+                       counts, {"loss": float(own.mean()), "evaluated": float(buggy.elbo.mean()), "gap": g,
+                                "stderr": e})]
     for name, worse, better in (("ELBO vs correct model", buggy.elbo, correct.elbo),
                                 ("nll vs correct model", buggy.nll, correct.nll)):
         g, e, counts = det.paired_gap(worse, better)
@@ -167,11 +179,6 @@ def trained_verdicts(correct: Trained, buggy: Trained, x: np.ndarray, seed: int)
     g, e, tightens = det.paired_gap(buggy.elbo, buggy.nll)
     out.append(det.Verdict("nll below the -ELBO", f"-ELBO {buggy.elbo.mean():.2f}, nll {buggy.nll.mean():.2f}: "
                            f"{g:+.2f} +- {e:.2f} below", not tightens, {"gap": g, "stderr": e}))
-    div_b, div_c = (float(t.samples.reshape(SAMPLES, -1).std(axis=0).mean()) for t in (buggy, correct))
-    ratio = div_b / div_c
-    out.append(det.Verdict("samples: diversity", f"pixel std across {SAMPLES} samples {div_b:.3f}, correct "
-                           f"{div_c:.3f} (x{ratio:.2f})", not 1 / DIVERSITY_FACTOR <= ratio <= DIVERSITY_FACTOR,
-                           {"buggy": div_b, "correct": div_c}))
     return out
 
 

@@ -1,0 +1,87 @@
+"""The figure of a zoo run: samples of the correct and the buggy model, and the numbers that tell them apart.
+
+Left and middle: decoded prior draws z ~ N(0, I) of both models (the buggy one read honestly,
+bugs.honest_view). Right, by bug: the estimate against K (a bug in the estimator); the held-out
+loss per epoch with the NaN stop marked (a run that stopped); else the loss the code reports
+against the -ELBO evaluation.py measures, recon and KL stacked, for both models.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # write files; never open a window
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from ..plots import tile  # noqa: E402
+from .runner import ZooRun  # noqa: E402
+
+GRID = 6  # samples per row and column of each panel
+
+
+def _samples(ax, samples: np.ndarray, title: str) -> None:
+    ax.imshow(tile(np.clip(samples[:GRID * GRID], 0, 1), GRID), cmap="gray", vmin=0, vmax=1,
+              interpolation="nearest")
+    ax.set_title(title, fontsize=9)
+    ax.axis("off")
+
+
+def _k_curve(ax, run: ZooRun) -> None:
+    c = run.curve
+    ax.semilogx(c["k"], c["log_of_mean"], "o-", label="-log mean_k w_k (right)")
+    ax.semilogx(c["k"], c["mean_of_logs"], "s-", label="-mean_k log w_k (the bug)")
+    ax.axhline(c["elbo"], color="gray", ls="--", lw=1, label="-ELBO")
+    ax.set_xlabel("K, importance samples per image")
+    ax.set_ylabel("nll estimate, nats per image")
+    ax.set_title("the estimate against K", fontsize=9)
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+
+
+def _loss_curves(ax, run: ZooRun) -> None:
+    for t, label, mark in ((run.correct, "correct", "o-"), (run.buggy, "buggy", "s-")):
+        ax.plot([m.epoch for m in t.history], [m.test.total for m in t.history], mark, label=label)
+    stop = len(run.buggy.history) + 1
+    ax.axvline(stop, color="red", ls=":", lw=1)
+    ax.text(stop, ax.get_ylim()[1], " NaN", color="red", va="top", fontsize=8)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("held-out loss, nats per image")
+    ax.set_title(f"buggy run stopped in epoch {stop}", fontsize=9)
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+
+
+def _loss_vs_elbo(ax, run: ZooRun) -> None:
+    bars = [("correct\nits loss", run.correct.own), ("correct\n-ELBO", (run.correct.elbo, run.correct.kl)),
+            ("buggy\nits loss", run.buggy.own), ("buggy\n-ELBO", (run.buggy.elbo, run.buggy.kl))]
+    x = np.arange(len(bars))
+    total = np.array([b[1][0].mean() for b in bars])
+    kl = np.array([b[1][1].mean() for b in bars])
+    ax.bar(x, total - kl, color="tab:blue", label="recon")
+    ax.bar(x, kl, bottom=total - kl, color="tab:orange", label="KL")
+    for i, v in enumerate(total):
+        ax.text(i, v, f"{v:.1f}", ha="center", va="bottom", fontsize=7)
+    ax.set_xticks(x, [b[0] for b in bars], fontsize=7)
+    ax.set_ylabel("nats per image (held out)")
+    ax.set_title("what the loss says vs evaluation.py", fontsize=9)
+    ax.legend(fontsize=7)
+
+
+def save_zoo_figure(run: ZooRun, path: Path) -> Path:
+    fig, axes = plt.subplots(1, 3, figsize=(10, 3.4), gridspec_kw={"width_ratios": [1, 1, 1.3]})
+    _samples(axes[0], run.correct.samples, "correct: decoded z ~ N(0, I)")
+    stopped = run.buggy.fault is not None
+    _samples(axes[1], run.buggy.samples, f"{run.bug.name}: " + ("its last weights" if stopped else "decoded z ~ N(0, I)"))
+    if run.bug.in_estimator:
+        _k_curve(axes[2], run)
+    elif stopped:
+        _loss_curves(axes[2], run)
+    else:
+        _loss_vs_elbo(axes[2], run)
+    fig.suptitle(f"scratchvae zoo {run.bug.name}: {run.bug.summary}", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return Path(path)
