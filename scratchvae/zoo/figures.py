@@ -63,6 +63,7 @@ def _loss_vs_elbo(ax, run: ZooRun) -> None:
     ax.bar(x, kl, bottom=total - kl, color="tab:orange", label="KL")
     for i, v in enumerate(total):
         ax.text(i, v, f"{v:.1f}", ha="center", va="bottom", fontsize=7)
+    ax.set_ylim(0, 1.15 * total.max())                          # room for the labels under the title
     ax.set_xticks(x, [b[0] for b in bars], fontsize=7)
     ax.set_ylabel("nats per image (held out)")
     ax.set_title("what the loss says vs evaluation.py", fontsize=9)
