@@ -8,7 +8,6 @@ honest_view (bugs.py): the distribution it really samples from, through evaluati
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 import numpy as np
