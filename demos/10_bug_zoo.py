@@ -1,6 +1,6 @@
 """The bug zoo: six mistakes people keep making in VAE code, and which tests catch each one.
 
-    python demos/10_bug_zoo.py            # ~1 min per bug on 2 cores (the default runs of docs/zoo.md)
+    python demos/10_bug_zoo.py            # 10-20 s per bug on 2 idle cores (the default runs of docs/zoo.md)
     python demos/10_bug_zoo.py --quick    # seconds per bug: a tiny training, every figure written
 
 The same as `scratchvae zoo BUG` for every BUG. Each bug is a deliberate one-line mistake in the
