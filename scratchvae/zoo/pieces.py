@@ -66,7 +66,12 @@ class PixelMeanBCE(BCEWithLogits):
     here:   l_n = mean_i bce(a_i, t_i) = sum / D (e.g. torch's F.binary_cross_entropy default
             reduction='mean'); the KL stays a sum over latents, so it now weighs D times more
     backward: da = (sigmoid(a) - t) / (N D)      [BCE-2] over D: consistent
+    (forward, per_image and the gradient each divide by D: training runs forward's compiled
+    sum, the evaluation per_image)
     """
+
+    def forward(self, pred: np.ndarray, target: np.ndarray) -> float:
+        return super().forward(pred, target) / self.cache.pred.shape[1]   # <- the bug: / D
 
     def per_image(self, pred: np.ndarray, target: np.ndarray) -> np.ndarray:
         return super().per_image(pred, target) / pred.shape[1]   # (N,)   <- the bug: / D
@@ -104,9 +109,9 @@ class UnclampedBCE(BCE):
     derivative, so a gradient check on moderate p passes.
     """
 
-    def per_image(self, pred: np.ndarray, target: np.ndarray) -> np.ndarray:
+    def per_pixel(self, pred: np.ndarray, target: np.ndarray) -> np.ndarray:
         with np.errstate(divide="ignore", invalid="ignore"):     # let the NaN through, as the bug does
-            return -np.sum(target * np.log(pred) + (1 - target) * np.log1p(-pred), axis=1)  # (N,)
+            return -(target * np.log(pred) + (1 - target) * np.log1p(-pred))  # (N, D)
 
     def _dpred(self, pred: np.ndarray, target: np.ndarray, scale: float) -> np.ndarray:
         with np.errstate(divide="ignore", invalid="ignore"):
