@@ -42,10 +42,12 @@ def torch_importance_sampled_nll(tmodel, latent_dim: int, x: np.ndarray, k: int,
     n = x.shape[0]
     nll = torch.empty(n, dtype=torch.float64)
     with torch.no_grad():
+        tx = torch.from_numpy(x)
+        h_all = torch.cat([tmodel.encoder(tx[s:s + batch_size]) for s in range(0, n, batch_size)]).double()
         for start in range(0, n, images_per_chunk):
-            xc = torch.from_numpy(x[start:start + images_per_chunk]).flatten(1)   # (B, D)
+            xc = tx[start:start + images_per_chunk].flatten(1)                    # (B, D)
             b = xc.shape[0]
-            h = tmodel.encoder(xc.reshape(-1, *x.shape[1:])).double()             # (B, 2L)
+            h = h_all[start:start + b]                                            # (B, 2L)
             mu, logvar = h[:, None, :latent_dim], h[:, None, latent_dim:]         # (B, 1, L) each
             running_max = torch.full((b,), -math.inf, dtype=torch.float64)
             running_sum = torch.zeros(b, dtype=torch.float64)

@@ -200,13 +200,13 @@ def importance_sampled_nll(model: VAE, x: np.ndarray, k: int, batch_size: int = 
     images_per_chunk = max(1, batch_size // k)                   # many images when K is small ...
     samples_per_chunk = min(k, batch_size)                       # ... one image, K split, when K is large
     nll = np.empty(n)                                            # (N,)
+    mu_all, logvar_all = posterior(model, x, batch_size)         # (N, L) each: one encoder pass per batch
     with _eval_mode(model), tqdm(total=n, desc=f"nll, k={k}", unit="img", leave=False,
                                  disable=not progress) as bar:
         for start in range(0, n, images_per_chunk):
             xc = x[start:start + images_per_chunk]               # (B, ...)
             b = xc.shape[0]
-            mu, logvar = (a.astype(np.float64) for a in model.encode(xc.astype(model.dtype, copy=False)))
-            mu, logvar = mu[:, None], logvar[:, None]            # (B, 1, L) each
+            mu, logvar = mu_all[start:start + b, None], logvar_all[start:start + b, None]  # (B, 1, L) each
             running_max = np.full(b, -np.inf)                    # (B,)
             running_sum = np.zeros(b)                            # (B,): sum_k exp(log_w_k - running_max)
             for k0 in range(0, k, samples_per_chunk):
