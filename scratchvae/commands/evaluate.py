@@ -19,13 +19,13 @@ from ..data.datasets import held_out_images
 from ..evaluation import Evaluation, evaluate_model
 from .argtypes import positive_int
 
-# Measured on the machine this was written on (2 cores, otherwise idle), evaluate_model with K=100
-# and K=1000 on 1000 binarized MNIST test images (untrained conv): the cost is linear in K * N,
-# about 9.5 us per (image, sample) for the default mlp and 52 us for conv; x K * 10,000 images.
-_HELP_RATES = ("The cost is linear in K*N: measured here (2 cores, idle), about 9.5 us per image and sample for "
-               "the mlp model, 52 us for conv. So K=1000 on the 10,000 MNIST test images takes about 1.6 min "
-               "for mlp (~9 min for conv), K=5000 (Burda et al.) about 8 min (~45 min for conv), the default "
-               "K=100 ~10 s (mlp); longer on a busy machine.")
+# Measured with `python benchmarks/bench.py --nll 100` (K=100 on 1000 binarized MNIST test images,
+# untrained weights) on a 2-core AMD EPYC, otherwise idle: 0.51-0.70 s for mlp and 3.7-4.1 s for
+# conv per 100,000 (image, sample) pairs, i.e. about 6 and 38 us each; x K * 10,000 images.
+_HELP_RATES = ("The cost is linear in K*N: measured here (2 cores, idle), about 6 us per image and sample for "
+               "the mlp model, 38 us for conv. So K=1000 on the 10,000 MNIST test images takes about 1 min "
+               "for mlp (~6 min for conv), K=5000 (Burda et al.) about 5 min (~32 min for conv), the default "
+               "K=100 ~6 s (mlp); longer on a busy machine.")
 _GREY_BCE_NOTE = ("Bernoulli (bce) likelihood on grey-level images: the nll is NOT -log p(x) of any "
                   "distribution over these images, only a loss; train with --binarize dynamic for a likelihood")
 
