@@ -38,6 +38,7 @@ from tqdm.auto import tqdm
 
 from .models import VAE, Autoencoder, Losses
 from .objective import BCE, MSE, BCEWithLogits, GaussianKL, ReconstructionLoss
+from .parallel import DataParallel, inference_workers
 
 LOG_2PI = math.log(2 * math.pi)
 
@@ -175,7 +176,8 @@ def elbo_terms(model: VAE, x: np.ndarray, batch_size: int = 1000,
 
 
 def importance_sampled_nll(model: VAE, x: np.ndarray, k: int, batch_size: int = 1000,
-                           rng: np.random.Generator | None = None, progress: bool = True) -> np.ndarray:
+                           rng: np.random.Generator | None = None, progress: bool = True,
+                           workers: int | None = None) -> np.ndarray:
     """-log p(x) of each image, (N,) float64, estimated with K importance samples (Burda et al.):
 
         -log p(x) ~= -log (1/K) sum_k exp( log p(x|z_k) + log p(z_k) - log q(z_k|x) ),  z_k ~ q(z|x)
@@ -188,6 +190,10 @@ def importance_sampled_nll(model: VAE, x: np.ndarray, k: int, batch_size: int = 
     chunks of samples. A chunk holds either whole images (all K samples of each) or consecutive
     samples of one image, so the draws are those of rng.standard_normal((N, K, L)), in that
     order, whatever batch_size is: the chunk sizes never change the draws.
+
+    The chunks' log-weights are computed on ``workers`` threads (None: one per core, or 1 for a
+    model that cannot be split; parallel.inference_workers), each with its own replica of the
+    model; the noise is drawn here, in chunk order, so the draws never depend on the workers.
     """
     if k < 1:
         raise ValueError(f"importance_sampled_nll: k (samples per image) must be at least 1, got {k}")
@@ -199,32 +205,49 @@ def importance_sampled_nll(model: VAE, x: np.ndarray, k: int, batch_size: int = 
     n, latent = x.shape[0], model.latent_dim
     images_per_chunk = max(1, batch_size // k)                   # many images when K is small ...
     samples_per_chunk = min(k, batch_size)                       # ... one image, K split, when K is large
-    nll = np.empty(n)                                            # (N,)
     mu_all, logvar_all = posterior(model, x, batch_size)         # (N, L) each: one encoder pass per batch
+    chunks = [(start, k0) for start in range(0, n, images_per_chunk) for k0 in range(0, k, samples_per_chunk)]
+
+    def jobs() -> Iterator[tuple[int, int, np.ndarray]]:
+        for start, k0 in chunks:                                 # drawn here, in order   [IWAE-1]
+            b, kc = min(images_per_chunk, n - start), min(samples_per_chunk, k - k0)
+            yield start, k0, rng.standard_normal((b, kc, latent))  # (B, kc, L)
+
+    def log_weights(replica: VAE, job: tuple[int, int, np.ndarray]) -> np.ndarray:
+        start, _, eps = job
+        b = eps.shape[0]
+        return _log_weights(replica, x[start:start + b], mu_all[start:start + b, None],
+                            logvar_all[start:start + b, None], eps)  # (B, kc)
+
+    nll = np.empty(n)                                            # (N,)
+    workers = inference_workers(model) if workers is None else workers
     with _eval_mode(model), tqdm(total=n, desc=f"nll, k={k}", unit="img", leave=False,
                                  disable=not progress) as bar:
-        for start in range(0, n, images_per_chunk):
-            xc = x[start:start + images_per_chunk]               # (B, ...)
-            b = xc.shape[0]
-            mu, logvar = mu_all[start:start + b, None], logvar_all[start:start + b, None]  # (B, 1, L) each
-            running_max = np.full(b, -np.inf)                    # (B,)
-            running_sum = np.zeros(b)                            # (B,): sum_k exp(log_w_k - running_max)
-            for k0 in range(0, k, samples_per_chunk):
-                kc = min(samples_per_chunk, k - k0)
-                eps = rng.standard_normal((b, kc, latent))       # (B, kc, L)
-                z = mu + np.exp(0.5 * logvar) * eps              # (B, kc, L)
-                pred = model.decode(z.reshape(-1, latent))       # (B*kc, ...)
-                log_px_z = log_likelihood(model.recon_loss, pred, np.repeat(xc, kc, axis=0))  # (B*kc,)
-                log_w = (log_px_z.reshape(-1, kc) + log_standard_normal(z)
-                         - log_diagonal_normal(eps, logvar))    # (B, kc)
-                # stable log-sum-exp: rescale the old sum to the new max instead of exponentiating raw   [IWAE-3]
-                new_max = np.maximum(running_max, log_w.max(axis=1))  # (B,)
-                running_sum = (running_sum * np.exp(running_max - new_max)
-                               + np.exp(log_w - new_max[:, None]).sum(axis=1))  # (B,)
-                running_max = new_max
-            nll[start:start + b] = -(running_max + np.log(running_sum) - math.log(k))  # (B,)
-            bar.update(b)
+        parallel = DataParallel(model, workers)
+        for (start, k0, eps), log_w in parallel.imap(log_weights, jobs()):
+            b = eps.shape[0]
+            if k0 == 0:
+                running_max = np.full(b, -np.inf)                # (B,)
+                running_sum = np.zeros(b)                        # (B,): sum_k exp(log_w_k - running_max)
+            # stable log-sum-exp: rescale the old sum to the new max instead of exponentiating raw   [IWAE-3]
+            new_max = np.maximum(running_max, log_w.max(axis=1))  # (B,)
+            running_sum = (running_sum * np.exp(running_max - new_max)
+                           + np.exp(log_w - new_max[:, None]).sum(axis=1))  # (B,)
+            running_max = new_max
+            if k0 + eps.shape[1] == k:                           # the image chunk's last samples
+                nll[start:start + b] = -(running_max + np.log(running_sum) - math.log(k))  # (B,)
+                bar.update(b)
     return nll
+
+
+def _log_weights(model: VAE, xc: np.ndarray, mu: np.ndarray, logvar: np.ndarray, eps: np.ndarray) -> np.ndarray:
+    """log w = log p(x|z) + log p(z) - log q(z|x) of each sample z = mu + exp(logvar / 2) eps,
+    (B, kc) float64; xc (B, ...), mu and logvar (B, 1, L), eps (B, kc, L)."""
+    kc, latent = eps.shape[1], eps.shape[2]
+    z = mu + np.exp(0.5 * logvar) * eps                          # (B, kc, L)
+    pred = model.decode(z.reshape(-1, latent))                   # (B*kc, ...)
+    log_px_z = log_likelihood(model.recon_loss, pred, np.repeat(xc, kc, axis=0))  # (B*kc,)
+    return log_px_z.reshape(-1, kc) + log_standard_normal(z) - log_diagonal_normal(eps, logvar)  # (B, kc)
 
 
 def kl_per_dimension(model: VAE, x: np.ndarray, batch_size: int = 1000) -> np.ndarray:

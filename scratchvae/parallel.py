@@ -41,10 +41,11 @@ other than the weights (beta, the loss) are copied when the DataParallel is buil
 """
 from __future__ import annotations
 
+import collections
 import copy
 import os
 from concurrent.futures import ThreadPoolExecutor, wait
-from typing import Callable
+from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 
@@ -103,6 +104,13 @@ PASS_BYTES = 16 << 20
 # of splitting them all (8 rounds, both orders). The split is for large weights, such as the
 # reference model's two 0.8M-element Linear weights.
 UPDATE_IN_PARTS_MIN = 1 << 16
+
+
+def inference_workers(model: Module) -> int:
+    """One worker per core (at most MAX_DEFAULT_WORKERS) for inference in many independent chunks
+    (the importance-sampled nll), unless the model cannot be split (workers_refusal). Unlike its
+    training step, the MLP gains here: the chunks' elementwise passes run on every core."""
+    return 1 if workers_refusal(model) is not None else min(cpu_cores(), MAX_DEFAULT_WORKERS)
 
 
 def layer_output_bytes(model: Module, x1: np.ndarray) -> int:
@@ -210,6 +218,26 @@ class DataParallel:
             futures = [self._pool.submit(work, *job) for job in self.plan(x)]
             wait(futures)                     # all of them, even after one fails: then none still writes
         return [item for future in futures for item in future.result()]  # raises a worker's error
+
+    def imap(self, fn: Callable[[Module, Any], Any], jobs: Iterable[Any]) -> Iterator[tuple[Any, Any]]:
+        """(job, fn(replica, job)) for every job, in job order, fn on the workers (one replica and one
+        BLAS thread each; at most one job per worker in flight: job i on replica i % workers). jobs
+        is consumed here, in order, so draws made while producing them do not depend on the
+        workers. One worker: fn(model, job) on this thread."""
+        if self.workers == 1:
+            yield from ((job, fn(self.model, job)) for job in jobs)
+            return
+        self._sync()
+        pending: collections.deque = collections.deque()
+        with blas_threads(1):
+            for i, job in enumerate(jobs):
+                if len(pending) == self.workers:
+                    done_job, future = pending.popleft()
+                    yield done_job, future.result()
+                pending.append((job, self._pool.submit(fn, self.replicas[i % self.workers], job)))
+            while pending:
+                done_job, future = pending.popleft()
+                yield done_job, future.result()
 
     @staticmethod
     def _weighted(parts: list[tuple[float, Losses]]) -> Losses:

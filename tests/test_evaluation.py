@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 import scratchvae as sv
+from scratchvae._threads import blas_thread_control
 from scratchvae import evaluation as ev
 from scratchvae.objective import ReconstructionLoss
 
@@ -197,18 +198,31 @@ def test_chunk_sizes_do_not_change_the_draws_and_bound_memory(problem):
         ref = iwae(model, x, k, seed=5, batch_size=10_000)
         for batch_size in (1, 4, 23, 50):
             model.decoder.max_rows = 0
-            nll = iwae(model, x, k, seed=5, batch_size=batch_size)
+            nll = iwae(model, x, k, seed=5, batch_size=batch_size, workers=1)  # this decoder, not a replica's
             assert model.decoder.max_rows <= batch_size
             # the same draws; only the order of float64 sums (and BLAS blocking) differs, ~1e-16 each
             np.testing.assert_allclose(nll, ref, rtol=1e-12)
         model.decoder.max_rows = 0
-        ev.importance_sampled_nll(model, x[:2], 3000, batch_size=64, progress=False)
+        ev.importance_sampled_nll(model, x[:2], 3000, batch_size=64, progress=False, workers=1)
         assert model.decoder.max_rows <= 64                       # K = 3000 still sees 64 rows at most
         e1 = ev.elbo_terms(model, x, batch_size=3, rng=np.random.default_rng(6))
         e2 = ev.elbo_terms(model, x, batch_size=1000, rng=np.random.default_rng(6))
         np.testing.assert_allclose(e1, e2, rtol=1e-12)           # as above: same eps, sums reordered
     finally:
         model.decoder = decoder
+
+
+@pytest.mark.skipif(blas_thread_control() is None, reason="several workers need an OpenBLAS whose threads can be set")
+def test_workers_draw_the_same_noise_as_one(problem):
+    """The chunks' log-weights computed on two worker threads: the same draws in the same order, so
+    the same estimate; float64, and only the BLAS thread count differs (1 on a worker, as many as
+    there are cores here), which can reorder a product's sums: ~1e-16 each, rtol 1e-12."""
+    _, _, model, x = problem
+    for k, batch_size in ((7, 20), (23, 10)):                     # whole images per chunk; one image split
+        one = iwae(model, x[:9], k, seed=3, batch_size=batch_size, workers=1)
+        two = iwae(model, x[:9], k, seed=3, batch_size=batch_size, workers=2)
+        np.testing.assert_allclose(two, one, rtol=1e-12)
+    assert not np.allclose(iwae(model, x[:9], 23, seed=4, batch_size=10, workers=2), one)  # other draws differ
 
 
 @pytest.mark.parametrize("k", [0, -3])

@@ -308,3 +308,33 @@ def test_training_on_two_workers_lowers_the_loss():
     assert history[-1].test.total < 0.8 * before.total
     assert np.isfinite(train_epoch(model, sv.Adam(model.parameters()), x[:64], 32, np.random.default_rng(1),
                                    progress=False, parallel=DataParallel(model, 2)).total)
+
+
+@pytest.mark.skipif(blas_thread_control() is None, reason="two workers need an OpenBLAS whose threads can be set")
+def test_imap_yields_in_job_order_and_never_shares_a_replica():
+    """Jobs that finish out of order come back in order; no replica runs two jobs at once; the
+    jobs are consumed on the calling thread, one at a time."""
+    import time
+    model = sv.build_model("mlp")
+    parallel = DataParallel(model, 2)
+    busy, lock, overlaps, consumed = set(), threading.Lock(), [], []
+
+    def fn(replica, job):
+        with lock:
+            if id(replica) in busy:
+                overlaps.append(job)
+            busy.add(id(replica))
+        time.sleep(0.004 * (job % 3))                             # uneven: later jobs can finish first
+        with lock:
+            busy.discard(id(replica))
+        return job * job, replica is model
+
+    def jobs():
+        for j in range(11):
+            consumed.append(threading.current_thread() is threading.main_thread())
+            yield j
+
+    out = list(parallel.imap(fn, jobs()))
+    assert [job for job, _ in out] == list(range(11)) and [r[0] for _, r in out] == [j * j for j in range(11)]
+    assert not overlaps and all(consumed) and not any(r[1] for _, r in out)  # replicas, never the model
+    assert [r for _, r in DataParallel(model, 1).imap(lambda m, j: m is model, range(3))] == [True] * 3
