@@ -1,7 +1,8 @@
 """The importance-sampled log-likelihood, ours against the same computation in PyTorch.
 
 Both run evaluation.importance_sampled_nll's algorithm on the same weights and the same
-noise: the networks in float32; each image's K samples decoded in chunks of at most
+noise, each on every core (ours on one worker per core, parallel.inference_workers; PyTorch
+on its own threads): the networks in float32; each image's K samples decoded in chunks of at most
 batch_size rows (whole images when K <= batch_size); log p(x|z) per pixel in float32 and
 summed in float64; the log-weights and the running log-sum-exp in float64. The noise is
 drawn with NumPy for both (the same draws, the same cost), so the two estimates agree to the

@@ -20,12 +20,12 @@ from ..evaluation import Evaluation, evaluate_model
 from .argtypes import positive_int
 
 # Measured with `python benchmarks/bench.py --nll 100` (K=100 on 1000 binarized MNIST test images,
-# untrained weights) on a 2-core AMD EPYC, otherwise idle: 0.51-0.70 s for mlp and 3.7-4.1 s for
-# conv per 100,000 (image, sample) pairs, i.e. about 6 and 38 us each; x K * 10,000 images.
-_HELP_RATES = ("The cost is linear in K*N: measured here (2 cores, idle), about 6 us per image and sample for "
-               "the mlp model, 38 us for conv. So K=1000 on the 10,000 MNIST test images takes about 1 min "
-               "for mlp (~6 min for conv), K=5000 (Burda et al.) about 5 min (~32 min for conv), the default "
-               "K=100 ~6 s (mlp); longer on a busy machine.")
+# untrained weights, two workers) on a 2-core AMD EPYC, otherwise idle: 0.46-0.47 s for mlp and
+# 2.9-3.0 s for conv per 100,000 (image, sample) pairs, i.e. about 5 and 30 us each.
+_HELP_RATES = ("The cost is linear in K*N: measured here (2 cores, idle), about 5 us per image and sample for "
+               "the mlp model, 30 us for conv. So K=1000 on the 10,000 MNIST test images takes about 50 s "
+               "for mlp (~5 min for conv), K=5000 (Burda et al.) about 4 min (~25 min for conv), the default "
+               "K=100 ~5 s (mlp); longer on a busy machine.")
 _GREY_BCE_NOTE = ("Bernoulli (bce) likelihood on grey-level images: the nll is NOT -log p(x) of any "
                   "distribution over these images, only a loss; train with --binarize dynamic for a likelihood")
 
