@@ -292,9 +292,9 @@ class Evaluation:
 
 def evaluate_model(model: VAE | Autoencoder, x: np.ndarray, k: int = 5000, n: int | None = None,
                    batch_size: int = 1000, rng: np.random.Generator | None = None,
-                   progress: bool = True) -> Evaluation:
-    """elbo_terms, importance_sampled_nll (K samples), active_units and kl_per_dimension of the
-    first n images of x (all when n is None). nll is None when the loss is no likelihood (rmse);
+                   progress: bool = True, workers: int | None = None) -> Evaluation:
+    """elbo_terms, importance_sampled_nll (K samples, on ``workers`` threads), active_units and
+    kl_per_dimension of the first n images of x (all when n is None). nll is None when the loss is no likelihood (rmse);
     an Autoencoder gets its recon loss only."""
     if k < 1:
         raise ValueError(f"evaluate_model: k (samples per image) must be at least 1, got {k}")
@@ -306,7 +306,7 @@ def evaluate_model(model: VAE | Autoencoder, x: np.ndarray, k: int = 5000, n: in
                           None, None, None, time.perf_counter() - start)
     rng = rng if rng is not None else np.random.default_rng()
     terms = elbo_terms(model, x, batch_size, rng)
-    nll = importance_sampled_nll(model, x, k, batch_size, rng, progress) if name else None  # (N,)
+    nll = importance_sampled_nll(model, x, k, batch_size, rng, progress, workers) if name else None  # (N,)
     return Evaluation(
         n=x.shape[0], k=k, likelihood=name, recon=terms.recon, elbo=terms.total, kl=terms.kl,
         nll=None if nll is None else float(nll.mean()),

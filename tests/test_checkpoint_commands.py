@@ -16,6 +16,7 @@ from scratchvae.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from scratchvae.cli import main
 from scratchvae.commands.evaluate import _finite_or_none, _kl_dims
 from scratchvae.commands.images import output_path
+from scratchvae._threads import blas_thread_control
 
 N_IMAGES, N_HELD_OUT = 120, 12
 JSON_KEYS = {"elbo", "recon", "kl", "nll", "nll_stderr", "k", "n", "active_units", "seconds", "kl_per_dim",
@@ -110,6 +111,15 @@ def test_evaluate_is_seeded_and_batch_size_free(capsys, vae_ckpt):
     assert runs[0]["nll"] != runs[2]["nll"]
 
 
+@pytest.mark.skipif(blas_thread_control() is None, reason="two workers need an OpenBLAS whose threads can be set")
+def test_evaluate_workers_never_change_the_draws(capsys, vae_ckpt):
+    """The nll's chunks on one worker or two: the same draws, so the same estimate; float32 decoders,
+    whose products may add in another order on one BLAS thread than on two: rel=1e-5 as above."""
+    runs = [json.loads(_run(capsys, "evaluate", vae_ckpt, "--k", 7, "--json", "--no-progress", "--workers", w)[1])
+            for w in (1, 2)]
+    assert runs[0]["nll"] == pytest.approx(runs[1]["nll"], rel=1e-5)
+
+
 def test_grey_bce_says_not_a_likelihood_without_warning_noise(capsys, tmp_path, grey_npy):
     ckpt = _write(tmp_path / "grey.npz", _config(grey_npy, binarize="none"))
     with warnings.catch_warnings(record=True) as caught:
@@ -177,7 +187,8 @@ def test_dataset_gone(capsys, tmp_path, grey_npy):
     _assert_one_line_error(*_run(capsys, "evaluate", ckpt)[::2], ckpt, data)
 
 
-@pytest.mark.parametrize("argv", [["--k", "0"], ["--k", "-3"], ["--n", "0"], ["--batch-size", "0"], ["--k", "x"]])
+@pytest.mark.parametrize("argv", [["--k", "0"], ["--k", "-3"], ["--n", "0"], ["--batch-size", "0"], ["--k", "x"],
+                                  ["--workers", "0"]])
 def test_bad_numbers_are_argparse_errors(capsys, vae_ckpt, argv):
     with pytest.raises(SystemExit) as exit_info:
         main(["evaluate", str(vae_ckpt), *argv])

@@ -48,6 +48,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="rows the decoder sees at once; changes memory and speed, never the numbers "
                         "(default: %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="seeds the draws of z (default: %(default)s)")
+    p.add_argument("--workers", type=positive_int, default=None,
+                   help="threads the nll's chunks run on, a replica of the model each; never changes the "
+                        "draws (default: one per core, one for a model with BatchNorm)")
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout instead of the table")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
@@ -156,7 +159,8 @@ def run(args: argparse.Namespace) -> int:
         # evaluation.py warns about a Bernoulli likelihood on grey levels; the note says it once, clearly
         warnings.filterwarnings("ignore", message="Bernoulli likelihood on non-binary", category=UserWarning)
         ev = evaluate_model(model, x, k=args.k, batch_size=args.batch_size,
-                            rng=np.random.default_rng(args.seed), progress=not args.no_progress)
+                            rng=np.random.default_rng(args.seed), progress=not args.no_progress,
+                            workers=args.workers)
     if args.json:
         print(json.dumps(as_json(ev, args.checkpoint, checkpoint, binary), allow_nan=False))
     else:
