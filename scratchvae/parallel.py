@@ -88,21 +88,17 @@ def default_workers(model: Module) -> int:
 # measured on holds ~50 MB for both workers: passes over larger arrays ran at half the
 # speed. Each extra pass costs one more set of dweight products (each added into the
 # gradients: no pass over them; see the module docstring).
-# Measured, batch 128 on 2 workers (one process, turns of 5 steps): the keras-io VAE
-# (420 KB of outputs per image, 0.5 MB of weights) took 54.3 ms per step in one pass per
-# worker, 48.5 in passes of 32 images, 47.4 in passes of 16; the reference conv VAE
-# (179 KB per image, 6.4 MB of weights) 35.0 ms in one pass, 39.1 in passes of 32.
 # 16 MB gives the keras-io model passes of 32 (training) and ~38 (inference), and the
-# reference model one pass of 64 (training) and ~90 (inference).
+# reference model one pass of 64 (training) and ~90 (inference); the measurements behind it
+# are in docs/performance.md ("Passes that fit the cache").
 PASS_BYTES = 16 << 20
 
 
 # Parameters smaller than this (elements) are updated whole on the main thread after the
 # reduce. An update call costs ~15 us of Python, which holds the GIL, so splitting a small
-# parameter over the workers adds calls and saves no time: for the keras-io VAE (16
-# parameters, 134k elements in all, every one below this) the step took 0.97-1.02x the time
-# of splitting them all (8 rounds, both orders). The split is for large weights, such as the
-# reference model's two 0.8M-element Linear weights.
+# parameter over the workers adds calls and saves no time (docs/performance.md, "Data
+# parallelism"). The split is for large weights, such as the reference model's two
+# 0.8M-element Linear weights.
 UPDATE_IN_PARTS_MIN = 1 << 16
 
 
