@@ -96,8 +96,8 @@ PASS_BYTES = 16 << 20
 
 # Parameters smaller than this (elements) are updated whole on the main thread after the
 # reduce. An update call costs ~15 us of Python, which holds the GIL, so splitting a small
-# parameter over the workers adds calls and saves no time (docs/performance.md, "Data
-# parallelism"). The split is for large weights, such as the reference model's two
+# parameter over the workers adds calls and saves no time (docs/performance.md, "Passes
+# that fit the cache"). The split is for large weights, such as the reference model's two
 # 0.8M-element Linear weights.
 UPDATE_IN_PARTS_MIN = 1 << 16
 
