@@ -160,19 +160,25 @@ def elbo_terms(model: VAE, x: np.ndarray, batch_size: int = 1000,
     model.loss in eval mode with beta = 1, except that recon is -log p(x|z) (log_likelihood):
     for mse that adds D/2 log(pi); for rmse, no likelihood, recon is the loss. eps is drawn from
     rng in image order, so batch_size does not change the draws."""
+    recon, kl = elbo_per_image(model, x, batch_size, rng)        # (N,) each
+    return Losses(float(recon.sum() + kl.sum()) / x.shape[0], float(recon.mean()), float(kl.mean()))
+
+
+def elbo_per_image(model: VAE, x: np.ndarray, batch_size: int = 1000,
+                   rng: np.random.Generator | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(recon, kl) of each image, (N,) float64 each: the terms elbo_terms averages."""
     _require_vae(model, "elbo_terms")
     _check_batch_size(batch_size)
     rng = rng if rng is not None else np.random.default_rng()
-    recon = kl = 0.0
+    recons, kls = [], []
     with _eval_mode(model):
         for start in range(0, x.shape[0], batch_size):
             xb = x[start:start + batch_size]
             mu, logvar = (a.astype(np.float64) for a in model.encode(xb.astype(model.dtype, copy=False)))
             z = mu + np.exp(0.5 * logvar) * rng.standard_normal(mu.shape)  # (B, L)
-            recon += _recon_per_image(model.recon_loss, model.decode(z), xb).sum()
-            kl += GaussianKL.per_image(mu, logvar).sum()
-    n = x.shape[0]
-    return Losses(float(recon + kl) / n, float(recon) / n, float(kl) / n)
+            recons.append(_recon_per_image(model.recon_loss, model.decode(z), xb))  # (B,)
+            kls.append(GaussianKL.per_image(mu, logvar))         # (B,)
+    return np.concatenate(recons), np.concatenate(kls)           # (N,), (N,)
 
 
 def importance_sampled_nll(model: VAE, x: np.ndarray, k: int, batch_size: int = 1000,
@@ -216,7 +222,7 @@ def importance_sampled_nll(model: VAE, x: np.ndarray, k: int, batch_size: int = 
     def log_weights(replica: VAE, job: tuple[int, int, np.ndarray]) -> np.ndarray:
         start, _, eps = job
         b = eps.shape[0]
-        return _log_weights(replica, x[start:start + b], mu_all[start:start + b, None],
+        return chunk_log_weights(replica, x[start:start + b], mu_all[start:start + b, None],
                             logvar_all[start:start + b, None], eps)  # (B, kc)
 
     nll = np.empty(n)                                            # (N,)
@@ -240,7 +246,7 @@ def importance_sampled_nll(model: VAE, x: np.ndarray, k: int, batch_size: int = 
     return nll
 
 
-def _log_weights(model: VAE, xc: np.ndarray, mu: np.ndarray, logvar: np.ndarray, eps: np.ndarray) -> np.ndarray:
+def chunk_log_weights(model: VAE, xc: np.ndarray, mu: np.ndarray, logvar: np.ndarray, eps: np.ndarray) -> np.ndarray:
     """log w = log p(x|z) + log p(z) - log q(z|x) of each sample z = mu + exp(logvar / 2) eps,
     (B, kc) float64; xc (B, ...), mu and logvar (B, 1, L), eps (B, kc, L)."""
     kc, latent = eps.shape[1], eps.shape[2]

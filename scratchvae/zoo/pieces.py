@@ -12,7 +12,7 @@ import math
 
 import numpy as np
 
-from ..evaluation import log_diagonal_normal, log_likelihood, log_standard_normal, posterior
+from ..evaluation import chunk_log_weights, posterior
 from ..models import VAE
 from ..objective import BCE, BCEWithLogits, GaussianKL, Reparameterize
 from ..objective.reparameterize import _ReparamCache
@@ -131,11 +131,7 @@ def log_weights(model: VAE, x: np.ndarray, k: int, rng: np.random.Generator, bat
     for start in range(0, x.shape[0], step):
         m, lv = mu[start:start + step, None], logvar[start:start + step, None]  # (B, 1, L)
         eps = rng.standard_normal((m.shape[0], k, model.latent_dim))  # (B, K, L)
-        z = m + np.exp(0.5 * lv) * eps                           # (B, K, L)
-        pred = model.decode(z.reshape(-1, model.latent_dim))     # (B*K, ...)
-        xb = np.repeat(x[start:start + step], k, axis=0)
-        out[start:start + m.shape[0]] = (log_likelihood(model.recon_loss, pred, xb).reshape(-1, k)
-                                         + log_standard_normal(z) - log_diagonal_normal(eps, lv))  # (B, K)
+        out[start:start + m.shape[0]] = chunk_log_weights(model, x[start:start + step], m, lv, eps)  # (B, K)
     return out
 
 

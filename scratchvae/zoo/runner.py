@@ -14,9 +14,8 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ..data.datasets import load_dataset, prepare
-from ..evaluation import importance_sampled_nll, log_likelihood, posterior
+from ..evaluation import elbo_per_image, importance_sampled_nll
 from ..models import VAE
-from ..objective import GaussianKL
 from ..optim import Adam
 from ..train import EpochMetrics, TrainingFault, fit
 from . import detectors as det
@@ -76,10 +75,8 @@ class ZooRun:
 
 def negative_elbo_per_image(model: VAE, x: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """(-ELBO, KL) of each image, (N,) each, one z per image: what evaluation.elbo_terms averages."""
-    mu, logvar = posterior(model, x)                             # (N, L) each
-    z = mu + np.exp(0.5 * logvar) * rng.standard_normal(mu.shape)  # (N, L)
-    kl = GaussianKL.per_image(mu, logvar)                        # (N,)
-    return -log_likelihood(model.recon_loss, model.decode(z), x) + kl, kl
+    recon, kl = elbo_per_image(model, x, rng=rng)                # (N,) each
+    return recon + kl, kl
 
 
 def _train(model: VAE, x_train: np.ndarray, x_test: np.ndarray, s: Settings, label: str) -> Trained:
