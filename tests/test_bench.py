@@ -386,3 +386,11 @@ def test_bench_times_the_nll_without_torch(capsys, monkeypatch):
     assert main(ARGS + ["--in-process", "--nll", "2", "--nll-images", "3", "--nll-repeats", "1", "--json"]) == 0
     row = json.loads(capsys.readouterr().out)["results"][0]
     assert row["nll_s"] > 0 and "torch_nll_s" not in row
+
+
+def test_bench_times_the_nll_of_the_nll_models_only(capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "torch", None)
+    assert main(ARGS + ["--in-process", "--nll", "2", "--nll-images", "3", "--nll-repeats", "1",
+                        "--nll-models", "conv", "--json"]) == 0
+    row = json.loads(capsys.readouterr().out)["results"][0]
+    assert row["model"] == "mlp" and "nll_s" not in row
