@@ -26,7 +26,7 @@ print("forward")
 h = model.encoder.forward(x)                                         # (4, 2L)
 mu, logvar = h[:, :L], h[:, L:]                                      # (4, L) each
 eps = rng.standard_normal(mu.shape)                                  # (4, L)
-z = model.reparam.forward(mu, logvar, eps)                           # (4, L)
+z = model.posterior.forward(mu, logvar, eps)                           # (4, L)
 logits = model.decoder.forward(z)                                    # (4, 1, 28, 28)
 recon = model.recon_loss.forward(logits, x)
 kl = model.kl.forward(mu, logvar)
@@ -38,7 +38,7 @@ print("backward")
 model.zero_grad()
 dlogits = model.recon_loss.backward()                                # (sigmoid(logits) - x) / N
 dz = model.decoder.backward(dlogits)                                 # (4, L)
-dmu, dlogvar = model.reparam.backward(dz)                            # dmu = dz, dlogvar = dz*eps*std/2
+dmu, dlogvar = model.posterior.backward(dz)                            # dmu = dz, dlogvar = dz*eps*std/2
 dmu_kl, dlogvar_kl = model.kl.backward()                             # mu/N, (exp(logvar)-1)/(2N)
 dh = np.concatenate([dmu + dmu_kl, dlogvar + dlogvar_kl], axis=1)    # (4, 2L)
 dx = model.encoder.backward(dh)                                      # (4, 1, 28, 28)

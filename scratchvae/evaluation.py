@@ -4,7 +4,7 @@ All numbers are nats per image, with the sign of a loss (lower is better):
 
     elbo   = recon + kl  >=  nll          the negative ELBO, one z per image (beta = 1: the bound
                                           itself, whatever beta the model was trained with)
-    recon  = -E_q[log p(x|z)]             kl = KL(q(z|x) || p(z)), analytic
+    recon  = -E_q[log p(x|z)]             kl = KL(q(z|x) || p(z)): the model's kl (closed form for N(0, I))
     nll    = -log p(x)  ~=  -log (1/K) sum_k w_k,   w_k = p(x|z_k) p(z_k) / q(z_k|x),  z_k ~ q(z|x)   [IWAE-1]
 
 The nll estimate is the IWAE bound of Burda et al. (2016): at K = 1 its expectation is the
@@ -40,7 +40,6 @@ from .models import VAE, Autoencoder, Losses
 from .objective import BCE, MSE, BCEWithLogits, GaussianKL, ReconstructionLoss
 from .parallel import DataParallel, inference_workers
 
-LOG_2PI = math.log(2 * math.pi)
 
 
 # -- log p(x|z), from the reconstruction loss ---------------------------------------------------------
@@ -98,22 +97,6 @@ def _warn_if_not_binary(loss: ReconstructionLoss, x: np.ndarray) -> None:
         warnings.warn("Bernoulli likelihood on non-binary images: the nll is not -log p(x) of any "
                       "distribution over these images (binarize the test set for a true likelihood)",
                       stacklevel=3)
-
-
-# -- log p(z) and log q(z|x) -----------------------------------------------------------------------------
-def log_standard_normal(z: np.ndarray) -> np.ndarray:
-    """log N(z; 0, I) = sum_d ( -z_d^2 / 2 - log(2 pi) / 2 ), summed over the last axis."""
-    return np.sum(-0.5 * z * z - 0.5 * LOG_2PI, axis=-1)
-
-
-def log_diagonal_normal(eps: np.ndarray, logvar: np.ndarray) -> np.ndarray:
-    """log N(z; mu, exp(logvar)) at z = mu + exp(logvar / 2) eps:
-    sum_d ( -eps_d^2 / 2 - logvar_d / 2 - log(2 pi) / 2 ), summed over the last axis   [IWAE-2].
-
-    Written in eps, not z, because (z - mu) / std loses every digit once std is tiny. Its
-    log(2 pi) terms cancel those of log p(z) (both are L-dimensional); the constant that stays
-    is the one inside log p(x|z)."""
-    return np.sum(-0.5 * eps * eps - 0.5 * logvar - 0.5 * LOG_2PI, axis=-1)
 
 
 # -- helpers -----------------------------------------------------------------------------------------------
@@ -175,9 +158,10 @@ def elbo_per_image(model: VAE, x: np.ndarray, batch_size: int = 1000,
         for start in range(0, x.shape[0], batch_size):
             xb = x[start:start + batch_size]
             mu, logvar = (a.astype(np.float64) for a in model.encode(xb.astype(model.dtype, copy=False)))
-            z = mu + np.exp(0.5 * logvar) * rng.standard_normal(mu.shape)  # (B, L)
+            eps = rng.standard_normal(mu.shape)                  # (B, L)
+            z = model.posterior.sample(mu, logvar, eps)          # (B, L)
             recons.append(_recon_per_image(model.recon_loss, model.decode(z), xb))  # (B,)
-            kls.append(GaussianKL.per_image(mu, logvar))         # (B,)
+            kls.append(model.kl.per_image(mu, logvar, z, eps))   # (B,)
     return np.concatenate(recons), np.concatenate(kls)           # (N,), (N,)
 
 
@@ -250,17 +234,21 @@ def chunk_log_weights(model: VAE, xc: np.ndarray, mu: np.ndarray, logvar: np.nda
     """log w = log p(x|z) + log p(z) - log q(z|x) of each sample z = mu + exp(logvar / 2) eps,
     (B, kc) float64; xc (B, ...), mu and logvar (B, 1, L), eps (B, kc, L)."""
     kc, latent = eps.shape[1], eps.shape[2]
-    z = mu + np.exp(0.5 * logvar) * eps                          # (B, kc, L)
+    z = model.posterior.sample(mu, logvar, eps)                  # (B, kc, L)
     pred = model.decode(z.reshape(-1, latent))                   # (B*kc, ...)
     log_px_z = log_likelihood(model.recon_loss, pred, np.repeat(xc, kc, axis=0))  # (B*kc,)
-    return log_px_z.reshape(-1, kc) + log_standard_normal(z) - log_diagonal_normal(eps, logvar)  # (B, kc)
+    return log_px_z.reshape(-1, kc) + model.prior.log_prob(z) - model.posterior.log_prob(eps, logvar)  # (B, kc)
 
 
 def kl_per_dimension(model: VAE, x: np.ndarray, batch_size: int = 1000) -> np.ndarray:
     """KL(q(z_d|x) || N(0, 1)) of each latent dimension averaged over the images, (L,) nats:
-    0.5 * (mu_d^2 + exp(logvar_d) - 1 - logvar_d). Summed over d it is the ELBO's kl."""
+    0.5 * (mu_d^2 + exp(logvar_d) - 1 - logvar_d) [KL-1]. Summed over d it is the ELBO's kl.
+    Only for the N(0, I) prior, whose KL splits over the dimensions (ValueError otherwise)."""
+    if not isinstance(model.kl, GaussianKL):
+        raise ValueError(f"the KL per dimension needs the closed-form KL from N(0, I), not a "
+                         f"{type(model.kl).__name__}")
     mu, logvar = posterior(model, x, batch_size)
-    return np.mean(0.5 * (mu * mu + np.exp(logvar) - 1.0 - logvar), axis=0)  # (L,)
+    return np.mean(GaussianKL.per_dimension(mu, logvar), axis=0)  # (L,)
 
 
 def latent_activity(model: VAE, x: np.ndarray, batch_size: int = 1000) -> np.ndarray:

@@ -37,7 +37,7 @@ import numpy as np
 
 from .nn.activations import LeakyReLU, ReLU
 from .nn.module import Module
-from .objective.kl import GaussianKL
+from .distributions import GaussianKL
 
 DEFAULT_TOLERANCE = 1e-6
 MAX_DRAWS_PER_ENTRY = 10  # with a kink pattern: give up on an array after 10 draws per wanted entry

@@ -20,23 +20,23 @@ from pathlib import Path
 import numpy as np
 
 from .atomic import save_npz_atomic
+from .distributions import DiagonalGaussian, GaussianKL, make_posterior
 from .evaluation import kl_per_dimension
 
 
 def kl_part(mu: np.ndarray, logvar: np.ndarray, beta: float, dloss: float = 1.0,
-            posterior: str = "logvar") -> np.ndarray:
-    """beta * d KL / dh, (N, 2L), in the operation order of GaussianKL.backward and VAE.backward;
-    with posterior='logstd' the encoder's second half is a = logvar / 2, so its part is
-    2 * dlogvar ([LOGSTD-2])."""
-    scale = float(dloss) / mu.shape[0]                           # dloss / N
-    dmu = mu * scale                                             # (N, L)
-    dlogvar = (0.5 * scale) * (np.exp(logvar) - 1.0)             # (N, L)
-    dsecond = 2 * (beta * dlogvar) if posterior == "logstd" else beta * dlogvar  # (N, L)
-    return np.concatenate([beta * dmu, dsecond], axis=1)         # (N, 2L)
+            posterior: str | DiagonalGaussian = "logvar") -> np.ndarray:
+    """beta * d KL / dh, (N, 2L): the closed-form KL's gradient (GaussianKL.grads) through the
+    posterior's parameterisation (DiagonalGaussian.params_backward; with 'logstd' the second
+    half's part is 2 * dlogvar, [LOGSTD-2]), in the operation order of the ELBO's backward."""
+    posterior = make_posterior(posterior) if isinstance(posterior, str) else posterior
+    dmu, dlogvar = GaussianKL.grads(mu, logvar, dloss)           # (N, L) each
+    return posterior.params_backward(beta * dmu, beta * dlogvar)  # (N, 2L)
 
 
 def split_encoder_grad(dh: np.ndarray, mu: np.ndarray, logvar: np.ndarray, beta: float,
-                       dloss: float = 1.0, posterior: str = "logvar") -> tuple[np.ndarray, np.ndarray]:
+                       dloss: float = 1.0, posterior: str | DiagonalGaussian = "logvar"
+                       ) -> tuple[np.ndarray, np.ndarray]:
     """(recon part, KL part) of dh, the gradient at the encoder output: dh = recon + kl."""
     kl = kl_part(mu, logvar, beta, dloss, posterior)
     return dh - kl, kl
@@ -65,7 +65,7 @@ class GradTracer:
         def hook(dout: np.ndarray, input_grad: bool):
             cache = self.model.kl.cache
             recon, kl = split_encoder_grad(dout, cache.mu, cache.logvar, self.model.beta,
-                                           posterior=getattr(self.model, "posterior", "logvar"))
+                                           posterior=self.model.posterior)
             self._pending = (float(np.linalg.norm(recon)), float(np.linalg.norm(kl)))
             return original(dout, input_grad)
         self.model._encoder_backward = hook

@@ -208,7 +208,7 @@ def run_tour(model: str = "mlp", seed: int = 0) -> Tour:
 
     # forward, once for the layers' inputs (trace), then once more as model.loss runs it, caches and all
     mu, logvar = (a.copy() for a in vae.encode(x))                   # (N, L) each
-    rows = vae.trace(x, vae.reparam.forward(mu, logvar, eps))        # (name, layer, input, output) per layer
+    rows = vae.trace(x, vae.posterior.forward(mu, logvar, eps))        # (name, layer, input, output) per layer
     vae.zero_grad()
     vae.loss(x, target, eps)                                         # every cache as model.loss leaves it
     dec = [r for r in rows if r[0].startswith("decoder")]
@@ -226,13 +226,13 @@ def run_tour(model: str = "mlp", seed: int = 0) -> Tour:
         chain.append(("layer", (name, layer, x_in, d_in, dout.copy(),
                                 {n: p.grad.copy() for n, p in layer.named_parameters()})))
     dz = dout
-    dmu, dlogvar = vae.reparam.backward(dz)
+    dmu, dlogvar = vae.posterior.backward(dz)
     chain.append(("reparam", (dz.copy(), dmu.copy(), dlogvar.copy())))
     dmu_kl, dlogvar_kl = vae.kl.backward(1.0)
     chain.append(("kl", (dmu_kl.copy(), dlogvar_kl.copy())))
     dmu = dmu + beta * dmu_kl                                        # [ELBO-4]
     dlogvar = dlogvar + beta * dlogvar_kl                            # [ELBO-5]
-    dh = np.concatenate([dmu, dlogvar], axis=1)                      # [ELBO-6]
+    dh = vae.posterior.params_backward(dmu, dlogvar)                 # [ELBO-6]
     chain.append(("concat", dh.copy()))
     dout = dh
     for name, layer, x_in, _ in reversed(enc):
@@ -268,7 +268,7 @@ def run_tour(model: str = "mlp", seed: int = 0) -> Tour:
             m, lv = mu.copy(), logvar.copy()
 
             def scalar() -> float:
-                return float(np.sum(vae.reparam.forward(m, lv, eps) * dz_in))
+                return float(np.sum(vae.posterior.forward(m, lv, eps) * dz_in))
             steps.append(Step("reparameterize  z = mu + exp(logvar / 2) * eps  [REP-1]", dz_in.shape, [
                 Grad("dmu", a_mu.shape, REPARAM_FORMULAS[0], relative_error(a_mu, numerical_gradient(scalar, m, H))),
                 Grad("dlogvar", a_lv.shape, REPARAM_FORMULAS[1],
@@ -287,7 +287,7 @@ def run_tour(model: str = "mlp", seed: int = 0) -> Tour:
 
             def loss_of_h() -> float:
                 m, lv = h[:, :L], h[:, L:]
-                zz = vae.reparam.forward(m, lv, eps)
+                zz = vae.posterior.forward(m, lv, eps)
                 return vae.recon_loss.forward(vae.decoder.forward(zz), target) + beta * vae.kl.forward(m, lv)
             err = relative_error(data, numerical_gradient(loss_of_h, h, H))
             step = Step("concat -> dh  (dmu, dlogvar: reparameterize + beta * KL)", dmu.shape,

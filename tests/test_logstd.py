@@ -29,7 +29,7 @@ def test_the_second_half_is_the_log_of_the_spread_of_z(rng):
         x = np.repeat(rng.random((1, 1, 3, 3)), 20000, axis=0)   # one image, many draws
         a = model.encoder.forward(x)[0, 3:]                      # the encoder's second half, (L,)
         mu, logvar = model.encode(x)
-        z = model.reparam.forward(mu, logvar, rng=np.random.default_rng(1))
+        z = model.posterior.forward(mu, logvar, rng=np.random.default_rng(1))
         # 20000 draws: the sample std has relative standard error 1/sqrt(2 * 20000) = 0.5%
         np.testing.assert_allclose((z - mu).std(axis=0), std_of(a), rtol=0.02)
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from ..checkpoint import load_model
+from ..distributions import prior_of
 from ..models import VAE
 from ..nn.module import Module
 from ..plots import save_grid, save_reconstructions
@@ -83,7 +84,7 @@ def _columns(n: int) -> int:
 def run_sample(args: argparse.Namespace) -> int:
     out = output_path(args.out, args.checkpoint, "samples")
     model, checkpoint = load_model(args.checkpoint)
-    z = np.random.default_rng(args.seed).standard_normal((args.n, model.latent_dim))  # (N, L)
+    z = prior_of(model).sample(args.n, np.random.default_rng(args.seed))  # (N, L): z ~ p(z)
     images = _grey(_decode_mean(model, z))
     c = checkpoint.config
     title = f"{c.get('model')} {c.get('kind')}, epoch {checkpoint.epoch}: z ~ N(0, I)"

@@ -13,6 +13,7 @@ from ..data.resize import resize_square
 from ..latent.features import (estimate_feature_vector, in_batches, ink, labels_from_file, shift_codes, slant,
                                split_at_median)
 from ..latent.figures import save_histograms, save_manifold, save_scatter, save_strip
+from ..distributions import prior_of
 from ..latent.grid import manifold_codes
 from ..latent.interpolate import interpolation_path
 from ..latent.projection import encode_means
@@ -121,7 +122,7 @@ def run_latent(args: argparse.Namespace) -> int:
                             f"{what}: held-out means ({len(x)} images)"),
                save_histograms(codes, folder / f"latent-hist-{stem}.png", f"{what}: held-out means vs N(0, 1)")]
     if model.latent_dim == 2:
-        z, q = manifold_codes(2, args.grid or 20)                # (n*n, 2), (n,)
+        z, q = manifold_codes(2, args.grid or 20, prior_of(model).quantile)  # (n*n, 2), (n,)
         images = _grey(_decode_mean(model, z))
         written.append(save_manifold(images, q, folder / f"latent-grid-{stem}.png",
                                      f"{what}: decoded N(0, 1) quantile grid"))

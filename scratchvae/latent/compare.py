@@ -25,6 +25,7 @@ from typing import Sequence
 
 import numpy as np
 
+from ..distributions import prior_of
 from ..plots import plt, tile
 from .figures import _save
 from .projection import encode_means
@@ -90,7 +91,7 @@ def save_ae_vs_vae(ae, vae, x: np.ndarray, labels: np.ndarray | None, path: Path
     for row, (name, model) in enumerate((("autoencoder", ae), ("VAE", vae))):
         codes = encode_means(model, x)                           # (N, 2)
         z_box = box_samples(codes, n, rng)                       # (n, 2)
-        z_prior = rng.standard_normal((n, 2))                    # (n, 2)
+        z_prior = prior_of(model).sample(n, rng)                 # (n, 2)
         _scatter(axs[row, 0], codes, labels, f"{name}: codes of the held-out images")
         was_training = model.training
         model.eval()

@@ -1,31 +1,17 @@
 """The VAE and the plain Autoencoder: an encoder, a decoder, and the objective between them.
 
 Both take images (N, C, H, W) and let the encoder/decoder be any Module, so the
-MLP and the convolutional models share this file. The backward chains are
-written out in full, one step a line, so a reader can follow every gradient.
+MLP and the convolutional models share this file. The VAE's objective and its backward
+chain, one step a line, are in objective/elbo.py; its distributions in distributions/.
 """
 from __future__ import annotations
 
-import math
-from typing import NamedTuple
-
 import numpy as np
 
+from ..distributions import make_kl, make_posterior, make_prior
 from ..nn.activations import sigmoid
 from ..nn.module import Module, Sequential
-from ..objective import GaussianKL, Reparameterize, make_loss
-
-
-class Losses(NamedTuple):
-    """Per-image averages over the batch: total = recon + beta * kl."""
-
-    total: float
-    recon: float
-    kl: float
-
-    def finite(self) -> bool:
-        """No NaN or infinity among them (the training loop's NaN guard)."""
-        return all(math.isfinite(v) for v in self)
+from ..objective import ELBO, Losses, make_loss
 
 
 class _AutoencoderBase(Module):
@@ -76,78 +62,49 @@ class _AutoencoderBase(Module):
 
 
 class VAE(_AutoencoderBase):
-    """Variational autoencoder, trained on the negative ELBO.
+    """Variational autoencoder: an encoder, a decoder and the parts of its objective, each an object.
 
-    forward:  h = encoder(x)                           (N, 2L)
-              mu, logvar = h[:, :L], h[:, L:]          (N, L) each
-              z = mu + exp(logvar / 2) * eps           (N, L), eps ~ N(0, I)
-              pred = decoder(z)                        (N, C, H, W)
-    loss:     recon(pred, x) + beta * KL(N(mu, exp(logvar)) || N(0, I))   [ELBO-1]
-    backward: dpred = d recon / d pred                                     [ELBO-2]
-              dz = decoder.backward(dpred)                                 [ELBO-3]
-              dmu     = dz + beta * mu / N                                 [ELBO-4]
-              dlogvar = dz * eps * exp(logvar / 2) / 2 + beta * (exp(logvar) - 1) / (2 N)   [ELBO-5]
-              dx = encoder.backward(concat(dmu, dlogvar))   (training skips dx: input_grad=False)   [ELBO-6]
-              (derivation, line by line: docs/derivations/elbo.md)
-              backward(dloss=w) starts the chain at w instead of 1 (dpred and the KL terms
-              are multiplied by w): the gradients of w * loss (parallel.py: w = n_k / n)
-    beta = 1 is the VAE; beta > 1 is the beta-VAE of Higgins et al. (2017).
+    posterior  q(z|x): DiagonalGaussian, reading the encoder's output h (N, 2L) as mu and logvar
+               (posterior='logvar') or mu and log sigma (posterior='logstd')  (distributions/gaussian.py)
+    prior      p(z): StandardNormal, N(0, I)  (distributions/normal.py; prior='normal')
+    kl         KL(q(z|x) || p(z)): the closed form for this pair (distributions/kl.py)
+    objective  the negative ELBO, recon + beta * kl, with its backward written out (objective/elbo.py)
 
-    posterior='logstd' (the lecture slides' parameterization): the encoder's second half is
-    a = log sigma, sigma = exp(a), and everything above runs on logvar = 2 a      [LOGSTD-1]
-    backward: da = 2 dlogvar = dz * eps * sigma + beta * (sigma^2 - 1) / N       [LOGSTD-2]
-              (docs/derivations/logstd.md)
+    loss(x) runs the objective's forward; backward() its backward down to the encoder's output
+    dh, then the encoder's. beta = 1 is the VAE; beta > 1 is the beta-VAE of Higgins et al. (2017).
+    Swapping a part (a learned prior, another posterior, another objective) is swapping the object.
     """
 
-    POSTERIORS = ("logvar", "logstd")
-
     def __init__(self, encoder: Module, decoder: Module, latent_dim: int, loss: str = "bce",
-                 beta: float = 1.0, rng: np.random.Generator | None = None, posterior: str = "logvar") -> None:
+                 beta: float = 1.0, rng: np.random.Generator | None = None, posterior: str = "logvar",
+                 prior: str = "normal") -> None:
         super().__init__(encoder, decoder, latent_dim, loss)
-        if posterior not in self.POSTERIORS:
-            raise ValueError(f"VAE: posterior must be one of {', '.join(self.POSTERIORS)}, got {posterior!r}")
-        self.posterior = posterior
+        self.posterior = make_posterior(posterior)
+        self.prior = make_prior(prior, latent_dim)
+        self.kl = make_kl(self.posterior, self.prior)
+        self.objective = ELBO()
         self.beta = beta
-        self.reparam = Reparameterize()
-        self.kl = GaussianKL()
         self.rng = rng if rng is not None else np.random.default_rng()
 
     def encode(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        h = self.encoder.forward(x)                              # (N, 2L)
-        if h.ndim != 2 or h.shape[1] != 2 * self.latent_dim:
-            raise ValueError(f"VAE: encoder must output (N, {2 * self.latent_dim}), got {h.shape}")
-        mu, second = h[:, :self.latent_dim], h[:, self.latent_dim:]  # (N, L), (N, L)
-        if self.posterior == "logstd":
-            return mu, 2 * second                                # logvar = 2 a   [LOGSTD-1]
-        return mu, second
+        """The posterior's mu and logvar of each image, (N, L) each."""
+        return self.posterior.params(self.encoder.forward(x), self.latent_dim)
 
     def forward(self, x: np.ndarray, eps: np.ndarray | None = None) -> np.ndarray:
         mu, logvar = self.encode(x)
-        z = self.reparam.forward(mu, logvar, eps, self.rng)      # (N, L)
+        z = self.posterior.forward(mu, logvar, eps, self.rng)    # (N, L)
         return self.decoder.forward(z)                           # (N, C, H, W)
 
     def loss(self, x: np.ndarray, target: np.ndarray | None = None,
              eps: np.ndarray | None = None) -> Losses:
-        """Forward pass and the negative ELBO; call ``backward()`` next for gradients."""
-        mu, logvar = self.encode(x)
-        z = self.reparam.forward(mu, logvar, eps, self.rng)      # (N, L)
-        pred = self.decoder.forward(z)                           # (N, C, H, W)
-        recon = self.recon_loss.forward(pred, x if target is None else target)
-        kl = self.kl.forward(mu, logvar)
-        return Losses(recon + self.beta * kl, recon, kl)
+        """Forward pass and the objective (the negative ELBO); call ``backward()`` next for gradients."""
+        return self.objective.forward(self, x, x if target is None else target, eps)
 
-    def backward(self, input_grad: bool = True, dloss: float = 1.0) -> np.ndarray | None:
-        """Gradients of dloss * loss, added into every Parameter.grad; returns dx, or None when
-        input_grad=False (training needs no gradient for the data, and skipping it saves a
-        matrix product)."""
-        dpred = self.recon_loss.backward(dloss)                  # (N, C, H, W)
-        dz = self.decoder.backward(dpred)                        # (N, L)
-        dmu, dlogvar = self.reparam.backward(dz)                 # (N, L) each
-        dmu_kl, dlogvar_kl = self.kl.backward(dloss)             # (N, L) each
-        dmu = dmu + self.beta * dmu_kl                           # (N, L)
-        dlogvar = dlogvar + self.beta * dlogvar_kl               # (N, L)
-        dsecond = 2 * dlogvar if self.posterior == "logstd" else dlogvar  # da = 2 dlogvar   [LOGSTD-2]
-        dh = np.concatenate([dmu, dsecond], axis=1)              # (N, 2L)
+    def backward(self, input_grad: bool = True, dloss: float | np.ndarray = 1.0) -> np.ndarray | None:
+        """Gradients of dloss * loss (or, for an (N,) dloss, of sum_n dloss_n * loss_n), added into
+        every Parameter.grad; returns dx, or None when input_grad=False (training needs no
+        gradient for the data, and skipping it saves a matrix product)."""
+        dh = self.objective.backward(self, dloss)                # (N, 2L)
         return self._encoder_backward(dh, input_grad)            # (N, C, H, W) or None
 
     def reconstruct(self, x: np.ndarray) -> np.ndarray:
@@ -156,9 +113,8 @@ class VAE(_AutoencoderBase):
         return self.decode_mean(mu)
 
     def sample(self, n: int, rng: np.random.Generator | None = None) -> np.ndarray:
-        """Decode n draws z ~ N(0, I) from the prior."""
-        z = (rng or self.rng).standard_normal((n, self.latent_dim))  # (n, L)
-        return self.decode_mean(z)
+        """Decode n draws z ~ p(z) from the prior."""
+        return self.decode_mean(self.prior.sample(n, rng or self.rng))
 
 
 class Autoencoder(_AutoencoderBase):
@@ -182,7 +138,7 @@ class Autoencoder(_AutoencoderBase):
     def loss(self, x: np.ndarray, target: np.ndarray | None = None, eps: None = None) -> Losses:
         pred = self.forward(x)                                   # (N, C, H, W)
         recon = self.recon_loss.forward(pred, x if target is None else target)
-        return Losses(recon, recon, 0.0)
+        return Losses(recon, recon=recon, kl=0.0)
 
     def backward(self, input_grad: bool = True, dloss: float = 1.0) -> np.ndarray | None:
         dpred = self.recon_loss.backward(dloss)                  # (N, C, H, W)

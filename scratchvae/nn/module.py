@@ -244,6 +244,19 @@ class Sequential(Module):
         return iter(self.layers)
 
 
+def per_image_scale(dloss: float | np.ndarray, n: int, dtype: Any = None) -> float | np.ndarray:
+    """The factor each image's gradient gets from the upstream gradient of a batch-mean loss:
+    dloss / n for a float (d (dloss * mean_n l_n) / d l_n), or dloss[:, None] for an (n,) array of
+    per-image upstream gradients (d (sum_n dloss_n l_n) / d l_n), shaped to scale (n, D) rows
+    (in ``dtype``, so float64 weights do not promote a float32 model's gradients)."""
+    if np.ndim(dloss) == 0:
+        return float(dloss) / n
+    dloss = np.asarray(dloss)
+    if dloss.shape != (n,):
+        raise ValueError(f"per-image dloss must have shape ({n},), got {dloss.shape}")
+    return dloss[:, None].astype(dtype or dloss.dtype, copy=False)  # (n, 1)
+
+
 def check_shape(layer: Module, x: np.ndarray, expected: tuple, what: str = "input") -> None:
     """Raise a ValueError naming the layer, the expected and the actual shape.
 

@@ -15,6 +15,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ..kernels.bce import bce_logits_grad, bce_logits_rows, bce_logits_sum
+from ..nn.module import per_image_scale
 
 
 class _LossCache(NamedTuple):
@@ -53,13 +54,18 @@ class ReconstructionLoss:
         self.cache = _LossCache(pred.reshape(n, -1), target.reshape(n, -1), pred.shape)  # (N, D) views
         return self.cache
 
-    def backward(self, dloss: float = 1.0) -> np.ndarray:
+    def backward(self, dloss: float | np.ndarray = 1.0) -> np.ndarray:
         """dpred, pred's shape. dloss is the gradient arriving at the loss (1 for a plain step;
-        parallel.py passes a share's n_k / n), so the chain rule starts with dloss * d loss / d pred."""
+        parallel.py passes a share's n_k / n), so the chain rule starts with dloss * d loss / d pred;
+        an (N,) dloss is the gradient arriving at each image's loss l_n: the gradient of
+        sum_n dloss_n * l_n, each row of the formulas below times dloss_n instead of dloss / N."""
         if self.cache is None:
             raise RuntimeError(f"{type(self).__name__}.backward called before forward")
         pred, target, shape = self.cache
-        return self._dpred(pred, target, float(dloss) / pred.shape[0]).reshape(shape)
+        scale = per_image_scale(dloss, pred.shape[0], pred.dtype)  # dloss / N, or (N, 1)
+        if np.ndim(scale) == 0:
+            return self._dpred(pred, target, scale).reshape(shape)
+        return (self._dpred(pred, target, 1.0) * scale).reshape(shape)  # row n times dloss_n
 
     def _dpred(self, pred: np.ndarray, target: np.ndarray, scale: float) -> np.ndarray:
         """dpred (N, D) with the 1/N of the batch mean given as scale = dloss / N."""

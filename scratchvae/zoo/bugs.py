@@ -22,7 +22,7 @@ from .pieces import KLMeanOverDims, LogstdFedAsLogvar, PixelMeanBCE, StdIsExpLog
 
 def _sampler(cls) -> Callable[[VAE], None]:
     def install(model: VAE) -> None:
-        model.reparam = cls()
+        model.posterior = cls(model.posterior.param)
     return install
 
 

@@ -82,7 +82,7 @@ def _draws(model: VAE, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, n
     x = np.zeros((1, 1, 3, 3))
     mu, logvar = model.encode(x)                                 # (1, L) each
     eps = np.random.default_rng(seed).standard_normal((DRAWS, model.latent_dim))
-    z = model.reparam.forward(np.repeat(mu, DRAWS, 0), np.repeat(logvar, DRAWS, 0), eps)  # (DRAWS, L)
+    z = model.posterior.forward(np.repeat(mu, DRAWS, 0), np.repeat(logvar, DRAWS, 0), eps)  # (DRAWS, L)
     return mu, logvar, z, eps
 
 
@@ -106,7 +106,7 @@ def kl_vs_monte_carlo(bug: Bug, seed: int = 0) -> Verdict:
     model = _fixed_encoder_model(bug, seed)
     mu, logvar, z, eps = _draws(model, seed)
     closed = float(model.kl.forward(mu, logvar))
-    s = model.reparam.forward(mu, logvar, np.ones_like(mu)) - mu  # (1, L): the std the sampler uses
+    s = model.posterior.forward(mu, logvar, np.ones_like(mu)) - mu  # (1, L): the std the sampler uses
     log_q = np.sum(-0.5 * eps * eps - np.log(s) - 0.5 * math.log(2 * math.pi), axis=1)  # (DRAWS,)
     log_p = np.sum(-0.5 * z * z - 0.5 * math.log(2 * math.pi), axis=1)  # (DRAWS,)
     mc = log_q - log_p
@@ -126,7 +126,7 @@ def recon_is_log_likelihood(bug: Bug, seed: int = 0) -> Verdict:
     eps = rng.standard_normal((4, model.latent_dim))
     recon = float(model.loss(x, eps=eps).recon)
     mu, logvar = model.encode(x)
-    p = model.decode_mean(model.reparam.forward(mu, logvar, eps)).reshape(4, -1)  # (N, D)
+    p = model.decode_mean(model.posterior.forward(mu, logvar, eps)).reshape(4, -1)  # (N, D)
     t = x.reshape(4, -1)
     bernoulli = float(np.mean(-np.sum(t * np.log(p) + (1 - t) * np.log1p(-p), axis=1)))
     rel = abs(recon - bernoulli) / bernoulli

@@ -1,4 +1,4 @@
-"""The zoo's deliberate mistakes: each a subclass of the correct objective piece with ONE line wrong.
+"""The zoo's deliberate mistakes: each a subclass of the correct part (posterior, KL, loss) with ONE line wrong.
 
 Every class here is wrong on purpose and is used only by the bug zoo (scratchvae/zoo/bugs.py,
 ``scratchvae zoo``). Each backward is the exact derivative of its own (wrong) forward, so each
@@ -14,13 +14,15 @@ import numpy as np
 
 from ..evaluation import chunk_log_weights, posterior
 from ..models import VAE
-from ..objective import BCE, BCEWithLogits, GaussianKL, Reparameterize
-from ..objective.reparameterize import _ReparamCache
+from ..distributions import DiagonalGaussian, GaussianKL
+from ..distributions.gaussian import _SampleCache
+from ..objective import BCE, BCEWithLogits
 
 
-class StdIsExpLogvar(Reparameterize):
+class StdIsExpLogvar(DiagonalGaussian):
     """WRONG: z = mu + exp(logvar) * eps, the log-variance used as if it were the log-std.
 
+    A posterior (DiagonalGaussian) whose sampling layer is wrong.
     right:    std = exp(logvar / 2)                          [REP-1]
     here:     std = exp(logvar)          (the KL still reads logvar as log sigma^2 [KL-1])
     backward: dmu = dz;  dlogvar = dz * eps * std   (d exp(logvar) / d logvar = exp(logvar):
@@ -32,7 +34,7 @@ class StdIsExpLogvar(Reparameterize):
         super().forward(mu, logvar, eps, rng)                    # the checks and the eps it draws
         eps = self.cache.eps
         std = np.exp(logvar)                                     # (N, L)   <- the bug: exp(logvar / 2)
-        self.cache = _ReparamCache(eps, std)
+        self.cache = _SampleCache(eps, std)
         return mu + std * eps                                    # (N, L)
 
     def backward(self, dz: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -40,9 +42,9 @@ class StdIsExpLogvar(Reparameterize):
         return dz, dz * eps * std                                # (N, L) each
 
 
-class LogstdFedAsLogvar(Reparameterize):
+class LogstdFedAsLogvar(DiagonalGaussian):
     """WRONG: in a posterior='logstd' model, the sampler is handed a = log sigma where the
-    library's Reparameterize expects logvar = 2 a [LOGSTD-1]; the KL gets 2 a, as it should.
+    library's DiagonalGaussian.forward expects logvar = 2 a [LOGSTD-1]; the KL gets 2 a, as it should.
 
     VAE.encode returns logvar = 2 a; this sampler stands for the line ``z = reparam(mu, a)``
     written where ``z = reparam(mu, 2 * a)`` was meant, so it samples with
@@ -89,7 +91,8 @@ class KLMeanOverDims(GaussianKL):
     """
 
     @staticmethod
-    def per_image(mu: np.ndarray, logvar: np.ndarray) -> np.ndarray:
+    def per_image(mu: np.ndarray, logvar: np.ndarray, z: np.ndarray | None = None,
+                  eps: np.ndarray | None = None) -> np.ndarray:
         return GaussianKL.per_image(mu, logvar) / mu.shape[1]   # (N,)   <- the bug: / L
 
     def backward(self, dloss: float = 1.0) -> tuple[np.ndarray, np.ndarray]:

@@ -130,14 +130,11 @@ def run_bug(bug: Bug, s: Settings = Settings()) -> ZooRun:
 
 
 def own_loss_per_image(model: VAE, x: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """What the model's own loss (VAE.loss, buggy pieces and all) says of each image, and its KL,
-    (N,) each, float64: the per-image terms of the number its training printed."""
-    n = x.shape[0]
-    mu, logvar = model.encode(x.astype(model.dtype, copy=False))  # (N, L) each
-    pred = model.decoder.forward(model.reparam.forward(mu, logvar, rng=rng))  # (N, C, H, W)
-    recon = model.recon_loss.per_image(pred.reshape(n, -1), x.reshape(n, -1).astype(pred.dtype))  # (N,)
-    kl = model.kl.per_image(mu, logvar).astype(np.float64)       # (N,)
-    return recon.astype(np.float64) + model.beta * kl, kl
+    """What the model's own loss (its objective, buggy pieces and all) says of each image, and its
+    KL, (N,) each, float64: the per-image terms of the number its training printed."""
+    xm = x.astype(model.dtype, copy=False)
+    terms = model.objective.per_image(model, xm, xm, rng)       # (N,) each
+    return terms["loss"], terms["kl"]
 
 
 def trained_verdicts(correct: Trained, buggy: Trained) -> list[det.Verdict]:
