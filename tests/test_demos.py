@@ -45,4 +45,5 @@ def test_one_step_by_hand_runs(tmp_path):
                            "--out", str(tmp_path)], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "finite differences" in done.stdout
+    assert "(by hand " in done.stdout          # the demo asserts the update equals the formula itself
     assert "rel. error" in (tmp_path / "gradcheck.txt").read_text()
