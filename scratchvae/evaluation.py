@@ -144,7 +144,7 @@ def elbo_terms(model: VAE, x: np.ndarray, batch_size: int = 1000,
     for mse that adds D/2 log(pi); for rmse, no likelihood, recon is the loss. eps is drawn from
     rng in image order, so batch_size does not change the draws."""
     recon, kl = elbo_per_image(model, x, batch_size, rng)        # (N,) each
-    return Losses(float(recon.sum() + kl.sum()) / x.shape[0], float(recon.mean()), float(kl.mean()))
+    return Losses(float(recon.sum() + kl.sum()) / x.shape[0], recon=float(recon.mean()), kl=float(kl.mean()))
 
 
 def elbo_per_image(model: VAE, x: np.ndarray, batch_size: int = 1000,

@@ -50,7 +50,7 @@ from typing import Any, Callable, Iterable, Iterator
 import numpy as np
 
 from ._threads import blas_thread_control, blas_threads
-from .models.vae import Losses
+from .objective import Losses
 from .nn.conv import Conv2d
 from .nn.conv_transpose import ConvTranspose2d
 from .nn.module import Module
@@ -237,7 +237,7 @@ class DataParallel:
 
     @staticmethod
     def _weighted(parts: list[tuple[float, Losses]]) -> Losses:
-        return Losses(*(float(sum(w * getattr(losses, f) for w, losses in parts)) for f in Losses._fields))
+        return Losses.weighted(parts)
 
     def loss_and_backward(self, x: np.ndarray, target: np.ndarray | None = None,
                           eps: np.ndarray | None = None) -> Losses:

@@ -21,7 +21,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from .data import binarize
-from .models import Losses
+from .objective import Losses
 from .nn.module import Module
 from .optim import Optimizer, clip_grad_norm
 from .parallel import DataParallel
@@ -45,19 +45,23 @@ class EpochProgress:
 
     order: np.ndarray            # (N,) the epoch's permutation of the training images
     step: int = 0                # batches done
-    totals: np.ndarray = None    # (3,) sums of total, recon, kl weighted by batch size
+    totals: np.ndarray = None    # (T,) sums of the objective's total and terms, weighted by batch size
     seen: int = 0                # images trained on (a skipped lone leftover is not counted)
 
-    def __post_init__(self) -> None:
-        if self.totals is None:
-            self.totals = np.zeros(3)
+    def add(self, losses: Losses, images: int) -> None:
+        """Count a step's losses, weighted by its images."""
+        values = np.array(list(losses)) * images
+        self.totals = values if self.totals is None else self.totals + values
+        self.seen += images
 
     def as_arrays(self) -> dict[str, np.ndarray]:
-        return {"order": self.order, "step": np.array(self.step), "totals": self.totals, "seen": np.array(self.seen)}
+        totals = np.zeros(0) if self.totals is None else self.totals
+        return {"order": self.order, "step": np.array(self.step), "totals": totals, "seen": np.array(self.seen)}
 
     @classmethod
     def from_arrays(cls, a: dict[str, np.ndarray]) -> "EpochProgress":
-        return cls(a["order"], int(a["step"]), a["totals"].astype(np.float64), int(a["seen"]))
+        totals = a["totals"].astype(np.float64)
+        return cls(a["order"], int(a["step"]), totals if totals.size else None, int(a["seen"]))
 
 
 @dataclass
@@ -73,8 +77,7 @@ class EpochMetrics:
         row = {"epoch": self.epoch}
         for split, losses in (("train", self.train), ("test", self.test)):
             row[f"{split}_loss"] = losses.total
-            row[f"{split}_recon"] = losses.recon
-            row[f"{split}_kl"] = losses.kl
+            row.update((f"{split}_{name}", value) for name, value in losses.terms.items())
         row["kl_weight"] = self.kl_weight
         row["seconds"] = round(self.seconds, 3)
         row.update(self.extra)
@@ -82,7 +85,8 @@ class EpochMetrics:
 
     def __str__(self) -> str:
         def fmt(l: Losses) -> str:
-            return f"{l.total:8.2f} (recon {l.recon:7.2f}, kl {l.kl:6.2f})"
+            terms = ", ".join(f"{name} {value:{TERM_WIDTHS.get(name, 7)}.2f}" for name, value in l.terms.items())
+            return f"{l.total:8.2f} ({terms})"
         return f"epoch {self.epoch:3d}  train {fmt(self.train)}  test {fmt(self.test)}  {self.seconds:6.1f} s"
 
 
@@ -93,8 +97,12 @@ def minibatches(n: int, batch_size: int, rng: np.random.Generator | None = None)
         yield order[start:start + batch_size]
 
 
-def _mean_losses(totals: np.ndarray, count: int) -> Losses:
-    return Losses(*(float(t / count) for t in totals))
+#: how wide each term prints in the epoch line (others: 7)
+TERM_WIDTHS = {"recon": 7, "kl": 6}
+
+
+def _mean_losses(names: tuple[str, ...], totals: np.ndarray, count: int) -> Losses:
+    return Losses.from_values(names, [float(t / count) for t in totals])
 
 
 def check_finite(losses: Losses, where: str) -> None:
@@ -105,7 +113,7 @@ def check_finite(losses: Losses, where: str) -> None:
 
 
 def _name_bad(losses: Losses) -> str:
-    return ", ".join(f"{name} {value}" for name, value in losses._asdict().items() if not np.isfinite(value))
+    return ", ".join(f"{name} {value}" for name, value in losses.as_dict().items() if not np.isfinite(value))
 
 
 def check_finite_gradients(model: Module, where: str) -> None:
@@ -153,8 +161,7 @@ def train_epoch(model: Module, optimizer: Optimizer, x: np.ndarray, batch_size: 
             on_grads = None if tracer is None else (lambda m, s=step: tracer.on_grads(m, epoch, s))
             losses = _step(model, optimizer, parallel, x[idx], rng, binarize_mode, clip, f"epoch {epoch}, step {step}",
                            on_grads)
-            state.totals += np.array(losses) * len(idx)
-            state.seen += len(idx)
+            state.add(losses, len(idx))
         state.step = step + 1
         bar.update(len(idx))
         bar.set_postfix(loss=f"{state.totals[0] / max(state.seen, 1):.2f}", refresh=False)
@@ -162,7 +169,7 @@ def train_epoch(model: Module, optimizer: Optimizer, x: np.ndarray, batch_size: 
             bar.close()
             raise TrainingInterrupted(epoch, state)
     bar.close()
-    return _mean_losses(state.totals, state.seen)
+    return _mean_losses(model.loss_names, state.totals, state.seen)
 
 
 def _step(model: Module, optimizer: Optimizer, parallel: DataParallel, xb: np.ndarray, rng: np.random.Generator,
@@ -204,11 +211,11 @@ def evaluate(model: Module, x: np.ndarray, batch_size: int = 1000, parallel: Dat
     """Mean losses over x in eval mode (a VAE still draws one z per image: the single-sample ELBO)."""
     parallel = parallel or DataParallel(model, workers=1)
     model.eval()
-    totals = np.zeros(3)
+    totals = np.zeros(len(model.loss_names))
     for idx in minibatches(x.shape[0], batch_size):
-        totals += np.array(parallel.loss(x[idx])) * len(idx)
+        totals += np.array(list(parallel.loss(x[idx]))) * len(idx)
     model.train()
-    return _mean_losses(totals, x.shape[0])
+    return _mean_losses(model.loss_names, totals, x.shape[0])
 
 
 def fit(model: Module, optimizer: Optimizer, x_train: np.ndarray, x_test: np.ndarray, epochs: int,

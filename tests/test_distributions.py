@@ -190,3 +190,19 @@ def test_the_standard_normal_prior_keeps_the_closed_form():
     assert isinstance(vae.kl, GaussianKL) and isinstance(vae.prior, StandardNormal)
     with pytest.raises(ValueError, match="unknown prior 'nope'"):
         dist.make_prior("nope", 2)
+
+
+def test_losses_carry_whatever_terms_the_objective_names():
+    """The training loop, the metrics and the epoch line read the terms by name, not a fixed triple."""
+    from scratchvae.objective import Losses
+    from scratchvae.train import EpochMetrics, _mean_losses
+    a, b = Losses(3.0, recon=2.0, kl=1.0, extra=0.5), Losses(5.0, recon=4.0, kl=0.5, extra=0.25)
+    assert a.names == ("total", "recon", "kl", "extra") and list(a) == [3.0, 2.0, 1.0, 0.5]
+    mixed = Losses.weighted([(0.25, a), (0.75, b)])
+    assert mixed == Losses(4.5, recon=3.5, kl=0.625, extra=0.3125)
+    assert _mean_losses(a.names, np.array(a) * 4, 4) == a
+    row = EpochMetrics(1, a, b, 1.0).as_json()
+    assert row["train_extra"] == 0.5 and row["test_extra"] == 0.25 and row["test_loss"] == 5.0
+    assert "kl   1.00, extra    0.50)" in str(EpochMetrics(1, a, b, 1.0))
+    with pytest.raises(AttributeError, match="no term 'beta'"):
+        a.beta

@@ -86,6 +86,11 @@ class VAE(_AutoencoderBase):
         self.beta = beta
         self.rng = rng if rng is not None else np.random.default_rng()
 
+    @property
+    def loss_names(self) -> tuple[str, ...]:
+        """What ``loss`` returns: the total and the objective's terms."""
+        return ("total", *self.objective.names)
+
     def encode(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The posterior's mu and logvar of each image, (N, L) each."""
         return self.posterior.params(self.encoder.forward(x), self.latent_dim)
@@ -125,6 +130,9 @@ class Autoencoder(_AutoencoderBase):
     backward: dz = decoder.backward(dpred);  dx = encoder.backward(dz)
               (backward(dloss=w): the gradients of w * loss, as the VAE's)
     """
+
+    #: what ``loss`` returns: kl is 0, kept so an autoencoder's log lines up with a VAE's
+    loss_names = ("total", "recon", "kl")
 
     def encode(self, x: np.ndarray) -> np.ndarray:
         z = self.encoder.forward(x)                              # (N, L)
