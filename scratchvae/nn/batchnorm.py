@@ -7,7 +7,7 @@ import numpy as np
 
 from ..kernels import pixel_rows
 from ..kernels.batchnorm import batchnorm_backward, batchnorm_forward, batchnorm_stats
-from .module import Buffer, Module, Parameter
+from .module import Buffer, Module, Parameter, Product
 
 
 class _BatchNormCache(NamedTuple):
@@ -63,6 +63,17 @@ class _BatchNorm(Module):
     """
 
     couples_batch = True           # training normalises each image by the whole batch's statistics
+
+    # -- what the tools read (docs/adding-a-layer.md); NAME, EXAMPLE and example(): the subclasses ------
+    FORMULAS = {"x": "dxhat = dy * gamma;  dx = inv_std / M * (M * dxhat - sum(dxhat) - xhat * sum(dxhat * xhat))"
+                     "  [BN-5]",
+                "weight": "dgamma = sum(dy * xhat)  [BN-3]", "bias": "dbeta = sum(dy)  [BN-3]"}
+
+    def products(self, in_shape: tuple[int, ...], out_shape: tuple[int, ...]) -> list[Product]:
+        return []                                               # per-channel sums: no matrix product
+
+    def torch_kwargs(self) -> dict:
+        return {"num_features": self.num_features, "eps": self.eps, "momentum": self.momentum, "affine": self.affine}
     _ndims: tuple[int, ...] = ()   # accepted x.ndim values, set by the subclasses
     _layout: str = ""              # shown in error messages
 
@@ -126,6 +137,14 @@ class BatchNorm1d(_BatchNorm):
 
     _ndims = (2, 3)
     _layout = "(N, C) or (N, C, L)"
+    NAME, TORCH_NAME = "batchnorm1d", "BatchNorm1d"
+    EXAMPLE, EXAMPLE_HELP = {"in_features": 4}, "4 features on (4, 4)"
+
+    @classmethod
+    def example(cls, rng: np.random.Generator, shape: tuple[int, ...] | None = None,
+                **given) -> tuple[BatchNorm1d, np.ndarray]:
+        C = cls.example_settings(given, shape, in_features=1)["in_features"]
+        return cls(C), rng.standard_normal(shape or (4, C))
 
 
 class BatchNorm2d(_BatchNorm):
@@ -133,3 +152,11 @@ class BatchNorm2d(_BatchNorm):
 
     _ndims = (4,)
     _layout = "(N, C, H, W)"
+    NAME, TORCH_NAME = "batchnorm2d", "BatchNorm2d"
+    EXAMPLE, EXAMPLE_HELP = {"in_channels": 3}, "3 channels on (3, 3, 4, 4), on batch statistics"
+
+    @classmethod
+    def example(cls, rng: np.random.Generator, shape: tuple[int, ...] | None = None,
+                **given) -> tuple[BatchNorm2d, np.ndarray]:
+        C = cls.example_settings(given, shape, in_channels=1)["in_channels"]
+        return cls(C), rng.standard_normal(shape or (3, C, 4, 4))
