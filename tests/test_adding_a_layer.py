@@ -15,7 +15,7 @@ from scratchvae import tour
 from scratchvae.cli import main
 from scratchvae.gradcheck import check_module
 from scratchvae.nn import Module, Parameter
-from scratchvae.nn.module import check_shape
+from scratchvae.nn.module import check_shape, no_products
 from scratchvae.nn.registry import LAYERS
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
@@ -38,14 +38,12 @@ class PReLU(Module):
     NAME, TORCH_NAME = "prelu", "PReLU"
     FORMULAS = {"x": "dx = dy * (1 if x > 0 else a)  [LRELU-1]", "weight": "da = (dy * min(x, 0)).sum(axis=0)"}
     EXAMPLE, EXAMPLE_HELP = {"in_features": 4}, "4 slopes on (3, 4)"
+    products = no_products  # elementwise: no matrix product
 
     @classmethod
     def example(cls, rng, shape=None, **given):
         C = cls.example_settings(given, shape, in_features=-1)["in_features"]
         return cls(C), rng.standard_normal(shape or (3, C))
-
-    def products(self, in_shape, out_shape):
-        return []                                               # elementwise: no matrix product
 
     def torch_kwargs(self):
         return {"num_parameters": self.in_features}

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..kernels import leaky_relu, leaky_relu_backward, relu_backward, relu_backward_inplace
-from .module import Module, Product
+from .module import Module, no_products
 
 
 class ReLU(Module):
@@ -25,9 +25,7 @@ class ReLU(Module):
     NAME, TORCH_NAME = "relu", "ReLU"
     FORMULAS = {"x": "dx = dy * (y > 0)  [RELU-1]"}
     EXAMPLE_SHAPE, EXAMPLE_HELP = (3, 6), "on (3, 6)"
-
-    def products(self, in_shape: tuple[int, ...], out_shape: tuple[int, ...]) -> list[Product]:
-        return []                                               # elementwise: no matrix product
+    products = no_products  # elementwise: no matrix product
 
     def torch_kwargs(self) -> dict:
         return {"inplace": self.inplace}
@@ -70,9 +68,7 @@ class LeakyReLU(Module):
     NAME, TORCH_NAME = "leaky_relu", "LeakyReLU"
     FORMULAS = {"x": "dx = dy * (1 if x > 0 else slope)  [LRELU-1]"}
     EXAMPLE, EXAMPLE_SHAPE, EXAMPLE_HELP = {"negative_slope": 0.2}, (3, 6), "on (3, 6)"
-
-    def products(self, in_shape: tuple[int, ...], out_shape: tuple[int, ...]) -> list[Product]:
-        return []                                               # elementwise: no matrix product
+    products = no_products  # elementwise: no matrix product
 
     def torch_kwargs(self) -> dict:
         return {"negative_slope": self.negative_slope, "inplace": self.inplace}
@@ -120,9 +116,7 @@ class Sigmoid(Module):
     NAME, TORCH_NAME = "sigmoid", "Sigmoid"
     FORMULAS = {"x": "dx = dy * y * (1 - y)  [SIG-2]"}
     EXAMPLE_SHAPE, EXAMPLE_HELP = (3, 6), "on (3, 6)"
-
-    def products(self, in_shape: tuple[int, ...], out_shape: tuple[int, ...]) -> list[Product]:
-        return []                                               # elementwise: no matrix product
+    products = no_products  # elementwise: no matrix product
 
     def __init__(self) -> None:
         self.cache: np.ndarray | None = None  # y
@@ -143,9 +137,7 @@ class Tanh(Module):
     NAME, TORCH_NAME = "tanh", "Tanh"
     FORMULAS = {"x": "dx = dy * (1 - y**2)  [TANH-1]"}
     EXAMPLE_SHAPE, EXAMPLE_HELP = (3, 6), "on (3, 6)"
-
-    def products(self, in_shape: tuple[int, ...], out_shape: tuple[int, ...]) -> list[Product]:
-        return []                                               # elementwise: no matrix product
+    products = no_products  # elementwise: no matrix product
 
     def __init__(self) -> None:
         self.cache: np.ndarray | None = None  # y

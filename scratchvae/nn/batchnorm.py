@@ -7,7 +7,7 @@ import numpy as np
 
 from ..kernels import pixel_rows
 from ..kernels.batchnorm import batchnorm_backward, batchnorm_forward, batchnorm_stats
-from .module import Buffer, Module, Parameter, Product
+from .module import Buffer, Module, Parameter, no_products
 
 
 class _BatchNormCache(NamedTuple):
@@ -63,19 +63,17 @@ class _BatchNorm(Module):
     """
 
     couples_batch = True           # training normalises each image by the whole batch's statistics
+    _ndims: tuple[int, ...] = ()   # accepted x.ndim values, set by the subclasses
+    _layout: str = ""              # shown in error messages
 
     # -- what the tools read (docs/adding-a-layer.md); NAME, EXAMPLE and example(): the subclasses ------
     FORMULAS = {"x": "dxhat = dy * gamma;  dx = inv_std / M * (M * dxhat - sum(dxhat) - xhat * sum(dxhat * xhat))"
                      "  [BN-5]",
                 "weight": "dgamma = sum(dy * xhat)  [BN-3]", "bias": "dbeta = sum(dy)  [BN-3]"}
-
-    def products(self, in_shape: tuple[int, ...], out_shape: tuple[int, ...]) -> list[Product]:
-        return []                                               # per-channel sums: no matrix product
+    products = no_products  # per-channel sums: no matrix product
 
     def torch_kwargs(self) -> dict:
         return {"num_features": self.num_features, "eps": self.eps, "momentum": self.momentum, "affine": self.affine}
-    _ndims: tuple[int, ...] = ()   # accepted x.ndim values, set by the subclasses
-    _layout: str = ""              # shown in error messages
 
     def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.1, affine: bool = True) -> None:
         self.num_features, self.eps, self.momentum, self.affine = num_features, eps, momentum, affine

@@ -77,6 +77,11 @@ class Product(NamedTuple):
     b_t: bool = False
 
 
+def no_products(layer: "Module", in_shape: tuple[int, ...], out_shape: tuple[int, ...]) -> list[Product]:
+    """``products = no_products``: the declaration of a layer that runs no matrix product."""
+    return []
+
+
 class Module:
     """Base class of every layer and model.
 

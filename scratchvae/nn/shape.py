@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .module import Module, Product
+from .module import Module, no_products
 
 
 class Flatten(Module):
@@ -13,9 +13,7 @@ class Flatten(Module):
     NAME, TORCH_NAME = "flatten", "Flatten"
     FORMULAS = {"x": "dx = dy.reshape(x.shape)  [SHAPE-1]"}
     EXAMPLE_SHAPE, EXAMPLE_HELP = (2, 3, 4, 5), "on (2, 3, 4, 5)"
-
-    def products(self, in_shape: tuple[int, ...], out_shape: tuple[int, ...]) -> list[Product]:
-        return []                                               # a view: no matrix product
+    products = no_products  # a view: no matrix product
 
     def __init__(self) -> None:
         self.cache: tuple[int, ...] | None = None  # the input shape
@@ -43,9 +41,7 @@ class Reshape(Module):
                 **given) -> tuple[Reshape, np.ndarray]:
         to = cls.example_settings(given, shape)["reshape_to"]
         return cls(to), rng.standard_normal(shape or (4, int(np.prod(to))))
-
-    def products(self, in_shape: tuple[int, ...], out_shape: tuple[int, ...]) -> list[Product]:
-        return []                                               # a view: no matrix product
+    products = no_products  # a view: no matrix product
 
     def torch_kwargs(self) -> dict:
         return {"dim": 1, "unflattened_size": self.shape}
