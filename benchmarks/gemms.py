@@ -2,32 +2,22 @@
 alone by ``bench.py --layers``, which so shows how much of a layer's time is BLAS and how
 much is everything around it (im2col, col2im, bias, copies).
 
-Each entry states one product of a layer's forward or backward with the shapes and
-memory layouts the layer uses (see nn/linear.py, nn/conv.py, nn/conv_transpose.py),
-so the isolated product costs what it costs inside the layer.
+Each layer declares its products (its products() method, e.g. nn/linear.py's), each with
+the shapes and memory layouts the layer uses, so the isolated product costs what it costs
+inside the layer.
 """
 from __future__ import annotations
-
-from typing import NamedTuple
 
 import numpy as np
 
 from scratchvae import nn as snn
+from scratchvae.nn.module import Product
 
 
-class Gemm(NamedTuple):
-    """op(A) @ op(B) with op(A) (m, k) and op(B) (k, n).
+class Gemm(Product):
+    """A layer's Product (op(A) @ op(B), op(A) (m, k), op(B) (k, n)), counted and run here."""
 
-    a_t: A is stored (k, m), C-contiguous, and read as A.T (a view: BLAS reads it
-    transposed, no copy); b_t likewise for B.
-    """
-
-    role: str  # "forward", "dweight" or "dx"
-    m: int
-    k: int
-    n: int
-    a_t: bool = False
-    b_t: bool = False
+    __slots__ = ()
 
     @property
     def flops(self) -> int:
@@ -58,43 +48,14 @@ def step_gemms(model: snn.Module, x: np.ndarray, training: bool = True) -> list[
 
 
 def layer_gemms(layer: snn.Module, in_shape: tuple, out_shape: tuple, input_grad: bool = True) -> list[Gemm]:
-    """The products of one layer's forward and backward; [] for layers without any, TypeError
-    for a layer type this file does not know.
+    """The products of one layer's forward and backward, as the layer declares them ([] for
+    layers without any); TypeError for a layer that declares none (it might run some).
 
     input_grad=False leaves out dx: a model's first layer runs backward_params in
-    training (see Sequential.backward_params). P is the number of rows every product
-    of the layer shares: images (Linear), output pixels (Conv2d, one window each) or
-    input pixels (ConvTranspose2d).
+    training (see Sequential.backward_params).
     """
-    return [g for g in _layer_gemms(layer, in_shape, out_shape) if input_grad or g.role != "dx"]
-
-
-# Layers whose forward and backward run no matrix product (elementwise, reshapes, batch norm).
-_NO_PRODUCTS = (snn.ReLU, snn.LeakyReLU, snn.Sigmoid, snn.Tanh, snn.Flatten, snn.Reshape,
-                snn.BatchNorm1d, snn.BatchNorm2d)
-
-
-def _layer_gemms(layer: snn.Module, in_shape: tuple, out_shape: tuple) -> list[Gemm]:
-    if isinstance(layer, snn.Linear):
-        P, K, M = in_shape[0], layer.in_features, layer.out_features
-        return [Gemm("forward", P, K, M, b_t=True),          # x @ weight.T
-                Gemm("dweight", M, P, K, a_t=True),          # dy.T @ x
-                Gemm("dx", P, M, K)]                         # dy @ weight
-    if isinstance(layer, snn.Conv2d):
-        kH, kW = layer.kernel_size
-        N, C_out, H_out, W_out = out_shape
-        P, K, M = N * H_out * W_out, layer.in_channels * kH * kW, C_out
-        return [Gemm("forward", P, K, M, b_t=True),          # cols @ w_rows.T
-                Gemm("dweight", M, P, K, a_t=True),          # dout_rows.T @ cols
-                Gemm("dx", P, M, K)]                         # dout_rows @ w_rows (then col2im)
-    if isinstance(layer, snn.ConvTranspose2d):
-        kH, kW = layer.kernel_size
-        N, C_in, H, W = in_shape  # (an output_padding >= stride grows the grid a little; not counted)
-        P, K, M = N * H * W, C_in, layer.out_channels * kH * kW
-        return [Gemm("forward", P, K, M),                    # x_rows @ w_rows (then col2im)
-                Gemm("dweight", K, P, M, a_t=True),          # x_rows.T @ dcols
-                Gemm("dx", P, M, K, b_t=True)]               # dcols @ w_rows.T
-    if isinstance(layer, _NO_PRODUCTS):
-        return []
-    raise TypeError(f"gemms.py does not know the matrix products of {type(layer).__name__}: add them to "
-                    f"_layer_gemms (or the class to _NO_PRODUCTS if it runs none)")
+    products = layer.products(in_shape, out_shape)
+    if products is None:
+        raise TypeError(f"gemms.py does not know the matrix products of {type(layer).__name__}: declare them "
+                        f"in its products() method, [] if it runs none (docs/adding-a-layer.md)")
+    return [Gemm(*p) for p in products if input_grad or p.role != "dx"]

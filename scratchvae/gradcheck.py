@@ -35,7 +35,6 @@ from typing import Callable
 
 import numpy as np
 
-from .nn.activations import LeakyReLU, ReLU
 from .nn.module import Module
 from .distributions import GaussianKL
 
@@ -91,12 +90,12 @@ def _smooth_difference_quotient(loss_fn: Callable[[], float], flat: np.ndarray, 
 
 
 def activation_pattern(module: Module) -> Callable[[], bytes]:
-    """A function giving which units of every ReLU / LeakyReLU in ``module`` were on in its
-    last forward pass (their caches: y for ReLU, the mask x > 0 for LeakyReLU)."""
-    units = [m for m in module.modules() if isinstance(m, (ReLU, LeakyReLU))]
+    """A function giving which units of every layer with a kink (ReLU, LeakyReLU: those whose
+    units_on() is not None) in ``module`` were on in its last forward pass."""
+    layers = list(module.modules())
 
     def pattern() -> bytes:
-        return b"".join(np.packbits(np.asarray(m.cache) > 0).tobytes() for m in units)
+        return b"".join(np.packbits(on).tobytes() for m in layers if (on := m.units_on()) is not None)
     return pattern
 
 

@@ -50,10 +50,8 @@ from typing import Any, Callable, Iterable, Iterator
 import numpy as np
 
 from ._threads import blas_thread_control, blas_threads
-from .objective import Losses
-from .nn.conv import Conv2d
-from .nn.conv_transpose import ConvTranspose2d
 from .nn.module import Module
+from .objective import Losses
 from .optim import Optimizer, flat_part
 
 
@@ -69,7 +67,8 @@ MAX_DEFAULT_WORKERS = 8  # each worker keeps its own buffers; measured on 2 core
 
 
 def default_workers(model: Module) -> int:
-    """One worker per core (at most MAX_DEFAULT_WORKERS) for a model with conv layers, else 1.
+    """One worker per core (at most MAX_DEFAULT_WORKERS) for a model with a layer that gains from
+    workers (its class says so: gains_from_workers, the conv layers), else 1.
 
     On 2 cores two workers made the conv VAEs' steps faster and the MLP's slower, as its
     three large GEMMs already keep both cores busy and the Python between them runs one
@@ -77,7 +76,7 @@ def default_workers(model: Module) -> int:
     """
     if workers_refusal(model) is not None:
         return 1
-    if not any(isinstance(m, (Conv2d, ConvTranspose2d)) for m in model.modules()):
+    if not any(m.gains_from_workers for m in model.modules()):
         return 1
     return min(cpu_cores(), MAX_DEFAULT_WORKERS)
 

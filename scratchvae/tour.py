@@ -31,8 +31,7 @@ import numpy as np
 from .gradcheck import numerical_gradient, relative_error
 from .models.mlp import mlp_decoder, mlp_encoder
 from .models.vae import VAE
-from .nn import (Conv2d, ConvTranspose2d, Flatten, LeakyReLU, Linear, ReLU, Reshape, Sequential, Sigmoid, Tanh,
-                 manual_seed)
+from .nn import Conv2d, ConvTranspose2d, Flatten, Linear, ReLU, Reshape, Sequential, manual_seed
 from .nn.module import Module
 
 MODELS = ("mlp", "conv")
@@ -40,22 +39,6 @@ BATCH = 3
 TOLERANCE = 1e-6      # the package's gradient-check tolerance (gradcheck.DEFAULT_TOLERANCE)
 H = 1e-6              # finite-difference step: every scalar checked here is O(1..10) (see gradcheck.py)
 CHAIN_RTOL = 1e-12    # unrolled chain vs model.backward(): the same calls on the same arrays
-
-#: layer type -> (the dx formula, {parameter: its gradient's formula}); every id is defined in docs/derivations
-LAYER_FORMULAS: dict[type, tuple[str, dict[str, str]]] = {
-    Linear: ("dx = dy @ W  [LIN-2]", {"weight": "dW = dy.T @ x  [LIN-3]", "bias": "db = dy.sum(axis=0)  [LIN-4]"}),
-    ReLU: ("dx = dy * (y > 0)  [RELU-1]", {}),
-    LeakyReLU: ("dx = dy * (1 if x > 0 else slope)  [LRELU-1]", {}),
-    Sigmoid: ("dx = dy * y * (1 - y)  [SIG-2]", {}),
-    Tanh: ("dx = dy * (1 - y**2)  [TANH-1]", {}),
-    Flatten: ("dx = dy.reshape(x.shape)  [SHAPE-1]", {}),
-    Reshape: ("dx = dy.reshape(x.shape)  [SHAPE-1]", {}),
-    Conv2d: ("dcols = dout_rows @ w_rows  [CONV-6];  dx = col2im(dcols)  [CONV-7]",
-             {"weight": "dW = dout_rows.T @ cols  [CONV-4]", "bias": "db = dout_rows.sum(axis=0)  [CONV-5]"}),
-    ConvTranspose2d: ("dcols = im2col(dout)  [CONVT-4];  dx = dcols @ w_rows.T  [CONVT-5]",
-                      {"weight": "dW = x_rows.T @ dcols  [CONVT-6]",
-                       "bias": "db = dout.sum(axis=(0, 2, 3))  [CONVT-7]"}),
-}
 
 #: loss class name -> (step label, dpred formula)
 LOSS_FORMULAS = {
@@ -174,28 +157,28 @@ def tiny_vae(model: str = "mlp", seed: int = 0) -> tuple[VAE, np.ndarray, np.nda
     return vae, x, eps
 
 
-def _layer_formulas(layer: Module) -> tuple[str, dict[str, str]]:
+def _formula(layer: Module, name: str) -> str:
+    """The layer's formula for the gradient of x or of a parameter (its class's FORMULAS)."""
     try:
-        return LAYER_FORMULAS[type(layer)]
+        return layer.FORMULAS[name]
     except KeyError:
-        raise ValueError(f"tour: no formula for layer type {type(layer).__name__}") from None
+        raise ValueError(f"tour: {type(layer).__name__}.FORMULAS has no formula for '{name}'") from None
 
 
 def _check_layer(name: str, layer: Module, x_in: np.ndarray, dout: np.ndarray, dx: np.ndarray,
                  pgrads: dict[str, np.ndarray]) -> Step:
     """Finite differences of sum(layer.forward(x) * dout) w.r.t. x and each parameter."""
-    dx_formula, p_formulas = _layer_formulas(layer)
     x = np.array(x_in, dtype=np.float64, order="C")                  # contiguous, perturbed in place
 
     def scalar() -> float:
         return float(np.sum(layer.forward(x.copy()) * dout))         # a copy: an in-place ReLU overwrites its input
 
     step = Step(f"{name} {type(layer).__name__}", dout.shape)
-    step.grads.append(Grad("dx", dx.shape, dx_formula, relative_error(dx, numerical_gradient(scalar, x, H))))
+    step.grads.append(Grad("dx", dx.shape, _formula(layer, "x"), relative_error(dx, numerical_gradient(scalar, x, H))))
     for pname, p in layer.named_parameters():
-        step.grads.append(Grad(f"d{pname}", p.shape, p_formulas[pname],
+        step.grads.append(Grad(f"d{pname}", p.shape, _formula(layer, pname),
                                relative_error(pgrads[pname], numerical_gradient(scalar, p.data, H))))
-    if isinstance(layer, (ReLU, LeakyReLU)):
+    if layer.units_on() is not None:                                 # a kink at 0 (ReLU)
         step.note = f"min |x| = {np.abs(x).min():.1e} (finite differences need it >> {H:.0e}: no kink crossed)"
     return step
 

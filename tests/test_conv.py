@@ -196,13 +196,8 @@ def test_repr_names_the_settings():
 
 def _torch_layer(ours):
     torch = pytest.importorskip("torch")
-    if isinstance(ours, Conv2d):
-        theirs = torch.nn.Conv2d(ours.in_channels, ours.out_channels, ours.kernel_size, stride=ours.stride,
-                                 padding=ours.padding, dilation=ours.dilation, bias=ours.bias is not None)
-    else:
-        theirs = torch.nn.ConvTranspose2d(ours.in_channels, ours.out_channels, ours.kernel_size, stride=ours.stride,
-                                          padding=ours.padding, output_padding=ours.output_padding,
-                                          dilation=ours.dilation, bias=ours.bias is not None)
+    from torch_twin import torch_layer  # the layer's declared twin (imports torch)
+    theirs = torch_layer(ours)
     state = ours.state_dict()
     assert sorted(state) == sorted(theirs.state_dict())
     theirs = theirs.to(torch.float64 if ours.dtype == np.float64 else torch.float32)

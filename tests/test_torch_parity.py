@@ -43,5 +43,5 @@ def test_faces_model_state_dict_loads_into_torch():
 def test_a_layer_without_a_twin_is_a_clear_error():
     class Swish(sv.nn.Module):
         pass
-    with pytest.raises(TypeError, match="no torch twin for Swish: add one to torch_layer"):
+    with pytest.raises(TypeError, match="no torch twin for Swish: declare its TORCH_NAME"):
         torch_layer(sv.Sequential(sv.Linear(2, 2), Swish()))

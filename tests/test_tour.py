@@ -16,7 +16,7 @@ import pytest
 
 from scratchvae import cli
 from scratchvae.commands import tour as tour_command
-from scratchvae.tour import LAYER_FORMULAS, TOLERANCE, run_tour, tiny_vae
+from scratchvae.tour import TOLERANCE, run_tour, tiny_vae
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "derivations"
 DEFINITION = re.compile(r"^\[([A-Z]+-\d+)\]", re.MULTILINE)  # as tests/test_derivations.py: defined at a line start
@@ -59,7 +59,7 @@ def test_tour_prints_every_layer_in_backward_order_with_its_id(model, capsys):
     vae, _, _ = tiny_vae(model)
     for (name, kind), layer in zip(decoder + encoder, [*vae.decoder][::-1] + [*vae.encoder][::-1]):
         block = out[out.find(f"{name} {kind}"):].split("\n")
-        dx_formula = LAYER_FORMULAS[type(layer)][0].split(";  ")[0]
+        dx_formula = layer.FORMULAS["x"].split(";  ")[0]
         assert dx_formula in block[1], (name, block[1])
         assert ID.search(block[1]), f"{name}: no derivation id on its dx line"
     if model == "conv":

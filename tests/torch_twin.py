@@ -16,32 +16,14 @@ from scratchvae.models.vae import VAE, Autoencoder
 
 
 def torch_layer(layer: snn.Module) -> torch.nn.Module:
-    """The torch.nn twin of one scratchvae layer (weights are copied separately)."""
+    """The torch.nn twin of one scratchvae layer, torch.nn.<TORCH_NAME>(**torch_kwargs()) as the layer
+    declares it (weights are copied separately)."""
     if isinstance(layer, snn.Sequential):
         return torch.nn.Sequential(*(torch_layer(child) for child in layer))
-    if isinstance(layer, snn.Linear):
-        return torch.nn.Linear(layer.in_features, layer.out_features, bias=layer.bias is not None)
-    if isinstance(layer, snn.Conv2d):
-        return torch.nn.Conv2d(layer.in_channels, layer.out_channels, layer.kernel_size, layer.stride,
-                               layer.padding, layer.dilation, bias=layer.bias is not None)
-    if isinstance(layer, snn.ConvTranspose2d):
-        return torch.nn.ConvTranspose2d(layer.in_channels, layer.out_channels, layer.kernel_size, layer.stride,
-                                        layer.padding, layer.output_padding, bias=layer.bias is not None,
-                                        dilation=layer.dilation)
-    if isinstance(layer, (snn.BatchNorm1d, snn.BatchNorm2d)):
-        cls = torch.nn.BatchNorm1d if isinstance(layer, snn.BatchNorm1d) else torch.nn.BatchNorm2d
-        return cls(layer.num_features, eps=layer.eps, momentum=layer.momentum)
-    if isinstance(layer, snn.LeakyReLU):
-        return torch.nn.LeakyReLU(layer.negative_slope, inplace=layer.inplace)
-    if isinstance(layer, snn.ReLU):
-        return torch.nn.ReLU(inplace=layer.inplace)
-    if isinstance(layer, snn.Reshape):
-        return torch.nn.Unflatten(1, layer.shape)
-    simple = {snn.Sigmoid: torch.nn.Sigmoid, snn.Tanh: torch.nn.Tanh,
-              snn.Flatten: torch.nn.Flatten}
-    if type(layer) in simple:
-        return simple[type(layer)]()
-    raise TypeError(f"no torch twin for {type(layer).__name__}: add one to torch_layer in tests/torch_twin.py")
+    if layer.TORCH_NAME is None:
+        raise TypeError(f"no torch twin for {type(layer).__name__}: declare its TORCH_NAME and torch_kwargs() "
+                        "(docs/adding-a-layer.md)")
+    return getattr(torch.nn, layer.TORCH_NAME)(**layer.torch_kwargs())
 
 
 class TorchVAE(torch.nn.Module):

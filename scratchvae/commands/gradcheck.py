@@ -8,6 +8,7 @@ docstring explains the step h, the relative error and the ReLU kinks).
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import math
 import sys
@@ -19,16 +20,9 @@ from .. import nn
 from ..checkpoint import load_model
 from ..gradcheck import DEFAULT_TOLERANCE, GradCheckReport, check_kl, check_loss, check_model, check_module
 from ..models import ARCHITECTURES, build_model
+from ..nn.registry import LAYERS  # --layer name -> the class (tests swap in a broken one to see the check fail)
 from ..objective import LOSSES, make_loss
 from .argtypes import non_negative_int, positive_float, positive_int
-
-#: --layer name -> the class built (tests swap in a broken one to see the check fail)
-LAYERS: dict[str, type] = {
-    "linear": nn.Linear, "conv": nn.Conv2d, "conv_transpose": nn.ConvTranspose2d,
-    "batchnorm1d": nn.BatchNorm1d, "batchnorm2d": nn.BatchNorm2d, "relu": nn.ReLU,
-    "leaky_relu": nn.LeakyReLU, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "flatten": nn.Flatten,
-    "reshape": nn.Reshape,
-}
 
 #: the finite-difference step per model (tests/test_models.py, SAMPLED_CHECK_STEP: a loss of
 #: hundreds to thousands of nats needs a larger h than a tiny layer's loss of ~1)
@@ -36,20 +30,6 @@ MODEL_STEP = {"mlp": 1e-4, "conv": 1e-3, "keras": 1e-3, "faces": 1e-4}
 LAYER_STEP = 1e-6
 DEFAULT_BATCH, DEFAULT_MODEL_ENTRIES = 3, 40
 
-# settings each layer takes, with its tiny default (None: derived, see _layer_settings)
-_CONV = {"in_channels": 2, "out_channels": 3, "kernel_size": 3, "stride": 1, "padding": 0, "dilation": 1,
-         "bias": True}
-_LAYER_OPTIONS = {
-    "linear": {"in_features": 5, "out_features": 3, "bias": True},
-    "conv": _CONV,
-    "conv_transpose": {**_CONV, "output_padding": 0},
-    "batchnorm1d": {"in_features": 4},
-    "batchnorm2d": {"in_channels": 3},
-    "relu": {}, "sigmoid": {}, "tanh": {}, "flatten": {},
-    "leaky_relu": {"negative_slope": 0.2},
-    "reshape": {"reshape_to": (2, 3)},
-}
-_LAYER_OPTION_NAMES = sorted({k for opts in _LAYER_OPTIONS.values() for k in opts} | {"input_shape"})
 _LOSS_NAMES = sorted(LOSSES) + ["kl"]
 
 _EPILOG = ("exit status: 0 when every row passes, 1 when any fails (relative error at or above the "
@@ -96,11 +76,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     m.add_argument("--batch", type=positive_int, default=DEFAULT_BATCH,
                    help="random binary images in the batch (default: %(default)s)")
     l_ = p.add_argument_group(
-        "layer (--layer)", "Tiny defaults per layer: linear 5 -> 3 on (4, 5); conv 2 -> 3 channels, 3x3 kernel, "
-        "on (2, 2, 7, 7); conv_transpose the same on (2, 2, 4, 4); batchnorm1d 4 features on (4, 4); "
-        "batchnorm2d 3 channels on (3, 3, 4, 4), on batch statistics; activations on (3, 6); flatten on "
-        "(2, 3, 4, 5); reshape (4, 6) to (4, 2, 3). A given --input-shape sets --in-features (linear: the last "
-        "axis; batchnorm1d: axis 1) or --in-channels (axis 1) unless those are given too.")
+        "layer (--layer)", f"Tiny defaults per layer: {_layer_examples()}. A given --input-shape sets the "
+        "layer's input size (--in-features, --in-channels) unless that is given too.")
     for name in ("in_channels", "out_channels", "kernel_size", "in_features", "out_features"):
         l_.add_argument("--" + name.replace("_", "-"), type=int, default=None)
     for name in ("stride", "padding", "output_padding", "dilation"):
@@ -129,49 +106,19 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 # -- what to check -----------------------------------------------------------------------------------------
+def _layer_examples() -> str:
+    """Each layer's EXAMPLE_HELP, layers with the same one (the activations) named together."""
+    groups = itertools.groupby(LAYERS.items(), key=lambda item: item[1].EXAMPLE_HELP)
+    return "; ".join(f"{', '.join(name for name, _ in group)} {text}" for text, group in groups)
+
+
+def _layer_option_names() -> list[str]:
+    """Every setting some layer takes (its EXAMPLE), and --input-shape."""
+    return sorted({k for layer in LAYERS.values() for k in layer.EXAMPLE} | {"input_shape"})
+
+
 def _given(args: argparse.Namespace, names) -> list[str]:
-    return ["--" + n.replace("_", "-") for n in names if getattr(args, n) is not None]
-
-
-def _layer_settings(name: str, args: argparse.Namespace) -> tuple[dict, tuple[int, ...]]:
-    """The layer's settings (given ones over its defaults) and its input shape."""
-    allowed = _LAYER_OPTIONS[name]
-    stray = _given(args, [n for n in _LAYER_OPTION_NAMES if n not in allowed and n != "input_shape"])
-    if stray:
-        raise ValueError(f"{', '.join(stray)} does not apply to --layer {name}; it takes "
-                         f"{', '.join('--' + n.replace('_', '-') for n in allowed) or 'only --input-shape'}")
-    shape = args.input_shape
-    settings = {k: (v if getattr(args, k) is None else getattr(args, k)) for k, v in allowed.items()}
-    # a given --input-shape sets the input size the user did not
-    for key, axis in (("in_features", 1 if name == "batchnorm1d" else -1), ("in_channels", 1)):
-        if key in allowed and getattr(args, key) is None and shape is not None and len(shape) >= 2:
-            settings[key] = shape[axis]
-    if shape is None:
-        if name in ("linear", "batchnorm1d"):
-            shape = (4, settings["in_features"])
-        elif name == "conv":
-            shape = (2, settings["in_channels"], 7, 7)
-        elif name == "conv_transpose":
-            shape = (2, settings["in_channels"], 4, 4)
-        elif name == "batchnorm2d":
-            shape = (3, settings["in_channels"], 4, 4)
-        elif name == "flatten":
-            shape = (2, 3, 4, 5)
-        elif name == "reshape":
-            shape = (4, int(np.prod(settings["reshape_to"])))
-        else:
-            shape = (3, 6)
-    return settings, shape
-
-
-def _build_layer(name: str, settings: dict) -> nn.Module:
-    cls = LAYERS[name]
-    s = dict(settings)
-    if name in ("batchnorm1d", "batchnorm2d"):
-        return cls(s.pop("in_features", None) or s.pop("in_channels"))
-    if name == "reshape":
-        return cls(s["reshape_to"])
-    return cls(**s)
+    return ["--" + n.replace("_", "-") for n in names if getattr(args, n, None) is not None]
 
 
 def _check_layer(args: argparse.Namespace, rng: np.random.Generator) -> tuple[GradCheckReport, dict, float]:
@@ -179,13 +126,17 @@ def _check_layer(args: argparse.Namespace, rng: np.random.Generator) -> tuple[Gr
     if name not in LAYERS:
         raise ValueError(f"unknown layer '{name}', choose from {', '.join(LAYERS)}")
     _reject(args, "--layer", ["kind", "latent_dim", "recon_loss"])
-    settings, shape = _layer_settings(name, args)
+    cls = LAYERS[name]
+    stray = _given(args, [n for n in _layer_option_names() if n not in cls.EXAMPLE and n != "input_shape"])
+    if stray:
+        raise ValueError(f"{', '.join(stray)} does not apply to --layer {name}; it takes "
+                         f"{', '.join('--' + n.replace('_', '-') for n in cls.EXAMPLE) or 'only --input-shape'}")
+    given = {k: getattr(args, k) for k in cls.EXAMPLE if getattr(args, k, None) is not None}
     nn.manual_seed(args.seed)
-    layer = _build_layer(name, settings)
-    x = rng.standard_normal(shape)
+    layer, x = cls.example(rng, args.input_shape, **given)   # its settings, the given ones over its defaults
     h = LAYER_STEP if args.h is None else args.h
     report = check_module(layer, x, seed=args.seed, h=h, tolerance=args.tolerance, max_entries=args.max_entries)
-    return report, {"layer": name, "module": repr(layer), "input_shape": list(shape)}, h
+    return report, {"layer": name, "module": repr(layer), "input_shape": list(x.shape)}, h
 
 
 def _check_loss(args: argparse.Namespace, rng: np.random.Generator) -> tuple[GradCheckReport, dict, float]:
@@ -193,7 +144,7 @@ def _check_loss(args: argparse.Namespace, rng: np.random.Generator) -> tuple[Gra
     if name not in _LOSS_NAMES:
         raise ValueError(f"unknown loss '{name}', choose from {', '.join(_LOSS_NAMES)}")
     _reject(args, "--loss", ["kind", "latent_dim", "recon_loss", "max_entries"]
-            + [n for n in _LAYER_OPTION_NAMES if n != "input_shape"])
+            + [n for n in _layer_option_names() if n != "input_shape"])
     shape = args.input_shape or ((3, 4) if name == "kl" else (3, 8))
     h = LAYER_STEP if args.h is None else args.h
     if name == "kl":
@@ -218,7 +169,7 @@ def _reject(args: argparse.Namespace, mode: str, names) -> None:
 
 
 def _check_model(args: argparse.Namespace, rng: np.random.Generator) -> tuple[GradCheckReport, dict, float]:
-    _reject(args, "--checkpoint" if args.checkpoint else "--model", _LAYER_OPTION_NAMES)
+    _reject(args, "--checkpoint" if args.checkpoint else "--model", _layer_option_names())
     if args.checkpoint is not None:
         _reject(args, "--checkpoint (its config says)", ["kind", "latent_dim", "recon_loss"])
         model, checkpoint = load_model(args.checkpoint)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..kernels import leaky_relu, leaky_relu_backward, relu_backward, relu_backward_inplace
-from .module import Module
+from .module import Module, no_products
 
 
 class ReLU(Module):
@@ -20,6 +20,18 @@ class ReLU(Module):
     model builders do. Where x or dy cannot be overwritten (read-only, or dy in another
     memory layout than y) it makes a new array.
     """
+
+    # -- what the tools read (docs/adding-a-layer.md) ------------------------------------------
+    NAME, TORCH_NAME = "relu", "ReLU"
+    FORMULAS = {"x": "dx = dy * (y > 0)  [RELU-1]"}
+    EXAMPLE_SHAPE, EXAMPLE_HELP = (3, 6), "on (3, 6)"
+    products = no_products  # elementwise: no matrix product
+
+    def torch_kwargs(self) -> dict:
+        return {"inplace": self.inplace}
+
+    def units_on(self) -> np.ndarray:
+        return self._require_cache() > 0                        # y > 0 exactly where x > 0
 
     def __init__(self, inplace: bool = False) -> None:
         self.inplace = inplace
@@ -51,6 +63,18 @@ class LeakyReLU(Module):
     nothing else reads x after forward (right after a BatchNorm or a Linear or conv layer, none of
     whose backward reads its output; the faces model does). A negative slope never works in place.
     """
+
+    # -- what the tools read (docs/adding-a-layer.md) ------------------------------------------
+    NAME, TORCH_NAME = "leaky_relu", "LeakyReLU"
+    FORMULAS = {"x": "dx = dy * (1 if x > 0 else slope)  [LRELU-1]"}
+    EXAMPLE, EXAMPLE_SHAPE, EXAMPLE_HELP = {"negative_slope": 0.2}, (3, 6), "on (3, 6)"
+    products = no_products  # elementwise: no matrix product
+
+    def torch_kwargs(self) -> dict:
+        return {"negative_slope": self.negative_slope, "inplace": self.inplace}
+
+    def units_on(self) -> np.ndarray:
+        return self._require_cache() > 0                        # y or x: > 0 exactly where x > 0
 
     def __init__(self, negative_slope: float = 0.01, inplace: bool = False) -> None:
         self.negative_slope = negative_slope
@@ -88,6 +112,12 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
 class Sigmoid(Module):
     """y = 1 / (1 + exp(-x));   dx = dy * y * (1 - y)   [SIG-2]   (caches y, not x)."""
 
+    # -- what the tools read (docs/adding-a-layer.md) ------------------------------------------
+    NAME, TORCH_NAME = "sigmoid", "Sigmoid"
+    FORMULAS = {"x": "dx = dy * y * (1 - y)  [SIG-2]"}
+    EXAMPLE_SHAPE, EXAMPLE_HELP = (3, 6), "on (3, 6)"
+    products = no_products  # elementwise: no matrix product
+
     def __init__(self) -> None:
         self.cache: np.ndarray | None = None  # y
 
@@ -102,6 +132,12 @@ class Sigmoid(Module):
 
 class Tanh(Module):
     """y = tanh(x);   dx = dy * (1 - y**2)   [TANH-1]   (caches y, not x)."""
+
+    # -- what the tools read (docs/adding-a-layer.md) ------------------------------------------
+    NAME, TORCH_NAME = "tanh", "Tanh"
+    FORMULAS = {"x": "dx = dy * (1 - y**2)  [TANH-1]"}
+    EXAMPLE_SHAPE, EXAMPLE_HELP = (3, 6), "on (3, 6)"
+    products = no_products  # elementwise: no matrix product
 
     def __init__(self) -> None:
         self.cache: np.ndarray | None = None  # y

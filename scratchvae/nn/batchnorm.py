@@ -7,7 +7,7 @@ import numpy as np
 
 from ..kernels import pixel_rows
 from ..kernels.batchnorm import batchnorm_backward, batchnorm_forward, batchnorm_stats
-from .module import Buffer, Module, Parameter
+from .module import Buffer, Module, Parameter, no_products
 
 
 class _BatchNormCache(NamedTuple):
@@ -65,6 +65,15 @@ class _BatchNorm(Module):
     couples_batch = True           # training normalises each image by the whole batch's statistics
     _ndims: tuple[int, ...] = ()   # accepted x.ndim values, set by the subclasses
     _layout: str = ""              # shown in error messages
+
+    # -- what the tools read (docs/adding-a-layer.md); NAME, EXAMPLE and example(): the subclasses ------
+    FORMULAS = {"x": "dxhat = dy * gamma;  dx = inv_std / M * (M * dxhat - sum(dxhat) - xhat * sum(dxhat * xhat))"
+                     "  [BN-5]",
+                "weight": "dgamma = sum(dy * xhat)  [BN-3]", "bias": "dbeta = sum(dy)  [BN-3]"}
+    products = no_products  # per-channel sums: no matrix product
+
+    def torch_kwargs(self) -> dict:
+        return {"num_features": self.num_features, "eps": self.eps, "momentum": self.momentum, "affine": self.affine}
 
     def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.1, affine: bool = True) -> None:
         self.num_features, self.eps, self.momentum, self.affine = num_features, eps, momentum, affine
@@ -126,6 +135,14 @@ class BatchNorm1d(_BatchNorm):
 
     _ndims = (2, 3)
     _layout = "(N, C) or (N, C, L)"
+    NAME, TORCH_NAME = "batchnorm1d", "BatchNorm1d"
+    EXAMPLE, EXAMPLE_HELP = {"in_features": 4}, "4 features on (4, 4)"
+
+    @classmethod
+    def example(cls, rng: np.random.Generator, shape: tuple[int, ...] | None = None,
+                **given) -> tuple[BatchNorm1d, np.ndarray]:
+        C = cls.example_settings(given, shape, in_features=1)["in_features"]
+        return cls(C), rng.standard_normal(shape or (4, C))
 
 
 class BatchNorm2d(_BatchNorm):
@@ -133,3 +150,11 @@ class BatchNorm2d(_BatchNorm):
 
     _ndims = (4,)
     _layout = "(N, C, H, W)"
+    NAME, TORCH_NAME = "batchnorm2d", "BatchNorm2d"
+    EXAMPLE, EXAMPLE_HELP = {"in_channels": 3}, "3 channels on (3, 3, 4, 4), on batch statistics"
+
+    @classmethod
+    def example(cls, rng: np.random.Generator, shape: tuple[int, ...] | None = None,
+                **given) -> tuple[BatchNorm2d, np.ndarray]:
+        C = cls.example_settings(given, shape, in_channels=1)["in_channels"]
+        return cls(C), rng.standard_normal(shape or (3, C, 4, 4))

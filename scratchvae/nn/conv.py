@@ -7,7 +7,7 @@ import numpy as np
 
 from ..kernels import Pair, col2im, conv_output_size, im2col, matmul_nogil, pair, pixel_rows, sum_axis0
 from .init import uniform_fan_in
-from .module import Module, Parameter
+from .module import Module, Parameter, Product
 from .workspace import Workspace, scratch
 
 # -- shared by Conv2d and ConvTranspose2d -------------------------------------------------
@@ -111,6 +111,34 @@ class Conv2d(ConvBase):
               first layer: its input, the data, needs no gradient)
     init:     weight, bias ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in)), fan_in = C_in*kH*kW (PyTorch's default)
     """
+
+    # -- what the tools read (docs/adding-a-layer.md) ------------------------------------------
+    NAME, TORCH_NAME = "conv", "Conv2d"
+    FORMULAS = {"x": "dcols = dout_rows @ w_rows  [CONV-6];  dx = col2im(dcols)  [CONV-7]",
+                "weight": "dW = dout_rows.T @ cols  [CONV-4]", "bias": "db = dout_rows.sum(axis=0)  [CONV-5]"}
+    EXAMPLE = {"in_channels": 2, "out_channels": 3, "kernel_size": 3, "stride": 1, "padding": 0, "dilation": 1,
+               "bias": True}
+    EXAMPLE_HELP = "2 -> 3 channels, 3x3 kernel, on (2, 2, 7, 7)"
+    gains_from_workers = True   # measured on 2 cores: docs/performance.md, "Thread pools"
+
+    @classmethod
+    def example(cls, rng: np.random.Generator, shape: tuple[int, ...] | None = None,
+                **given) -> tuple[Conv2d, np.ndarray]:
+        s = cls.example_settings(given, shape, in_channels=1)
+        return cls(**s), rng.standard_normal(shape or (2, s["in_channels"], 7, 7))
+
+    def products(self, in_shape: tuple[int, ...], out_shape: tuple[int, ...]) -> list[Product]:
+        kH, kW = self.kernel_size
+        N, C_out, H_out, W_out = out_shape
+        P, K, M = N * H_out * W_out, self.in_channels * kH * kW, C_out   # P: output pixels, one window each
+        return [Product("forward", P, K, M, b_t=True),          # cols @ w_rows.T
+                Product("dweight", M, P, K, a_t=True),          # dout_rows.T @ cols
+                Product("dx", P, M, K)]                         # dout_rows @ w_rows (then col2im)
+
+    def torch_kwargs(self) -> dict:
+        return {"in_channels": self.in_channels, "out_channels": self.out_channels, "kernel_size": self.kernel_size,
+                "stride": self.stride, "padding": self.padding, "dilation": self.dilation,
+                "bias": self.bias is not None}
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int | Pair, stride: int | Pair = 1,
                  padding: int | Pair = 0, dilation: int | Pair = 1, bias: bool = True,

@@ -10,7 +10,7 @@ from ..kernels import (Pair, channels_last, col2im, conv_output_size, conv_trans
 from .conv import (ConvBase, check_conv_input, check_output_size, conv_arguments, from_pixel_rows, weight_from_rows,
                    weight_rows)
 from .init import uniform_fan_in
-from .module import Parameter
+from .module import Parameter, Product
 from .workspace import scratch
 
 
@@ -48,6 +48,34 @@ class ConvTranspose2d(ConvBase):
     init:     weight, bias ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in)), fan_in = C_out*kH*kW:
               torch reads fan_in from dim 1 of the weight, which here is C_out.
     """
+
+    # -- what the tools read (docs/adding-a-layer.md) ------------------------------------------
+    NAME, TORCH_NAME = "conv_transpose", "ConvTranspose2d"
+    FORMULAS = {"x": "dcols = im2col(dout)  [CONVT-4];  dx = dcols @ w_rows.T  [CONVT-5]",
+                "weight": "dW = x_rows.T @ dcols  [CONVT-6]", "bias": "db = dout.sum(axis=(0, 2, 3))  [CONVT-7]"}
+    EXAMPLE = {"in_channels": 2, "out_channels": 3, "kernel_size": 3, "stride": 1, "padding": 0, "dilation": 1,
+               "bias": True, "output_padding": 0}
+    EXAMPLE_HELP = "2 -> 3 channels, 3x3 kernel, on (2, 2, 4, 4)"
+    gains_from_workers = True   # measured on 2 cores: docs/performance.md, "Thread pools"
+
+    @classmethod
+    def example(cls, rng: np.random.Generator, shape: tuple[int, ...] | None = None,
+                **given) -> tuple[ConvTranspose2d, np.ndarray]:
+        s = cls.example_settings(given, shape, in_channels=1)
+        return cls(**s), rng.standard_normal(shape or (2, s["in_channels"], 4, 4))
+
+    def products(self, in_shape: tuple[int, ...], out_shape: tuple[int, ...]) -> list[Product]:
+        N, C_in, H, W = in_shape  # (an output_padding >= stride grows the grid a little; not counted)
+        kH, kW = self.kernel_size
+        P, K, M = N * H * W, C_in, self.out_channels * kH * kW          # P: input pixels
+        return [Product("forward", P, K, M),                    # x_rows @ w_rows (then col2im)
+                Product("dweight", K, P, M, a_t=True),          # x_rows.T @ dcols
+                Product("dx", P, M, K, b_t=True)]               # dcols @ w_rows.T
+
+    def torch_kwargs(self) -> dict:
+        return {"in_channels": self.in_channels, "out_channels": self.out_channels, "kernel_size": self.kernel_size,
+                "stride": self.stride, "padding": self.padding, "output_padding": self.output_padding,
+                "dilation": self.dilation, "bias": self.bias is not None}
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int | Pair, stride: int | Pair = 1,
                  padding: int | Pair = 0, output_padding: int | Pair = 0, dilation: int | Pair = 1,

@@ -7,7 +7,7 @@ import numpy as np
 
 from ..kernels import add_matmul
 from .init import uniform_fan_in
-from .module import Module, Parameter, check_shape
+from .module import Module, Parameter, Product, check_shape
 
 
 class _LinearCache(NamedTuple):
@@ -25,6 +25,27 @@ class Linear(Module):
               backward_params: dweight and dbias only (a model's first layer needs no dx)
     init:     weight, bias ~ U(-1/sqrt(in_features), 1/sqrt(in_features)) (PyTorch's default)
     """
+
+    # -- what the tools read (docs/adding-a-layer.md) ------------------------------------------
+    NAME, TORCH_NAME = "linear", "Linear"
+    FORMULAS = {"x": "dx = dy @ W  [LIN-2]", "weight": "dW = dy.T @ x  [LIN-3]", "bias": "db = dy.sum(axis=0)  [LIN-4]"}
+    EXAMPLE = {"in_features": 5, "out_features": 3, "bias": True}
+    EXAMPLE_HELP = "5 -> 3 on (4, 5)"
+
+    @classmethod
+    def example(cls, rng: np.random.Generator, shape: tuple[int, ...] | None = None,
+                **given) -> tuple[Linear, np.ndarray]:
+        s = cls.example_settings(given, shape, in_features=-1)
+        return cls(**s), rng.standard_normal(shape or (4, s["in_features"]))
+
+    def products(self, in_shape: tuple[int, ...], out_shape: tuple[int, ...]) -> list[Product]:
+        P, K, M = in_shape[0], self.in_features, self.out_features   # P: images
+        return [Product("forward", P, K, M, b_t=True),          # x @ weight.T
+                Product("dweight", M, P, K, a_t=True),          # dy.T @ x
+                Product("dx", P, M, K)]                         # dy @ weight
+
+    def torch_kwargs(self) -> dict:
+        return {"in_features": self.in_features, "out_features": self.out_features, "bias": self.bias is not None}
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True,
                  rng: np.random.Generator | None = None) -> None:

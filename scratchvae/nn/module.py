@@ -15,6 +15,10 @@ The contract every layer keeps:
 Accumulating (not overwriting) is what lets a parameter used twice, or two
 backward calls before one optimizer step, get the sum of its gradients.
 
+A layer also declares what the tools need to know about it (its gradient formulas, a
+tiny example, its matrix products, its torch twin, ...): the defaults below say what
+each means, docs/adding-a-layer.md lists them, and nn/registry.py names the layers.
+
 ``backward_params(dout)`` is backward without dx, for the first layer of a model:
 its input is the data, which needs no gradient (PyTorch skips it the same way,
 since the input tensor has requires_grad=False). By default it runs backward and
@@ -22,7 +26,7 @@ drops dx; layers whose dx costs a matrix product override it to skip that produc
 """
 from __future__ import annotations
 
-from typing import Any, Iterator
+from typing import Any, Iterator, NamedTuple
 
 import numpy as np
 
@@ -58,6 +62,26 @@ class Buffer:
         return f"Buffer(shape={self.data.shape}, dtype={self.data.dtype})"
 
 
+class Product(NamedTuple):
+    """One matrix product a layer runs: op(A) @ op(B) with op(A) (m, k) and op(B) (k, n).
+
+    a_t: A is stored (k, m), C-contiguous, and read as A.T (a view: BLAS reads it
+    transposed, no copy); b_t likewise for B. role: "forward", "dweight" or "dx".
+    """
+
+    role: str
+    m: int
+    k: int
+    n: int
+    a_t: bool = False
+    b_t: bool = False
+
+
+def no_products(layer: "Module", in_shape: tuple[int, ...], out_shape: tuple[int, ...]) -> list[Product]:
+    """``products = no_products``: the declaration of a layer that runs no matrix product."""
+    return []
+
+
 class Module:
     """Base class of every layer and model.
 
@@ -70,6 +94,52 @@ class Module:
     #: (BatchNorm's batch statistics): such a model cannot split a batch over workers
     #: (parallel.py), since each share would be normalised by its own statistics.
     couples_batch: bool = False
+    #: True for a layer whose model trains faster on a worker per core (parallel.default_workers)
+    gains_from_workers: bool = False
+
+    # -- what the tools read about a layer (docs/adding-a-layer.md); each layer sets its own -------
+    #: its name in ``scratchvae gradcheck --layer`` (None: not one of nn/registry.py's layers)
+    NAME: str | None = None
+    #: "x" and each parameter's name -> the formula of its gradient, with derivation ids (``scratchvae tour``)
+    FORMULAS: dict[str, str] = {}
+    #: the settings ``gradcheck --layer NAME`` takes (named as its options), each with its tiny default
+    EXAMPLE: dict[str, Any] = {}
+    EXAMPLE_SHAPE: tuple[int, ...] = ()  # example()'s input shape, for a layer whose settings do not size it
+    EXAMPLE_HELP: str = ""               # the example in words, for ``gradcheck --help``
+    #: its twin is torch.nn.<TORCH_NAME>(**self.torch_kwargs()) (tests/torch_twin.py; None: it has none)
+    TORCH_NAME: str | None = None
+
+    @classmethod
+    def example(cls, rng: np.random.Generator, shape: tuple[int, ...] | None = None,
+                **given: Any) -> tuple["Module", np.ndarray]:
+        """A tiny layer and a random input for a gradient check: EXAMPLE's settings with the given
+        ones over them, on an input of ``shape`` (default: EXAMPLE_SHAPE). A layer whose settings
+        size its input overrides this (Linear's reads in_features off the shape)."""
+        return cls(**cls.example_settings(given, shape)), rng.standard_normal(shape or cls.EXAMPLE_SHAPE)
+
+    @classmethod
+    def example_settings(cls, given: dict[str, Any], shape: tuple[int, ...] | None,
+                         **sizes: int) -> dict[str, Any]:
+        """EXAMPLE's settings with the given ones over them; each setting in ``sizes`` (name=axis)
+        that was not given is read off a given input shape (in_channels=1: its axis 1)."""
+        settings = {**cls.EXAMPLE, **given}
+        if shape is not None and len(shape) >= 2:
+            settings.update((key, shape[axis]) for key, axis in sizes.items() if key not in given)
+        return settings
+
+    def products(self, in_shape: tuple[int, ...], out_shape: tuple[int, ...]) -> list[Product] | None:
+        """The matrix products of forward and backward on an input of in_shape ([] for none);
+        None: not declared (benchmarks/gemms.py refuses to count such a layer)."""
+        return None
+
+    def torch_kwargs(self) -> dict[str, Any]:
+        """The keyword arguments of the torch.nn.<TORCH_NAME> twin."""
+        return {}
+
+    def units_on(self) -> np.ndarray | None:
+        """For a layer with a kink at x = 0 (ReLU): which units had x > 0 in the last forward,
+        so a gradient check can skip a step across the kink; None for a smooth layer."""
+        return None
 
     # -- the two methods a layer writes -------------------------------------------
     def forward(self, x: np.ndarray) -> np.ndarray:
