@@ -129,6 +129,7 @@ class Adam(Optimizer):
         self.t += 1
 
     def update(self, i: int, k: int = 0, parts: int = 1) -> None:
+        """Step t of parameter i (of the k-th of ``parts`` runs of its elements), as the class docstring reads."""
         p, m, v = (flat_part(a, k, parts) for a in (self.params[i].data, self.m[i], self.v[i]))
         g = flat_part(self.params[i].grad, k, parts)
         if self.weight_decay:
@@ -136,6 +137,7 @@ class Adam(Optimizer):
         if self.fused:
             adam_update(p, g, m, v, self.lr, self.beta1, self.beta2, self.eps, self.t)  # the lines below, one pass
             return
+        # p, m and v are views of the weights and the optimizer's state: written in place
         m[...] = self.beta1 * m + (1 - self.beta1) * g
         v[...] = self.beta2 * v + (1 - self.beta2) * g * g
         m_hat = m / (1 - self.beta1 ** self.t)

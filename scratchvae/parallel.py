@@ -122,21 +122,21 @@ def _rows(a: np.ndarray | None, part: slice) -> np.ndarray | None:
 
 
 class DataParallel:
-    """A VAE or an Autoencoder with the training interface of the model itself, its loss and
-    backward run over ``workers`` threads, one share of the batch each, in passes of at most
-    images_per_pass images (None: PASS_BYTES decides); with workers=1 the model's own calls.
+    """The model's training interface (zero_grad, loss, backward, step) with the batch split
+    over ``workers`` threads, one share each, in passes of at most images_per_pass images
+    (None: PASS_BYTES decides); with workers=1, the model's own calls.
 
         dp = DataParallel(model)                  # workers: default_workers(model)
         dp.zero_grad()
-        losses = dp.loss(x)                       # model.loss(x), split over the workers
-        dp.backward(input_grad=False)             # model.backward(input_grad=False), split
-        dp.step(optimizer)                        # the optimizer holds model.parameters()
+        losses = dp.loss(x)                       # model.loss(x)
+        dp.backward(input_grad=False)             # model.backward(input_grad=False)
+        dp.step(optimizer)                        # optimizer.step(); it holds model.parameters()
 
     With several workers, loss() in training mode runs each worker's backward right after its
     forward, pass by pass (the next pass overwrites the caches): worker 0 adds its share into
-    the model's Parameter.grad, the others' wait in their replicas. step() sums them with the
-    optimizer's update made inside the sum; parameters() sums them when the gradient must be
-    read whole first (clipping). In eval mode loss() runs the forward only.
+    the model's .grad, the others' wait in their replicas for step() to sum them, making the
+    optimizer's update inside the sum (or for parameters(), when clipping must read the whole
+    gradient first). In eval mode loss() runs the forward only.
     """
 
     def __init__(self, model: Module, workers: int | None = None, images_per_pass: int | None = None) -> None:
@@ -151,7 +151,7 @@ class DataParallel:
         self.images_per_pass = images_per_pass   # None: from PASS_BYTES; unused with one worker (no replica)
         self._output_bytes: dict[tuple, int] = {}  # (image shape, dtype) -> layer outputs of one image
         self.replicas = [self._replica() for _ in range(self.workers)] if self.workers > 1 else []
-        # parameters() walks the module tree; the lists are fixed, so walk it once
+        # model.parameters() walks the module tree; the lists are fixed, so walk it once
         self._model_params = model.parameters()
         self._replica_params = [r.parameters() for r in self.replicas]  # same order as _model_params
         self._pool = ThreadPoolExecutor(self.workers, "scratchvae-worker") if self.workers > 1 else None
@@ -289,7 +289,6 @@ class DataParallel:
             raise ValueError("DataParallel.backward: input_grad=True needs one worker")
         if not self._unsummed:
             raise RuntimeError("DataParallel.backward: call loss(x) in training mode first")
-        return None
 
     def parameters(self) -> list[Parameter]:
         """model.parameters() with the whole gradient in each .grad: the workers' shares still
@@ -298,14 +297,10 @@ class DataParallel:
         return list(self._model_params)
 
     def step(self, optimizer: Optimizer, check: Callable[[], None] = lambda: None) -> None:
-        """optimizer.step() on the whole gradient, check() (which may raise) just before it.
-
-        With the workers' shares still to sum, and an optimizer that can update in parts
-        (reduce.updates_in_parts), the update is made inside the sum instead: each worker
-        updates its slice of a large parameter as soon as that slice's sum is final, while it
-        is in its core's cache (reduce.py). check() then runs after the update: it can stop
-        a run before a checkpoint holds the step, not spare the weights.
-        """
+        """optimizer.step() on the whole gradient, check() (which may raise) just before it. With
+        the workers' shares still to sum and an optimizer that can update in parts, the update
+        is made inside the sum instead, each slice as soon as its sum is final (reduce.py);
+        check() then runs after it: it can stop a run before a checkpoint holds the step."""
         if self._unsummed and updates_in_parts(optimizer, self._model_params):
             optimizer.begin_step()
             self._sum_shares(optimizer)
