@@ -24,11 +24,11 @@ the model's gradients as it goes. The others have their own .grad, zero between 
 the reduce adds them in (each worker one slice of every parameter) and zeroes them
 while they are still in cache. Seeding backward with dloss = n_k / n, instead of
 rescaling each gradient afterwards, spares every worker a pass over all of them
-(measured 1.7 ms per worker for the reference conv VAE's 6.7 MB). The reduce gives the full batch's gradient, up to rounding, because every
-layer treats images independently; BatchNorm does not (its statistics would be per
-share), so models with a layer that couples the batch (Module.couples_batch) run on one
-worker. Inside a worker BLAS runs on one thread and the Numba kernels run serially: the
-cores are already split by the batch.
+(measured 1.7 ms per worker for the reference conv VAE's 6.7 MB). The reduce gives the
+full batch's gradient, up to rounding, because every layer treats images independently;
+BatchNorm does not (its statistics would be per share), so models with a layer that
+couples the batch (Module.couples_batch) run on one worker. Inside a worker BLAS runs on
+one thread and the Numba kernels run serially: the cores are already split by the batch.
 The workers are threads of one process, so only one of them runs Python at a time;
 what runs at once is the arithmetic, which must let go of the GIL: the Numba kernels
 are nogil, and products with a small output use np.dot (kernels/blas.py matmul_nogil).
