@@ -8,9 +8,9 @@ Updates are written in place into ``p.data``, matching torch.optim exactly.
 A step is ``begin_step()`` (once: Adam counts its steps) and then ``update(i)`` for
 every parameter i. The update is elementwise, so it can also be made in parts:
 ``update(i, k, parts)`` updates only the k-th of ``parts`` runs of parameter i's
-elements (``flat_part``). DataParallel.train_step uses that to update each slice of a
+elements (``flat_part``). DataParallel.step uses that to update each slice of a
 parameter on the worker that has just summed its gradient, while it is in that core's
-cache.
+cache (reduce.py).
 """
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from typing import Iterable
 
 import numpy as np
 
-from .kernels import adam_update
+from .kernels import KERNELS, adam_update
 from .nn.module import Parameter
 
 
@@ -97,25 +97,29 @@ class SGD(Optimizer):
 
 
 class Adam(Optimizer):
-    """Adam (Kingma & Ba, 2015) with bias correction, torch.optim.Adam's update:
+    """Adam (Kingma & Ba, 2015) with bias correction, torch.optim.Adam's update; at step t = 1, 2, ...
 
         g = grad + weight_decay * p                  (L2 penalty, as torch's Adam, not AdamW)   [ADAM-1]
         m = beta1 * m + (1 - beta1) * g                                                        [ADAM-2]
-        v = beta2 * v + (1 - beta2) * g**2                                                     [ADAM-2]
-        m_hat = m / (1 - beta1**t);  v_hat = v / (1 - beta2**t)                               [ADAM-3]
+        v = beta2 * v + (1 - beta2) * g * g                                                    [ADAM-2]
+        m_hat = m / (1 - beta1**t)                                                             [ADAM-3]
+        v_hat = v / (1 - beta2**t)                                                             [ADAM-3]
         p = p - lr * m_hat / (sqrt(v_hat) + eps)                                               [ADAM-3]
 
-    The fused kernel (kernels/fused.py, adam_update_numba) folds the bias corrections into
-    two scalars: p = p - step_size * m / (sqrt(v) * v_scale + eps),
+    With fused=False, update() runs these lines as written (the default when
+    SCRATCHVAE_KERNELS=reference). With fused=True (the default otherwise) the kernel
+    kernels/fused.py adam_update makes the same update in one pass over memory, the bias
+    corrections folded into two scalars: p = p - step_size * m / (sqrt(v) * v_scale + eps),
     step_size = lr / (1 - beta1**t),  v_scale = 1 / sqrt(1 - beta2**t)   [ADAM-4]
     (derivation: docs/derivations/adam.md)
     """
 
     def __init__(self, params: Iterable[Parameter], lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
-                 eps: float = 1e-8, weight_decay: float = 0.0) -> None:
+                 eps: float = 1e-8, weight_decay: float = 0.0, fused: bool | None = None) -> None:
         super().__init__(params, lr)
         self.beta1, self.beta2 = betas
         self.eps, self.weight_decay = eps, weight_decay
+        self.fused = KERNELS == "numba" if fused is None else fused
         self.t = 0
         self.m = [np.zeros_like(p.data) for p in self.params]
         self.v = [np.zeros_like(p.data) for p in self.params]
@@ -125,13 +129,20 @@ class Adam(Optimizer):
         self.t += 1
 
     def update(self, i: int, k: int = 0, parts: int = 1) -> None:
+        """Step t of parameter i (of the k-th of ``parts`` runs of its elements), as the class docstring reads."""
         p, m, v = (flat_part(a, k, parts) for a in (self.params[i].data, self.m[i], self.v[i]))
         g = flat_part(self.params[i].grad, k, parts)
         if self.weight_decay:
             g = g + self.weight_decay * p
-        # m, v, m_hat, v_hat and p as in the docstring, in one pass over memory
-        # (kernels/fused.py: the NumPy version line by line beside the fast one)
-        adam_update(p, g, m, v, self.lr, self.beta1, self.beta2, self.eps, self.t)
+        if self.fused:
+            adam_update(p, g, m, v, self.lr, self.beta1, self.beta2, self.eps, self.t)  # the lines below, one pass
+            return
+        # p, m and v are views of the weights and the optimizer's state: written in place
+        m[...] = self.beta1 * m + (1 - self.beta1) * g
+        v[...] = self.beta2 * v + (1 - self.beta2) * g * g
+        m_hat = m / (1 - self.beta1 ** self.t)
+        v_hat = v / (1 - self.beta2 ** self.t)
+        p -= self.lr * m_hat / (np.sqrt(v_hat) + self.eps)
 
     def state_dict(self) -> dict[str, np.ndarray]:
         """Moments by parameter index, and the step count (for checkpoints)."""

@@ -11,8 +11,8 @@ chain on its own images:
               -> (n_k / n) * grad_k, where grad_k is the mean over its n_k images
     reduce:   grad += sum over k of (n_k / n) * grad_k     (the mean over all n images)
               loss  = sum over k of (n_k / n) * loss_k
-    update:   train_step(x, optimizer) updates each slice of a parameter on the worker
-              that has just summed its gradient (an elementwise update needs nothing else)
+    update:   step(optimizer) updates each slice of a parameter on the worker that has
+              just summed its gradient (an elementwise update needs nothing else; reduce.py)
     passes:   a worker runs x_k in passes of at most images_per_pass images, x_k = [x_k1; ...],
               each with backward(dloss=n_ki / n), so they add up to the same (n_k / n) * grad_k
               (fewer images at once keep a pass's arrays in cache; see PASS_BYTES)
@@ -24,12 +24,11 @@ the model's gradients as it goes. The others have their own .grad, zero between 
 the reduce adds them in (each worker one slice of every parameter) and zeroes them
 while they are still in cache. Seeding backward with dloss = n_k / n, instead of
 rescaling each gradient afterwards, spares every worker a pass over all of them
-(measured 1.7 ms per worker for the reference conv VAE's 6.7 MB; see
-_add_replica_grads). The reduce gives the full batch's gradient, up to rounding, because every
-layer treats images independently; BatchNorm does not (its statistics would be per
-share), so models with a layer that couples the batch (Module.couples_batch) run on one
-worker. Inside a worker BLAS runs on one thread and the Numba kernels run serially: the
-cores are already split by the batch.
+(measured 1.7 ms per worker for the reference conv VAE's 6.7 MB). The reduce gives the
+full batch's gradient, up to rounding, because every layer treats images independently;
+BatchNorm does not (its statistics would be per share), so models with a layer that
+couples the batch (Module.couples_batch) run on one worker. Inside a worker BLAS runs on
+one thread and the Numba kernels run serially: the cores are already split by the batch.
 The workers are threads of one process, so only one of them runs Python at a time;
 what runs at once is the arithmetic, which must let go of the GIL: the Numba kernels
 are nogil, and products with a small output use np.dot (kernels/blas.py matmul_nogil).
@@ -50,9 +49,10 @@ from typing import Any, Callable, Iterable, Iterator
 import numpy as np
 
 from ._threads import blas_thread_control, blas_threads
-from .nn.module import Module
+from .nn.module import Module, Parameter
 from .objective import Losses
-from .optim import Optimizer, flat_part
+from .optim import Optimizer
+from .reduce import sum_shares, updates_in_parts
 
 
 def cpu_cores() -> int:
@@ -93,14 +93,6 @@ def default_workers(model: Module) -> int:
 PASS_BYTES = 16 << 20
 
 
-# Parameters smaller than this (elements) are updated whole on the main thread after the
-# reduce. An update call costs ~15 us of Python, which holds the GIL, so splitting a small
-# parameter over the workers adds calls and saves no time (docs/performance.md, "Passes
-# that fit the cache"). The split is for large weights, such as the reference model's two
-# 0.8M-element Linear weights.
-UPDATE_IN_PARTS_MIN = 1 << 16
-
-
 def inference_workers(model: Module) -> int:
     """One worker per core (at most MAX_DEFAULT_WORKERS) for inference in many independent chunks
     (the importance-sampled nll), unless the model cannot be split (workers_refusal). Unlike its
@@ -124,17 +116,26 @@ def workers_refusal(model: Module) -> str | None:
     return None
 
 
+def _rows(a: np.ndarray | None, part: slice) -> np.ndarray | None:
+    return None if a is None else a[part]
+
+
 class DataParallel:
-    """Run a VAE's or an Autoencoder's loss and backward over ``workers`` threads, one share
-    of the batch each, in passes of at most images_per_pass images (None: PASS_BYTES decides);
-    with workers=1 it calls the model itself on the whole batch.
+    """The model's training interface (zero_grad, loss, backward, step) with the batch split
+    over ``workers`` threads, one share each, in passes of at most images_per_pass images
+    (None: PASS_BYTES decides); with workers=1, the model's own calls.
 
         dp = DataParallel(model)                  # workers: default_workers(model)
-        model.zero_grad()
-        losses = dp.loss_and_backward(x)          # == model.loss(x); model.backward(input_grad=False)
-        optimizer.step()                          # the optimizer holds model.parameters()
+        dp.zero_grad()
+        losses = dp.loss(x)                       # model.loss(x)
+        dp.backward(input_grad=False)             # model.backward(input_grad=False)
+        dp.step(optimizer)                        # optimizer.step(); it holds model.parameters()
 
-        losses = dp.train_step(x, optimizer)      # the same four lines, the update done in the reduce
+    With several workers, loss() in training mode runs each worker's backward right after its
+    forward, pass by pass (the next pass overwrites the caches): worker 0 adds its share into
+    the model's .grad, the others' wait in their replicas for step() to sum them, making the
+    optimizer's update inside the sum (or for parameters(), when clipping must read the whole
+    gradient first). In eval mode loss() runs the forward only.
     """
 
     def __init__(self, model: Module, workers: int | None = None, images_per_pass: int | None = None) -> None:
@@ -149,10 +150,11 @@ class DataParallel:
         self.images_per_pass = images_per_pass   # None: from PASS_BYTES; unused with one worker (no replica)
         self._output_bytes: dict[tuple, int] = {}  # (image shape, dtype) -> layer outputs of one image
         self.replicas = [self._replica() for _ in range(self.workers)] if self.workers > 1 else []
-        # parameters() walks the module tree; the lists are fixed, so walk it once
+        # model.parameters() walks the module tree; the lists are fixed, so walk it once
         self._model_params = model.parameters()
         self._replica_params = [r.parameters() for r in self.replicas]  # same order as _model_params
         self._pool = ThreadPoolExecutor(self.workers, "scratchvae-worker") if self.workers > 1 else None
+        self._unsummed = 0  # images of the loss() calls whose workers' shares still wait in replicas 1..
 
     def _replica(self) -> Module:
         shared = {id(p.data): p.data for p in self.model.parameters()}  # deepcopy keeps these, copies the rest
@@ -238,120 +240,102 @@ class DataParallel:
     def _weighted(parts: list[tuple[float, Losses]]) -> Losses:
         return Losses.weighted(parts)
 
-    def loss_and_backward(self, x: np.ndarray, target: np.ndarray | None = None,
-                          eps: np.ndarray | None = None) -> Losses:
-        """model.loss(x, target, eps) and model.backward(input_grad=False), the batch split over
-        the workers. The gradients ADD into the model's Parameter.grad, as backward() does
-        (and if a worker raises, they may hold part of the step, as after a backward() that raised)."""
-        if self.workers == 1:
-            losses = self.model.loss(x, target, eps)
-            self.model.backward(input_grad=False)
-            return losses
-        parts = self._backward_on_workers(x, target, eps)
-        self._add_replica_grads(x.shape[0])
-        return self._weighted(parts)
+    # -- the model's training interface: zero_grad, loss, backward, (parameters), step -------------
 
-    def train_step(self, x: np.ndarray, optimizer: Optimizer, target: np.ndarray | None = None,
-                   eps: np.ndarray | None = None) -> Losses:
-        """One training step: model.zero_grad(); loss_and_backward(x, target, eps); then
-        optimizer.step(), unless the loss is NaN or infinite (the weights then stay as they
-        were, for the caller to stop on). Returns the losses.
-
-        With several workers the update runs inside the reduce: right after a worker has
-        summed its slice of a parameter's gradient, it updates that slice of the parameter
-        (optimizer.update(i, k, workers)), while the gradient is still in its core's cache,
-        instead of one core making a pass over every parameter afterwards (parameters under
-        UPDATE_IN_PARTS_MIN elements are updated whole on this thread after the reduce). The
-        weights come out as step() makes them (tested). The reference conv VAE's step took
-        0.93-1.05x the time of zero_grad + loss_and_backward + step, median 0.97x (10 rounds).
-        Needs an optimizer with update() whose parameters are all the model's; any other
-        runs its step() after the reduce.
-        """
+    def zero_grad(self) -> None:
+        """model.zero_grad(), and the workers' shares of a step that stopped before its sum (a NaN loss)."""
         self.model.zero_grad()
-        if self.workers == 1 or not self._updates_in_parts(optimizer):
-            losses = self.loss_and_backward(x, target, eps)
-            if losses.finite():
-                optimizer.step()
-            return losses
-        losses = self._weighted(self._backward_on_workers(x, target, eps))
-        fused = optimizer if losses.finite() else None
-        if fused is not None:
-            fused.begin_step()
-        self._add_replica_grads(x.shape[0], fused)
-        return losses
+        if self._unsummed:
+            for params in self._share_params():
+                for p in params:
+                    p.zero_grad()
+            self._unsummed = 0
 
-    def _updates_in_parts(self, optimizer: Optimizer) -> bool:
-        model_params = {id(p) for p in self._model_params}
-        return (type(optimizer).update is not Optimizer.update
-                and all(id(p) in model_params for p in optimizer.params))
-
-    def _backward_on_workers(self, x: np.ndarray, target: np.ndarray | None,
-                             eps: np.ndarray | None) -> list[tuple[float, Losses]]:
-        """Each worker's loss and backward on its share; (n_i / n, losses) of every pass."""
-        n = x.shape[0]
+    def loss(self, x: np.ndarray, target: np.ndarray | None = None, eps: np.ndarray | None = None) -> Losses:
+        """model.loss(x, target, eps), the batch split over the workers; in training mode, with
+        several workers, each worker's backward too: its share of the gradient ADDS into .grad
+        (worker 0's) or waits in its replica for step() or parameters() to sum it."""
+        if self.workers == 1:
+            return self.model.loss(x, target, eps)
+        n, training = x.shape[0], self.model.training
 
         def work(k: int, passes: list[slice]) -> list[tuple[float, Losses]]:
             replica, parts = self.replicas[k], []
             for part in passes:
                 weight = (part.stop - part.start) / n              # n_i / n
-                losses = replica.loss(x[part], None if target is None else target[part],
-                                      None if eps is None else eps[part])
-                replica.backward(input_grad=False, dloss=weight)   # adds (n_i / n) * grad_i, grad_i the pass mean
-                parts.append((weight, losses))
+                parts.append((weight, replica.loss(x[part], _rows(target, part), _rows(eps, part))))
+                if training:
+                    replica.backward(input_grad=False, dloss=weight)  # adds (n_i / n) * grad_i, grad_i the pass mean
             return parts
 
         try:
-            return self.run(x, work)
+            parts = self.run(x, work)
         except BaseException:
             for replica in self.replicas[1:]:
                 replica.zero_grad()       # a failed step must not leak into the next one
+            self._unsummed = 0
             raise
+        self._unsummed = max(self._unsummed, n if training else 0)
+        return self._weighted(parts)
 
-    def _add_replica_grads(self, n: int, optimizer: Optimizer | None = None) -> None:
-        """p.grad += the sum of the grads of replicas 1.. that had a share of the n images,
-        which are then zeroed for the next step; worker k does the k-th slice of every
-        parameter, and, given an optimizer (begun),
-        updates that slice of the parameter as soon as its gradient is summed (parameters
-        under UPDATE_IN_PARTS_MIN elements: whole, on this thread, afterwards).
-
-        On the main thread alone the adds (the reference conv VAE's 6.7 MB of gradients,
-        read once per replica) took 1.05 ms while the workers' cores sat idle; split over
-        the two workers, 0.78 ms (medians of 100, memory-bound). The zeroing writes a slice
-        the add has just read, still in cache; a separate zero_grad on each worker cost
-        0.6 ms of its time.
-        """
-        replica_params = self._replica_params[1:min(n, self.workers)]  # replica 0 adds into the model's
-        # large parameters: their optimizer index by id, updated slice by slice in the reduce;
-        # small ones: updated whole on this thread once the reduce is done
-        updated_in_reduce, updated_after = {}, []
-        for i, p in enumerate(optimizer.params if optimizer is not None else []):
-            if p.data.size >= UPDATE_IN_PARTS_MIN:
-                updated_in_reduce[id(p)] = i
-            else:
-                updated_after.append(i)
-
-        def add(k: int) -> None:
-            for i, p in enumerate(self._model_params):
-                target = flat_part(p.grad, k, self.workers)
-                for params in replica_params:
-                    source = flat_part(params[i].grad, k, self.workers)
-                    target += source
-                    source[...] = 0.0
-                if id(p) in updated_in_reduce:
-                    optimizer.update(updated_in_reduce[id(p)], k, self.workers)  # this slice's gradient is final
-        if replica_params or updated_in_reduce:
-            list(self._pool.map(add, range(self.workers)))
-        for i in updated_after:
-            optimizer.update(i)
-
-    def loss(self, x: np.ndarray, target: np.ndarray | None = None) -> Losses:
-        """model.loss(x, target) without backward (evaluation), the batch split over the workers."""
+    def backward(self, input_grad: bool = False) -> np.ndarray | None:
+        """model.backward(input_grad) after loss(). With several workers loss() has run their
+        backward already: their shares wait for step() (or parameters()) to sum them, and
+        the data's gradient is not made (input_grad must be False)."""
         if self.workers == 1:
-            return self.model.loss(x, target)
-        n = x.shape[0]
-        return self._weighted(self.run(x, lambda k, passes: [
-            ((part.stop - part.start) / n, self.replicas[k].loss(x[part], None if target is None else target[part]))
-            for part in passes]))
+            return self.model.backward(input_grad=input_grad)
+        if input_grad:
+            raise ValueError("DataParallel.backward: input_grad=True needs one worker")
+        if not self._unsummed:
+            raise RuntimeError("DataParallel.backward: call loss(x) in training mode first")
+
+    def parameters(self) -> list[Parameter]:
+        """model.parameters() with the whole gradient in each .grad: the workers' shares still
+        waiting are summed first (without any update)."""
+        self._sum_shares()
+        return list(self._model_params)
+
+    def step(self, optimizer: Optimizer, check: Callable[[], None] = lambda: None) -> None:
+        """optimizer.step() on the whole gradient, check() (which may raise) just before it. With
+        the workers' shares still to sum and an optimizer that can update in parts, the update
+        is made inside the sum instead, each slice as soon as its sum is final (reduce.py);
+        check() then runs after it: it can stop a run before a checkpoint holds the step."""
+        if self._unsummed and updates_in_parts(optimizer, self._model_params):
+            optimizer.begin_step()
+            self._sum_shares(optimizer)
+            check()
+        else:
+            self._sum_shares()
+            check()
+            optimizer.step()
+
+    def _share_params(self) -> list[list[Parameter]]:
+        return self._replica_params[1:min(self._unsummed, self.workers)]  # replica 0 added into the model's
+
+    def _sum_shares(self, optimizer: Optimizer | None = None) -> None:
+        if self._unsummed:
+            sum_shares(self._pool, self.workers, self._model_params, self._share_params(), optimizer)
+            self._unsummed = 0
+
+    def loss_and_backward(self, x: np.ndarray, target: np.ndarray | None = None,
+                          eps: np.ndarray | None = None) -> Losses:
+        """loss(), backward() and the sum: the whole gradient ADDS into the model's .grad, as
+        model.backward() does (if a worker raises, .grad may hold part of it)."""
+        losses = self.loss(x, target, eps)
+        self.backward(input_grad=False)
+        self._sum_shares()
+        return losses
+
+    def train_step(self, x: np.ndarray, optimizer: Optimizer, target: np.ndarray | None = None,
+                   eps: np.ndarray | None = None) -> Losses:
+        """train._step's lines without its checks: zero_grad(), loss(), backward(), step(optimizer);
+        a NaN or infinite loss skips backward and step (the weights stay as they were). Returns the losses."""
+        self.zero_grad()
+        losses = self.loss(x, target, eps)
+        if losses.finite():
+            self.backward(input_grad=False)
+            self.step(optimizer)
+        return losses
 
     def reconstruct(self, x: np.ndarray) -> np.ndarray:
         """model.reconstruct(x) (encode, decode the mean), the batch split over the workers."""

@@ -45,23 +45,20 @@ class EpochProgress:
 
     order: np.ndarray            # (N,) the epoch's permutation of the training images
     step: int = 0                # batches done
-    totals: np.ndarray = None    # (T,) sums of the objective's total and terms, weighted by batch size
+    totals: np.ndarray | None = None  # (T,) sums of the objective's total and terms, weighted by images
     seen: int = 0                # images trained on (a skipped lone leftover is not counted)
 
     def add(self, losses: Losses, images: int) -> None:
         """Count a step's losses, weighted by its images."""
-        values = np.array(list(losses)) * images
-        self.totals = values if self.totals is None else self.totals + values
+        self.totals += np.array(list(losses)) * images
         self.seen += images
 
     def as_arrays(self) -> dict[str, np.ndarray]:
-        totals = np.zeros(0) if self.totals is None else self.totals
-        return {"order": self.order, "step": np.array(self.step), "totals": totals, "seen": np.array(self.seen)}
+        return {"order": self.order, "step": np.array(self.step), "totals": self.totals, "seen": np.array(self.seen)}
 
     @classmethod
     def from_arrays(cls, a: dict[str, np.ndarray]) -> "EpochProgress":
-        totals = a["totals"].astype(np.float64)
-        return cls(a["order"], int(a["step"]), totals if totals.size else None, int(a["seen"]))
+        return cls(a["order"], int(a["step"]), a["totals"].astype(np.float64), int(a["seen"]))
 
 
 @dataclass
@@ -151,6 +148,8 @@ def train_epoch(model: Module, optimizer: Optimizer, x: np.ndarray, batch_size: 
     """
     parallel = parallel or DataParallel(model, workers=1)
     state = state or EpochProgress(rng.permutation(x.shape[0]))
+    if state.totals is None:
+        state.totals = np.zeros(len(model.loss_names))           # one sum per name: total, then the terms
     model.train()
     bar = tqdm(total=x.shape[0], initial=min(state.step * batch_size, x.shape[0]), desc=f"epoch {epoch}", unit="img", leave=False,
                disable=not progress, dynamic_ncols=True)
@@ -175,35 +174,29 @@ def train_epoch(model: Module, optimizer: Optimizer, x: np.ndarray, batch_size: 
 def _step(model: Module, optimizer: Optimizer, parallel: DataParallel, xb: np.ndarray, rng: np.random.Generator,
           binarize_mode: str, clip: float | None, where: str,
           on_grads: Callable[[Module], None] | None = None) -> Losses:
-    """One optimizer step on the batch xb (B, C, H, W): zero_grad, loss, backward, step.
-    ``on_grads(model)`` (one worker only) sees the gradient before clipping and the update."""
+    """One optimizer step on the batch xb (B, C, H, W), the same lines on every path:
+    zero the gradients, loss, backward, (clip), step.
+
+    ``parallel`` is the model with its batch split over the workers behind these calls (one
+    worker: the model's own); with several, step() sums their gradients and makes Adam's
+    update inside that sum (parallel.py, reduce.py). ``on_grads(model)`` (one worker only)
+    sees the gradient before clipping and the update.
+    """
     if binarize_mode == "dynamic":
         xb = binarize(xb, rng)                                   # a fresh draw every time it is seen
     if on_grads is not None and parallel.workers > 1:
         raise ValueError("tracing gradients needs one worker (--workers 1)")
-    if parallel.workers > 1 and not clip:
-        # The lines below with the batch split over the workers, and Adam's update made by
-        # the workers in the reduce (DataParallel.train_step); a non-finite loss leaves the
-        # weights untouched. A non-finite gradient is caught after its update: the run
-        # stops before any checkpoint holds it.
-        losses = parallel.train_step(xb, optimizer)
-        check_finite(losses, where)
-        check_finite_gradients(model, where)
-        return losses
-    model.zero_grad()                                            # backward adds into .grad
-    if parallel.workers == 1:
-        losses = model.loss(xb)                                  # forward and the negative ELBO
-        check_finite(losses, where)
-        model.backward(input_grad=False)                         # every Parameter.grad; the data needs none
-    else:
-        losses = parallel.loss_and_backward(xb)                  # the same two calls, split over the workers
-        check_finite(losses, where)
-    check_finite_gradients(model, where)
+    parallel.zero_grad()                                         # backward adds into .grad
+    losses = parallel.loss(xb)                                   # forward and the negative ELBO
+    check_finite(losses, where)                                  # a NaN loss stops the run; no weight moved
+    parallel.backward(input_grad=False)                          # every Parameter.grad; the data needs none
     if on_grads is not None:
         on_grads(model)
     if clip:
-        clip_grad_norm(model.parameters(), clip)                 # needs the whole gradient before any update
-    optimizer.step()
+        clip_grad_norm(parallel.parameters(), clip)              # needs the whole gradient before any update
+    # the update; a NaN gradient stops the run before any checkpoint holds it (checked before
+    # the update, or, when the workers make it inside their sum, just after it)
+    parallel.step(optimizer, check=lambda: check_finite_gradients(model, where))
     return losses
 
 

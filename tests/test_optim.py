@@ -100,6 +100,34 @@ def test_adam_refuses_moments_of_another_dtype():
         opt.step()
 
 
+# Checks [ADAM-3] against [ADAM-4]: the two forms of one update (docs/derivations/adam.md).
+@pytest.mark.parametrize("dtype,tol_update,tol_moments", [
+    # float32: p (~1) rounds to ~6e-8 at every step, against updates of ~1e-2, so the updates
+    # differed by up to 4.1e-6 of the largest one (measured over 80 seeded cases like this one);
+    # m and v by about one rounding (1.4e-7 of the largest)
+    (np.float32, 2e-5, 1e-6),
+    # float64: the same, 1.5e-14 and 2.7e-16 measured
+    (np.float64, 1e-13, 2e-15)])
+@pytest.mark.parametrize("weight_decay", [0.0, 0.1])
+def test_adam_written_out_is_the_fused_kernel(dtype, tol_update, tol_moments, weight_decay):
+    """Adam(fused=False) runs the docstring's lines (the default with SCRATCHVAE_KERNELS=reference),
+    Adam(fused=True) the kernel with the bias corrections folded: the same update, to rounding."""
+    rng = np.random.default_rng(0)
+    w0 = rng.standard_normal((7, 5)).astype(dtype)
+    ref, fast = (sv.Parameter(w0.copy(), dtype=dtype) for _ in range(2))
+    opt_ref = sv.Adam([ref], lr=1e-2, weight_decay=weight_decay, fused=False)
+    opt_fast = sv.Adam([fast], lr=1e-2, weight_decay=weight_decay, fused=True)
+    for _ in range(3):                                 # the bias corrections change with the step
+        ref.grad[...] = fast.grad[...] = rng.standard_normal(w0.shape)
+        opt_ref.step()
+        opt_fast.step()
+    update = ref.data - w0
+    assert (update != 0).all() and np.abs(update).max() > 1e-2    # every element moved, some by ~lr
+    assert np.abs((fast.data - w0) - update).max() <= tol_update * np.abs(update).max()
+    for a, b in ((opt_fast.m[0], opt_ref.m[0]), (opt_fast.v[0], opt_ref.v[0])):
+        assert np.abs(a - b).max() <= tol_moments * np.abs(b).max()
+
+
 def test_fused_adam_refuses_non_contiguous_arrays():
     from scratchvae.kernels.fused import adam_update
     a = np.zeros((4, 4), np.float32)
@@ -117,7 +145,7 @@ def test_clip_grad_norm_rejects_non_positive_max():
     lambda ps: sv.SGD(ps, lr=0.1, momentum=0.9, weight_decay=0.01),
     lambda ps: sv.SGD(ps, lr=0.1)])
 def test_an_update_in_parts_is_the_whole_step(make):
-    """begin_step() and update(i, k, parts) for every part: what DataParallel.train_step does."""
+    """begin_step() and update(i, k, parts) for every part: what DataParallel.step does in the reduce."""
     rng = np.random.default_rng(0)
     shapes = [(7, 5), (2,), (3, 1, 2, 2)]          # sizes 35, 2 (fewer than parts: an empty part), 12
     whole = [param(rng.standard_normal(s)) for s in shapes]

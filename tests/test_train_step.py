@@ -1,4 +1,5 @@
-"""DataParallel.train_step: the update made inside the reduce gives the weights step() gives."""
+"""One training step: train._step makes the same calls on one worker and on several, and
+DataParallel.step's update made inside the reduce gives the weights optimizer.step() gives."""
 import numpy as np
 import pytest
 
@@ -7,7 +8,7 @@ from scratchvae._threads import blas_thread_control
 from scratchvae.models import ARCHITECTURES
 from scratchvae.optim import Optimizer
 from scratchvae.parallel import DataParallel
-from scratchvae.train import train_epoch
+from scratchvae.train import TrainingFault, _step, train_epoch
 
 needs_blas_control = pytest.mark.skipif(blas_thread_control() is None,
                                         reason="NumPy's BLAS is not an OpenBLAS whose threads can be set")
@@ -149,7 +150,7 @@ def test_train_epoch_with_clipping_clips_before_the_update():
 def test_the_workers_update_the_large_parameters_and_the_main_thread_the_small_ones():
     import threading
 
-    from scratchvae.parallel import UPDATE_IN_PARTS_MIN
+    from scratchvae.reduce import UPDATE_IN_PARTS_MIN
 
     class Recording(sv.Adam):
         def update(self, i, k=0, parts=1):
@@ -166,3 +167,107 @@ def test_the_workers_update_the_large_parameters_and_the_main_thread_the_small_o
     expected = sorted([(i, k, 2, False) for i in large for k in (0, 1)]
                       + [(i, 0, 1, True) for i in range(len(opt.params)) if i not in large])
     assert sorted(opt.calls) == expected
+
+
+class _Recording(DataParallel):
+    """A DataParallel that logs which of the model's calls it gets, in order."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.calls = []
+
+    def zero_grad(self):
+        self.calls.append("zero_grad")
+        super().zero_grad()
+
+    def loss(self, x, target=None, eps=None):
+        self.calls.append("loss")
+        return super().loss(x, target, eps)
+
+    def backward(self, input_grad=False):
+        self.calls.append("backward")
+        return super().backward(input_grad)
+
+    def parameters(self):
+        self.calls.append("parameters")
+        return super().parameters()
+
+    def step(self, optimizer, check=lambda: None):
+        self.calls.append("step")
+        super().step(optimizer, check)
+
+
+class _RecordingAdam(sv.Adam):
+    """Logs step() and every update's number of parts (2: a slice, made by a worker inside the sum)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.calls = []
+
+    def step(self):
+        self.calls.append("step")
+        super().step()
+
+    def update(self, i, k=0, parts=1):
+        self.calls.append(("update", parts))
+        super().update(i, k, parts)
+
+
+def _ae_step(workers: int, clip: float | None, x: np.ndarray):
+    """train._step of a float64 conv autoencoder (no eps draws: one worker and two see the same loss)."""
+    sv.manual_seed(0)
+    model = sv.build_model("conv", "ae").to(np.float64)
+    par, opt = _Recording(model, workers), _RecordingAdam(model.parameters(), lr=1e-2)
+    losses = _step(model, opt, par, x, np.random.default_rng(0), "none", clip, "epoch 1, step 0")
+    return model, par, opt, losses
+
+
+@needs_blas_control
+@pytest.mark.parametrize("clip", [None, 1e-3])
+def test_one_worker_and_several_take_the_step_through_the_same_lines(clip):
+    """zero_grad, loss, backward, (clip: parameters() read whole), step: the same calls whatever
+    the workers; only where Adam's update is made differs (inside the sum: two workers, no clip)."""
+    x = _batches("conv", 6, 1, 1)[0][0]
+    one, two = _ae_step(1, clip, x), _ae_step(2, clip, x)
+    expected = ["zero_grad", "loss", "backward"] + (["parameters"] if clip else []) + ["step"]
+    assert one[1].calls == two[1].calls == expected
+    assert one[2].calls[0] == "step" and ("update", 2) not in one[2].calls
+    if clip:
+        assert two[2].calls[0] == "step" and ("update", 2) not in two[2].calls
+    else:
+        assert "step" not in two[2].calls and ("update", 2) in two[2].calls
+    np.testing.assert_allclose(two[3], one[3], rtol=1e-12)
+    # The same gradient, summed in another order: float64 rounding, ~7e-16 of the largest entry
+    # measured. The first Adam step moves each weight by lr * g / (|g| + eps), which for |g| near
+    # eps turns that rounding into up to lr * rounding / (4 eps): 9.5e-14 measured, bound 1e-11.
+    for a, b, ma, mb in zip(one[0].parameters(), two[0].parameters(), one[2].m, two[2].m):
+        np.testing.assert_allclose(b.grad, a.grad, rtol=0, atol=1e-14 * np.abs(a.grad).max())
+        np.testing.assert_allclose(mb, ma, rtol=0, atol=1e-14 * np.abs(ma).max())
+        np.testing.assert_allclose(b.data, a.data, rtol=0, atol=1e-11)
+    assert one[2].t == two[2].t == 1
+
+
+@needs_blas_control
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_non_finite_gradient_stops_the_step(workers, monkeypatch):
+    """An overflow in backward with a finite loss: _step raises naming the parameter. On one
+    worker the weights stay as they were; on two the update, made inside the sum, has run."""
+    sv.manual_seed(0)
+    model = sv.build_model("conv", "ae").to(np.float64)
+    par, opt = DataParallel(model, workers), sv.Adam(model.parameters())
+    poisoned = par.replicas[-1] if workers > 1 else model    # the last worker's share, or the model's
+    real_backward = poisoned.backward
+
+    def backward_with_an_inf(*args, **kwargs):
+        out = real_backward(*args, **kwargs)
+        poisoned.parameters()[0].grad.flat[0] = np.inf
+        return out
+    monkeypatch.setattr(poisoned, "backward", backward_with_an_inf)
+    before = [p.data.copy() for p in model.parameters()]
+    name = next(model.named_parameters())[0]
+    with pytest.raises(TrainingFault, match=f"non-finite gradient of {name} at epoch 1, step 0"):
+        _step(model, opt, par, _batches("conv", 4, 1, 1)[0][0], np.random.default_rng(0), "none", None,
+              "epoch 1, step 0")
+    assert opt.t == workers - 1
+    if workers == 1:
+        assert all(np.array_equal(p.data, b) for p, b in zip(model.parameters(), before))

@@ -2,7 +2,7 @@
 
     name                      SCRATCHVAE_KERNELS=numba (default)   SCRATCHVAE_KERNELS=reference
     im2col, col2im            im2col.py, *_numba                   reference.py, *_reference
-    adam_update               fused.py, *_numba                    fused.py, *_reference
+    adam_update               fused.py, *_numba                    optim.py, Adam.update (fused=False)
     relu_backward(_inplace)   fused.py, *_numba                    fused.py, *_reference
     leaky_relu(_backward)     fused.py, *_numba                    fused.py, *_reference
     add_matmul                blas.py, add_matmul_blas             blas.py, add_matmul_reference

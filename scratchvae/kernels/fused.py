@@ -4,15 +4,16 @@ NumPy evaluates ``m = b1*m + (1-b1)*g`` as several passes, each writing a
 temporary array; for elementwise work, memory traffic is the whole cost. This
 Numba loop reads each input once and writes each output once. Its plain NumPy twin
 sits beside it (``*_reference``): that is the formula to read, and the tests check
-that the two agree.
+that the two agree. Adam's twin is its update written out in optim.Adam.update.
 
 Not everything is faster fused: a loop calling exp and log1p per element runs on
 scalar libm calls, while NumPy's own exp/log are SIMD. The BCE loss therefore stays
 in NumPy.
 
-``adam_update``, ``relu_backward`` and ``relu_backward_inplace`` at the bottom are the
+``relu_backward``, ``relu_backward_inplace`` and ``leaky_relu(_backward)`` at the bottom are
 names the library calls: the ``*_numba`` functions, or with SCRATCHVAE_KERNELS=reference
-(mode.py) their ``*_reference`` twins.
+(mode.py) their ``*_reference`` twins. ``adam_update`` is the kernel in both modes: the
+mode chooses Adam's default (Adam(fused=...)).
 """
 from __future__ import annotations
 
@@ -24,18 +25,6 @@ from numba import njit
 from .mode import KERNELS
 
 # -- Adam ------------------------------------------------------------------------------------------
-
-
-def adam_update_reference(p: np.ndarray, g: np.ndarray, m: np.ndarray, v: np.ndarray, lr: float,
-                          beta1: float, beta2: float, eps: float, t: int) -> None:
-    """Adam's step t, in place, as its formula reads (optim.Adam's docstring)."""
-    m *= beta1
-    m += (1 - beta1) * g                                          # m = b1 m + (1 - b1) g
-    v *= beta2
-    v += (1 - beta2) * g * g                                      # v = b2 v + (1 - b2) g^2
-    m_hat = m / (1 - beta1 ** t)
-    v_hat = v / (1 - beta2 ** t)
-    p -= lr * m_hat / (np.sqrt(v_hat) + eps)
 
 
 # error_model="numpy": by default Numba checks every float division for a zero divisor
@@ -62,7 +51,8 @@ def _adam_kernel(p, g, m, v, step_size, beta1, beta2, one_minus_beta1, one_minus
 
 def adam_update_numba(p: np.ndarray, g: np.ndarray, m: np.ndarray, v: np.ndarray, lr: float,
                       beta1: float, beta2: float, eps: float, t: int) -> None:
-    """The same update as adam_update_reference, in one pass (arrays must be C-contiguous).
+    """Adam's update as optim.Adam's docstring reads it (and Adam.update with fused=False runs
+    it), in one pass (arrays must be C-contiguous).
 
     The bias corrections are folded into two scalars, so no m_hat or v_hat array is made:
         lr * m_hat / (sqrt(v_hat) + eps) = step_size * m / (sqrt(v) * v_scale + eps),
@@ -252,7 +242,7 @@ def leaky_relu_backward_numba(dy: np.ndarray, sign: np.ndarray, negative_slope: 
 
 # -- the names the library calls (see mode.py) -----------------------------------------------------
 
-adam_update = adam_update_numba if KERNELS == "numba" else adam_update_reference
+adam_update = adam_update_numba                # optim.Adam(fused=False) is its reference
 relu_backward = relu_backward_numba if KERNELS == "numba" else relu_backward_reference
 relu_backward_inplace = relu_backward_inplace_numba if KERNELS == "numba" else relu_backward_inplace_reference
 leaky_relu = leaky_relu_numba if KERNELS == "numba" else leaky_relu_reference
