@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from ..checkpoint import load_model
-from ..explore import build_page, export_decoder
+from ..explore import build_page, export_model
 from .argtypes import positive_int
 from .evaluate import held_out_with_labels
 from .images import output_path
@@ -36,7 +36,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     out = output_path(args.out, args.checkpoint, "explore", suffix=".html")
     model, checkpoint = load_model(args.checkpoint)
-    export_decoder(model)                                        # refuse a model the page cannot run before any work
+    export_model(model)                                          # refuse a model the page cannot run before any work
     x, labels = held_out_with_labels(args.checkpoint, checkpoint)
     c = checkpoint.config
     about = (f"{c.get('model')} {c.get('kind')}, L={c.get('latent_dim')}, epoch {checkpoint.epoch}, "
