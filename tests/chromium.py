@@ -1,6 +1,6 @@
 """Headless Chromium (Debian's package; .ci/run installs it) driven through its DevTools protocol, for the
 explorer's tests: open a page as a file, send real input events (mouse, pen and touch strokes, clicks,
-slider drags), read the page's state, take screenshots. Standard library only: the protocol runs over
+slider drags, keys), read the page's state, take screenshots. Standard library only: the protocol runs over
 the pipe Chromium opens with --remote-debugging-pipe (it reads commands on fd 3 and writes replies
 and events on fd 4, each message JSON ended by a NUL byte), so no port and no websocket.
 """
@@ -165,6 +165,13 @@ class Page:
     def drag(self, selector: str, start: float, end: float, steps: int = 8) -> None:
         """Drag across a slider (or any element) from fraction start to fraction end of its width."""
         self.stroke(selector, [(start + (end - start) * k / steps, 0.5) for k in range(steps + 1)])
+
+    def press(self, selector: str, key: str) -> None:
+        """Focus an element (as the Tab key would) and press one key on it: "ArrowUp" or "ArrowDown"."""
+        self.evaluate(f"document.querySelector({json.dumps(selector)}).focus()")
+        code = {"ArrowUp": 38, "ArrowDown": 40}[key]
+        for kind in ("keyDown", "keyUp"):
+            self.call("Input.dispatchKeyEvent", type=kind, key=key, code=key, windowsVirtualKeyCode=code)
 
     def hover(self, selector: str, at: tuple[float, float]) -> None:
         r = self.rect(selector)

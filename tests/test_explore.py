@@ -108,7 +108,7 @@ def test_default_page_is_one_file_under_5_mb(mlp_page):
     ckpt, page = mlp_page
     text = page.read_text(encoding="utf-8")
     size_mb = page.stat().st_size / 1e6
-    assert 2.5 < size_mb <= MAX_MB, f"{size_mb:.2f} MB"   # the 648k float32 weights of both halves: 2.6 MB before base64
+    assert 2.5 < size_mb <= MAX_MB, f"{size_mb:.2f} MB"   # the 653k float32 weights of both halves: 2.6 MB before base64
     assert "://" not in text                       # no URL at all: base64 and JSON never hold a ':' after a letter
     assert "default-src 'none'" in text            # and the browser is told to load nothing
     assert "__DATA__" not in text and "__SCRIPTS__" not in text
@@ -248,8 +248,10 @@ def _worst(page: dict, model, at=None, z=None) -> tuple[float, float]:
     return worst[0], worst[1]
 
 
-def _same(page: dict, model, at=None, z=None) -> bool:
-    return max(_worst(page, model, at, z)) <= 1
+def _assert_same(page: dict, model, at=None, z=None) -> None:
+    """The page's numbers are NumPy's, within both tolerances."""
+    worst32, worst64 = _worst(page, model, at, z)
+    assert worst32 <= 1 and worst64 <= 1, f"{worst32:.2g} and {worst64:.2g} times the float32 and float64 tolerances"
 
 
 def _at_values(state) -> dict:
@@ -264,8 +266,12 @@ def _check_image_at_hand(tab, model) -> dict:
     """Wait for the nll, then every number of the image at hand (and the decode of its mean) against NumPy."""
     tab.wait_for("!explorerState().at.nll || explorerState().at.nll.done")
     state = tab.state()
-    assert _same(_at_values(state), model, state["at"], z=state["z"]) <= 1
+    _assert_same(_at_values(state), model, state["at"], z=state["z"])
     assert state["z"] == state["at"]["mu"]                                       # the code on show: mu
+    shown = tab.evaluate("document.getElementById('elbo').textContent")           # and the numbers on the page
+    at = state["at"]
+    for value in (at["recon"], at["kl"], at["total"], at["nll"] and at["nll"]["value"]):
+        assert value is None or f"{value:.2f} nats" in shown, (value, shown)
     return state
 
 
@@ -283,15 +289,18 @@ def _check_drawing(x: np.ndarray, side: int) -> None:
 def test_page_runs_the_model_like_numpy(capsys, tmp_path, blobs, arch, dataset, pointer):
     """Linear/ReLU (mlp), Conv2d and ConvTranspose2d with output_padding (conv) and stride 1 (keras),
     BatchNorm in eval mode and LeakyReLU (faces): a clicked thumbnail and a drawn 3 are encoded, their
-    sample z, ELBO terms and nll computed, new eps drawn, a slider dragged, the prior sampled, the pad
-    hovered; every number equals NumPy's (module docstring)."""
+    sample z, ELBO terms and nll (K = 10, chosen by key) computed, new eps drawn, a slider dragged, the
+    prior sampled, the pad hovered; every number equals NumPy's (module docstring)."""
     require_chromium()
     ckpt = _checkpoint(tmp_path / f"{arch}.npz", arch, blobs if dataset == "blobs" else dataset)
     model, checkpoint = load_model(ckpt)
     x_held, _ = held_out_images(checkpoint.config)
     with chromium(_explore(capsys, ckpt, tmp_path / f"{arch}.html")) as tab:
+        tab.press("#k", "ArrowUp")                                               # K = 10 importance samples, not 100
+        assert tab.evaluate("document.getElementById('k').value") == "10"
         tab.click("#strip canvas:nth-child(3)")                                  # a held-out image
         state = _check_image_at_hand(tab, model)
+        assert state["at"]["nll"]["K"] == 10 and len(state["at"]["nll"]["logW"]) == 10
         index = state["at"]["source"]["index"]
         assert state["at"]["source"]["kind"] == "held-out" and index == tab.evaluate("STRIP.index[2]")
         page_x = np.array(state["at"]["x"]["pixels"], dtype=np.float32).reshape(x_held.shape[1:])
@@ -307,7 +316,7 @@ def test_page_runs_the_model_like_numpy(capsys, tmp_path, blobs, arch, dataset, 
         assert resampled["at"]["eps"] != drawn["at"]["eps"] and resampled["at"]["recon"] != drawn["at"]["recon"]
         assert resampled["at"]["mu"] == drawn["at"]["mu"] and resampled["at"]["kl"] == drawn["at"]["kl"]
         resampled["at"]["nll"] = None                                            # still running: compared above
-        assert _same({k: resampled["at"][k] for k in ("recon", "kl")}, model, resampled["at"]) <= 1
+        _assert_same({k: resampled["at"][k] for k in ("recon", "kl")}, model, resampled["at"])
 
         for act in (lambda: tab.drag("#dim0", 0.5, 0.85), lambda: tab.click("#sample"),
                     lambda: tab.hover("#pad", (0.3, 0.7))):
@@ -315,7 +324,7 @@ def test_page_runs_the_model_like_numpy(capsys, tmp_path, blobs, arch, dataset, 
             act()
             state = tab.state()
             assert state["z"] != before
-            assert _same({"pixels": state["shown"]["pixels"]}, model, z=state["z"]) <= 1
+            _assert_same({"pixels": state["shown"]["pixels"]}, model, z=state["z"])
         assert tab.errors() == []
 
 
@@ -347,7 +356,7 @@ def test_interpolation_and_feature_sliders(mlp_page):
         alpha = state["alpha"]
         assert 0.1 < alpha < 0.4 and state["ends"] == [a, b]
         np.testing.assert_allclose(state["z"], (1 - alpha) * mu[a] + alpha * mu[b], rtol=0, atol=1e-6)  # float32 means
-        assert _same({"pixels": state["shown"]["pixels"]}, model, z=state["z"]) <= 1
+        _assert_same({"pixels": state["shown"]["pixels"]}, model, z=state["z"])
         origin = np.array(state["z"])
         tab.drag("#feature8", 0.5, 0.8)
         state = tab.state()
@@ -355,7 +364,7 @@ def test_interpolation_and_feature_sliders(mlp_page):
         v8 = mu[labels == 8].mean(axis=0) - mu[labels != 8].mean(axis=0)
         assert alpha > 0.5
         np.testing.assert_allclose(state["z"], origin + alpha * v8, rtol=0, atol=1e-6)
-        assert _same({"pixels": state["shown"]["pixels"]}, model, z=state["z"]) <= 1
+        _assert_same({"pixels": state["shown"]["pixels"]}, model, z=state["z"])
 
 
 @pytest.mark.parametrize("kind, loss, posterior", [("vae", "mse", "logstd"), ("ae", "bce-prob", "logvar")])
@@ -376,12 +385,13 @@ def test_other_likelihoods_posteriors_and_the_manifold(capsys, tmp_path, blobs, 
         zs = np.array(tiles["zs"])                                               # (256, 2)
         assert np.ptp(zs[:, 0]) > 5.5 and np.ptp(zs[:, 1]) > 5.5                  # they span the pad: +-3 and more
         for z, pixels in zip(zs[::37], tiles["images"][::37]):
-            assert _same({"pixels": pixels}, model, z=z) <= 1
+            _assert_same({"pixels": pixels}, model, z=z)
 
 
 def test_screenshot_shows_the_drawn_digit_and_its_decode(capsys, tmp_path):
     """In a 1200x900 screenshot, after a 3 is drawn: the x canvas shows the page's drawn image and the
-    decoded canvas NumPy's decode of its mu, pixel block by pixel block (grey levels, +-1 for rounding)."""
+    decoded canvas NumPy's decode of its mu, pixel block by pixel block (grey levels, +-1 for rounding),
+    and the two KL bars are as high as the KL of each dimension says."""
     require_chromium()
     import matplotlib.image
     ckpt = _checkpoint(tmp_path / "m.npz", "mlp", "mnist", latent_dim=2)
@@ -391,7 +401,7 @@ def test_screenshot_shows_the_drawn_digit_and_its_decode(capsys, tmp_path):
         tab.stroke("#draw", THREE)
         state = tab.state()
         tab.evaluate("window.scrollTo(0, 0)")
-        boxes = {name: tab.rect(f"#{name}", scroll=False) for name in ("xat", "decoded")}
+        boxes = {name: tab.rect(f"#{name}", scroll=False) for name in ("xat", "decoded", "klbars")}
         shot = matplotlib.image.imread(tab.screenshot(tmp_path / "shot.png"))[..., :3]   # (900, 1200, 3)
     x = np.array(state["at"]["x"]["pixels"]).reshape(28, 28)
     decode = model.decode_mean(np.array(state["at"]["mu"], dtype=np.float32)[None])[0, 0]  # (28, 28)
@@ -402,3 +412,9 @@ def test_screenshot_shows_the_drawn_digit_and_its_decode(capsys, tmp_path):
         centres = box["x"] + 1 + k * (np.arange(28) + 0.5), box["y"] + 1 + k * (np.arange(28) + 0.5)
         seen = shot[np.floor(centres[1]).astype(int)][:, np.floor(centres[0]).astype(int)].mean(axis=-1)  # (28, 28)
         assert np.abs(np.round(seen * 255) - np.round(want * 255)).max() <= 1, name
+    # the KL bars (explorer.js drawKlBars): bar d, 1 + 40 + (d + 1/2) 150 px across, (110 - 30) * kl_d / max kl high
+    box, kl = boxes["klbars"], np.array(state["at"]["klPerDim"])
+    blue = np.all(np.abs(np.round(shot * 255) - [31, 119, 180]) <= 1, axis=-1)   # (900, 1200): #1f77b4
+    for d in range(2):
+        column = blue[int(box["y"]):int(box["y"] + box["height"]), int(box["x"] + 1 + 40 + (d + 0.5) * 150)]
+        assert abs(column.sum() - 80 * kl[d] / kl.max()) <= 1.5, (d, column.sum(), kl)

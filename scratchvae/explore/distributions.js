@@ -58,6 +58,7 @@ const LIKELIHOODS = {
     const clamp = (v) => Math.max(v, -100);
     return {
       name: "Bernoulli" + (spec.logits ? " (from logits)" : ""),
+      binaryOnly: true,                   // a probability for binary images only
       mean: (out) => (spec.logits ? out.map(sigmoid) : out),
       logProb: (out, x) => out.reduce((s, a, i) => s - (spec.logits
         ? Math.max(a, 0) - a * x[i] + Math.log1p(Math.exp(-Math.abs(a)))

@@ -12,7 +12,7 @@ const MEANS_FLAT = fromBase64(DATA.means, Float32Array);      // (n, L) posterio
 const MEANS = Array.from({ length: MEANS_FLAT.length / L }, (_, i) => Array.from(MEANS_FLAT.subarray(i * L, (i + 1) * L)));
 const PAD = makePad($("pad"), MEANS, DATA.pca, DATA.labels);
 const STRIP = DATA.strip, THUMBS = fromBase64(STRIP.images, Uint8Array);
-const K_DEFAULT = 100, NLL_STEP = 5;    // K as evaluate's default; samples per step, between which the page answers
+const NLL_STEP = 5;                      // importance samples per step of the nll, between which the page answers
 
 let z = MEANS[STRIP.index[0]];           // the code on show
 let origin = z.slice();                  // z before the feature sliders moved it
@@ -78,10 +78,9 @@ function newEps(withNll = true) {         // z = mu + sigma eps with a new eps (
   drawImage($("xsample"), at.x.shape, MODEL.likelihood ? MODEL.likelihood.mean(at.elbo.out.data) : at.elbo.out.data);
   if (withNll) startNll();
   showElbo();
-  render();
 }
 
-function startNll() {                     // K samples, NLL_STEP at a time, between which the page answers
+function startNll() {                     // K samples (the select; 100 as evaluate's default), NLL_STEP at a time
   if (!MODEL.posterior || !MODEL.likelihood) return;
   const est = at.nll = nllEstimate(MODEL, at.x, at.q, Number($("k").value));
   const run = () => { if (at && at.nll === est && !est.step(NLL_STEP)) setTimeout(run, 0); showElbo(); };
@@ -102,13 +101,12 @@ function showElbo() {
       "-ELBO  recon + KL        " + nats(e.total).padStart(9) + " nats\n" +
       "nll    -log p(x), K = " + $("k").value + "  " + nll.padStart(8) + (at.nll && at.nll.done ? " nats" : "") +
       (MODEL.likelihood ? "" : "\n(the loss is no log-likelihood: no recon or nll)") +
-      (binaryOrNot(at.x) ? "" : "\n(grey levels under a Bernoulli: recon and nll are losses, not -log p)");
+      (greyUnderBernoulli(at.x) ? "\n(grey levels under a Bernoulli: losses, not -log p)" : "");
   drawKlBars(e.klPerDim);
 }
 
-function binaryOrNot(x) {                 // evaluate's note: a Bernoulli likelihood of grey levels is no likelihood
-  return !MODEL.likelihood || MODEL.likelihood.name.indexOf("Bernoulli") < 0 || x.data.every((v) => v === 0 || v === 1);
-}
+// evaluate's note: a Bernoulli gives no likelihood to grey levels, so recon and nll are then losses only
+const greyUnderBernoulli = (x) => MODEL.likelihood && MODEL.likelihood.binaryOnly && !x.data.every((v) => v === 0 || v === 1);
 
 function drawKlBars(kl) {                 // KL(q(z_d|x) || p(z_d)) of each latent dimension d
   const canvas = $("klbars"), g = canvas.getContext("2d"), w = canvas.width, h = canvas.height;
@@ -122,7 +120,8 @@ function drawKlBars(kl) {                 // KL(q(z_d|x) || p(z_d)) of each late
     g.fillStyle = "#1f77b4"; g.fillRect(40 + d * bar + 0.5, h - 16 - bh, Math.max(1, bar - 1), bh);
   });
   g.fillStyle = "#333";
-  for (let d = 0; d < kl.length; d += Math.ceil(kl.length / 10)) g.fillText("z" + d, 40 + d * bar, h - 3);
+  const every = Math.ceil(kl.length / 8);           // at most 8 labels, none past the right edge
+  for (let d = 0; d + every <= kl.length || d === 0; d += every) g.fillText("z" + d, 40 + d * bar, h - 3);
 }
 
 // -- the controls -------------------------------------------------------------------------------------
@@ -139,9 +138,9 @@ for (let d = 0; d < L; d++) {             // a slider per latent dimension z_d
   $("dims").appendChild(lab);
   $("dim" + d).addEventListener("input", (e) => { const v = z.slice(); v[d] = Number(e.target.value); setZ(v); });
 }
-$("sample").textContent = "sample z from the prior, " + PRIOR.name;
+$("sample").textContent = "sample z ~ " + PRIOR.name;
 $("sample").addEventListener("click", () => setZ(PRIOR.sample()));
-$("neweps").addEventListener("click", () => { if (at) newEps(); });
+$("neweps").addEventListener("click", () => { newEps(); render(); });
 $("k").addEventListener("change", () => { if (at) { startNll(); showElbo(); } });
 
 const DRAWING = makeDrawing($("draw"), (final) => {

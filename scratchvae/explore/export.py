@@ -32,12 +32,13 @@ class ExportError(ValueError):
 
 
 def runnable_layers() -> list[str]:
-    """The names of the layer classes that declare a page_spec: the ones the page runs."""
+    """The names of the layer classes of scratchvae/nn/ that declare a page_spec: the ones the page runs."""
     names, todo = set(), [Module]
     while todo:
         for sub in todo.pop().__subclasses__():
             todo.append(sub)
-            if sub.page_spec is not Module.page_spec and not sub.__name__.startswith("_"):
+            if (sub.page_spec is not Module.page_spec and sub.__module__.startswith("scratchvae.nn.")
+                    and not sub.__name__.startswith("_")):
                 names.add(sub.__name__)
     return sorted(names)
 

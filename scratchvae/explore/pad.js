@@ -122,6 +122,7 @@ function makePad(canvas, means, pca, labels) {
     g.lineWidth = 1;
     const seen = labels ? [...new Set(labels)].sort((p, q) => p - q) : [];
     if (seen.length <= 10) {               // a legend, while each label has a colour of its own
+      g.fillStyle = "rgba(255, 255, 255, 0.85)"; g.fillRect(2, 2, 22 * seen.length + 6, 16);
       seen.forEach((label, k) => {
         g.fillStyle = COLOURS[label % 10]; g.fillRect(6 + 22 * k, 6, 8, 8);
         g.fillStyle = "#333"; g.font = "10px sans-serif"; g.fillText(String(label), 16 + 22 * k, 14);
