@@ -12,7 +12,7 @@ number is checked twice, relative to its scale s = max(1, max |NumPy's value|) o
   TOL64 = 1e-12: against NumPy's float64 run of the same weights (model.to(float64)), the same
          arithmetic in another order. float64 rounds at u = 1.1e-16; a sum of n <= 4096 terms is
          off by at most n u = 4.5e-13 relative to its terms (sqrt(n) u = 7e-15 typically): the bound,
-         about twice that. Measured: at most 2e-14 s (faces' KL per dimension).
+         about twice that. Measured: at most 2e-14 s (a KL per dimension).
   TOL32 = 4e-6: against NumPy's float32 run, what every command (and `evaluate`) prints. float32
          rounds at u = 6e-8; the sums of up to 4096 terms (faces), their errors adding like a random
          walk, are off by about sqrt(4096) u = 4e-6 relative: the bound. Measured: 5e-8 to 6e-7 s
@@ -20,6 +20,7 @@ number is checked twice, relative to its scale s = max(1, max |NumPy's value|) o
          faces' pixels by 5e-5 and mu by 1.4e-3 (2.6e-4 s): test_batchnorm_eps_slip_is_caught.
 The old bound, 1e-4 absolute, was 250x the measured differences and passed that slip.
 """
+import base64
 import copy
 import json
 import re
@@ -37,7 +38,7 @@ from scratchvae.cli import main
 from scratchvae.data.datasets import held_out_images, load_dataset
 from scratchvae.evaluation import chunk_log_weights, elbo_per_image, evaluate_model, importance_sampled_nll
 from scratchvae.explore.content import strip_indices
-from scratchvae.explore.export import ExportError, export_model, posterior_param, runnable_layers
+from scratchvae.explore.export import ExportError, export_model, posterior_param, prior_spec, runnable_layers
 from scratchvae.latent.projection import encode_means
 from scratchvae.nn import Linear, Module, Sequential, Tanh
 from scratchvae.nn.batchnorm import _BatchNorm
@@ -128,7 +129,6 @@ def test_exported_model_is_the_checkpoint(mlp_page):
     assert exported["likelihood"] == {"type": "Bernoulli", "logits": True}
     assert exported["prior"] == {"type": "StandardNormal"}
     assert exported["posterior"] == {"type": "DiagonalGaussian", "param": "logvar"}
-    import base64
     for spec, layer in ((exported["encoder"][1], model.encoder[1]), (exported["decoder"][2], model.decoder[2])):
         w = np.frombuffer(base64.b64decode(spec["weight"]["b64"]), dtype="<f4").reshape(spec["weight"]["shape"])
         assert np.array_equal(w, layer.weight.data)                    # the float32 bits, little-endian, C order
@@ -147,7 +147,7 @@ def test_every_page_spec_has_its_javascript():
     assert Module().page_spec() is None and Tanh().page_spec() is None
 
 
-def test_posterior_parameterisation_is_read_from_the_model():
+def test_prior_and_posterior_are_read_from_the_model():
     model = sv.build_model("mlp", "vae", 2, posterior="logstd")
     assert posterior_param(model) == "logstd"
     model.posterior = type("Posterior", (), {"param": "logvar"})()      # an object naming it, as it may become
@@ -155,6 +155,11 @@ def test_posterior_parameterisation_is_read_from_the_model():
     model.posterior = "softplus"
     with pytest.raises(ExportError, match="softplus"):
         posterior_param(model)
+    model.posterior = "logvar"
+    assert prior_spec(model) == {"type": "StandardNormal"}                # no prior object: N(0, I)
+    model.prior = type("MixturePrior", (), {})()                         # one distributions.js lacks
+    with pytest.raises(ExportError, match="MixturePrior"):
+        prior_spec(model)
 
 
 def test_strip_takes_the_labels_in_turn():

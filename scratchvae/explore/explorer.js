@@ -89,7 +89,7 @@ function startNll() {                     // K samples (the select; 100 as evalu
 
 function showElbo() {
   const e = at.elbo, label = at.source.label === undefined ? "" : ", label " + at.source.label;
-  $("atsource").textContent = at.source.kind === "drawn" ? "your drawing (centred and scaled as MNIST's digits: see below)"
+  $("atsource").textContent = at.source.kind === "drawn" ? "your drawing (centred and scaled as MNIST's digits: see under the canvas)"
     : "held-out image " + at.source.index + label;
   const nll = at.nll ? (at.nll.done ? nats(at.nll.value) : at.nll.logW.length + " of " + at.nll.K + " samples...") : "-";
   $("elbo").textContent = !MODEL.posterior

@@ -25,6 +25,7 @@ from ..nn.module import Module, Sequential
 from ..objective import BCE, MSE, BCEWithLogits
 
 POSTERIOR_PARAMS = ("logvar", "logstd")   # what distributions.js reads the encoder's second half as
+PRIORS = ("StandardNormal",)              # the priors distributions.js has (PRIORS there)
 
 
 class ExportError(ValueError):
@@ -68,11 +69,14 @@ def posterior_param(model: Module) -> str:
 
 
 def prior_spec(model: Module) -> dict:
-    """N(0, I), unless the model has a prior of its own, which then declares its page_spec."""
+    """N(0, I) for a model without a prior object; else the prior's page_spec(), or its class name for a
+    prior without one. distributions.js must know the type."""
     prior = getattr(model, "prior", None)
-    spec = {"type": "StandardNormal"} if prior is None else getattr(prior, "page_spec", lambda: None)()
-    if spec is None:
-        raise ExportError(f"the page cannot run a {type(prior).__name__} prior")
+    if prior is None:
+        return {"type": "StandardNormal"}
+    spec = prior.page_spec() if hasattr(prior, "page_spec") else {"type": type(prior).__name__}
+    if spec is None or spec["type"] not in PRIORS:
+        raise ExportError(f"the page cannot run a {type(prior).__name__} prior (it knows {', '.join(PRIORS)})")
     return spec
 
 
