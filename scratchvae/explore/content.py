@@ -1,4 +1,4 @@
-"""What the page shows besides the decoder, computed once in NumPy from the held-out images.
+"""What the page shows besides the model, computed once in NumPy from the held-out images.
 
     means            the posterior means mu of the first n held-out images (the scatter; an
                      autoencoder's codes)
