@@ -1,23 +1,27 @@
-"""A latent-space explorer in the browser: train an MLP VAE on MNIST and write one HTML page that decodes it.
+"""A whole VAE in the browser: train an MLP VAE on MNIST and write one HTML page that runs it.
 
     python demos/09_explorer.py                    # ~1 min on 2 cores; then open runs/demo-09/explorer.html
     python demos/09_explorer.py --latent-dim 16    # above 2-D: a slider per dimension, a PCA pad
     python demos/09_explorer.py --quick            # seconds, tiny data, 1 epoch
 
-The page (in --out, default runs/demo-09) is one file: the decoder's weights and its forward pass
-in plain JavaScript (scratchvae/explore/decoder.js), nothing loaded from elsewhere; open it
-straight from disk, offline. `scratchvae explore CHECKPOINT` makes the same page from a
-checkpoint. What to look for (docs/explorer.md):
-    the pad        the held-out means mu coloured by digit; move the pointer over it and the decoded
-                   image follows: within a cluster the digit changes style, between clusters it
-                   morphs into the neighbour (the decoder is smooth, every point decodes to a digit)
-    the edges      outside the cloud (|z| > 3) the decodes blur and repeat the nearest digits
-                   (the prior puts little mass there, so the decoder was rarely asked)
-    the ellipse    a picked image's posterior: mean and one-sigma ellipse, small against the
-                   cloud (the encoder is sure where each digit goes) and tilted in no direction (a
-                   diagonal Gaussian, axis-aligned in a 2-D latent)
-    alpha          the slider between two picked digits: the stroke bends from one to the other
-    labels         a digit's feature slider pulls any code towards that digit's cluster
+The page (in --out, default runs/demo-09) is one file: the encoder's and decoder's weights, their
+forward pass in plain JavaScript (scratchvae/explore/layers.js) and the model's prior, posterior
+and likelihood (distributions.js), nothing loaded from elsewhere; open it straight from disk,
+offline. `scratchvae explore CHECKPOINT` makes the same page from a checkpoint. What to look
+for (docs/explorer.md):
+    draw a 3       the page scales and centres it as MNIST's digits were, encodes it, and puts its
+                   posterior on the pad: the mean lands among the held-out 3s, inside a one-sigma
+                   ellipse far smaller than the cloud (the encoder is sure where it goes)
+    new eps        z = mu + sigma eps moves inside the ellipse (the green circle) and the recon term
+                   moves with it by a few nats; the KL term stays (it depends on mu and sigma only)
+    the nats       recon + KL = -ELBO, and the nll with K = 100 importance samples (a tighter bound,
+                   usually a little lower): the numbers `scratchvae evaluate` computes for that image
+                   with those eps; the KL bars show which latent dimensions the image spends nats on
+    the manifold   switch on the decoded grid behind the pad: each region decodes to the digits
+                   whose means sit there, and the grey circles (the prior's 1, 2, 3 sigma) show how
+                   little mass the prior puts where the decodes blur
+    a thumbnail    encodes a held-out digit the same way; two of them set the ends of the
+                   interpolation slider, and a digit's feature slider pulls any code towards its cluster
 """
 # %%
 from _common import make, parse_args, train
@@ -34,8 +38,9 @@ x_train, x_test, y_test = data.train, data.test[:n_test], data.test_labels[:n_te
 vae = make("mlp", "vae", latent_dim=args.latent_dim, seed=args.seed)
 train(vae, x_train, x_test, epochs, seed=args.seed)
 
-# %% The page: decoder weights (float32, base64), the held-out means, logvars and labels, the
-# PCA axes (L > 2), feature vectors per digit, a strip of held-out digits; all inside one file
+# %% The page: encoder and decoder weights (float32, base64), which prior, posterior and likelihood
+# the model has, the held-out means and labels, the PCA axes (L > 2), feature vectors per digit, a
+# strip of held-out digits to encode; all inside one file
 page = build_page(vae, x_test, y_test, f"mlp vae, L={args.latent_dim}, {epochs} epochs, mnist")
 path = args.out / "explorer.html"
 path.write_text(page, encoding="utf-8")

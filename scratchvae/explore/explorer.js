@@ -1,98 +1,37 @@
-// explorer.js: the page's controls. Every control sets the code z; render() decodes z with
-// decoder.js and redraws. The data (DATA) is what scratchvae/explore/content.py computed.
+// explorer.js: the page's state and controls. Every control sets the code z on show, or the image at
+// hand (drawn, or a held-out thumbnail) whose posterior, sample z and ELBO the page computes
+// (elbo.js); render() decodes z and redraws. DATA is what scratchvae/explore/content.py and
+// export.py computed. explorerState() hands the state to the tests (tests/test_explore.py).
 "use strict";
 
 const DATA = JSON.parse(document.getElementById("data").textContent);
 const $ = (id) => document.getElementById(id);
-const L = DATA.latent_dim, LAYERS_JS = prepareDecoder(DATA.layers);
-const MEANS = fromBase64(DATA.means, Float32Array);                // (n, L) posterior means mu
-const LOGVARS = DATA.logvars ? fromBase64(DATA.logvars, Float32Array) : null;  // (n, L), none for an AE
-const N = MEANS.length / L;
-const COLOURS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"];
-const row = (a, i) => Array.from(a.subarray(i * L, (i + 1) * L));  // row i of an (n, L) array
+const L = DATA.latent_dim, MODEL = makeModel(DATA.model, L), [C, H, W] = DATA.image_shape;
+const PRIOR = MODEL.prior || PRIORS.StandardNormal({}, L);   // an autoencoder's sample button still draws N(0, I)
+const MEANS_FLAT = fromBase64(DATA.means, Float32Array);      // (n, L) posterior means mu, from NumPy
+const MEANS = Array.from({ length: MEANS_FLAT.length / L }, (_, i) => Array.from(MEANS_FLAT.subarray(i * L, (i + 1) * L)));
+const PAD = makePad($("pad"), MEANS, DATA.pca, DATA.labels);
+const STRIP = DATA.strip, THUMBS = fromBase64(STRIP.images, Uint8Array);
+const NLL_STEP = 5;                      // importance samples per step of the nll, between which the page answers
 
-let z = row(MEANS, DATA.strip.index[0]);   // the code on show
-let origin = z.slice();                    // z before the feature sliders moved it
-let ends = [DATA.strip.index[0], DATA.strip.index[1 % DATA.strip.index.length]], nextEnd = 0;
-let chosen = ends[0];                      // the held-out image whose posterior is drawn
-
-// -- the pad's 2-D view: z itself for L = 2, else its first two principal coordinates ---------------
-const PCA = DATA.pca;
-function project(v) {                     // code (L) -> pad coordinates (2): z, or V (z - mean)
-  if (!PCA) return [v[0], v.length > 1 ? v[1] : 0];
-  return PCA.components.map((c) => c.reduce((s, ck, k) => s + ck * (v[k] - PCA.mean[k]), 0));
-}
-const POINTS = Array.from({ length: N }, (_, i) => project(row(MEANS, i)));
-// the pad spans the points and the prior's +-3 sigma square, the same scale on both axes
-const LO = [0, 1].map((a) => Math.min(-3, ...POINTS.map((p) => p[a])));
-const HI = [0, 1].map((a) => Math.max(3, ...POINTS.map((p) => p[a])));
-const CENTRE = [0, 1].map((a) => (LO[a] + HI[a]) / 2), HALF = 0.52 * Math.max(HI[0] - LO[0], HI[1] - LO[1]);
-const pad = $("pad"), SIZE = pad.width, SCALE = SIZE / (2 * HALF);   // pixels per latent unit
-const toPad = (p) => [SIZE / 2 + (p[0] - CENTRE[0]) * SCALE, SIZE / 2 - (p[1] - CENTRE[1]) * SCALE];  // y up
-const fromPad = (px, py) => [CENTRE[0] + (px - SIZE / 2) / SCALE, CENTRE[1] - (py - SIZE / 2) / SCALE];
-
-function moveOnPad(p) {                   // the pad sets z's coordinates in its plane, keeps the rest
-  if (L === 1) return [p[0]];
-  if (!PCA) return [p[0], p[1]];
-  const now = project(z);
-  return z.map((v, k) => v + PCA.components[0][k] * (p[0] - now[0]) + PCA.components[1][k] * (p[1] - now[1]));
-}
-
-// the posterior N(mu, diag sigma^2) of image i seen on the pad: for L = 2 an axis-aligned ellipse
-// of radii sigma; above, the projection V diag(sigma^2) V^T (2 x 2) by its eigenvectors
-function ellipse(i) {
-  const s2 = row(LOGVARS, i).map(Math.exp);
-  if (!PCA) return { radii: [Math.sqrt(s2[0]), Math.sqrt(s2[1] || 0)], angle: 0 };
-  const [u, w] = PCA.components;
-  const a = u.reduce((s, uk, k) => s + uk * uk * s2[k], 0), c = w.reduce((s, wk, k) => s + wk * wk * s2[k], 0);
-  const b = u.reduce((s, uk, k) => s + uk * w[k] * s2[k], 0);
-  const mid = (a + c) / 2, r = Math.sqrt(((a - c) / 2) ** 2 + b * b);
-  return { radii: [Math.sqrt(mid + r), Math.sqrt(Math.max(mid - r, 0))], angle: 0.5 * Math.atan2(2 * b, a - c) };
-}
-
-function drawPad() {
-  const g = pad.getContext("2d");
-  g.clearRect(0, 0, SIZE, SIZE);
-  g.strokeStyle = "#ddd";
-  const [ox, oy] = toPad([0, 0]);
-  g.beginPath(); g.moveTo(0, oy); g.lineTo(SIZE, oy); g.moveTo(ox, 0); g.lineTo(ox, SIZE); g.stroke();
-  POINTS.forEach((p, i) => {
-    const [x, y] = toPad(p);
-    g.fillStyle = DATA.labels ? COLOURS[DATA.labels[i] % 10] : "#555";
-    g.globalAlpha = 0.55;
-    g.fillRect(x - 1.5, y - 1.5, 3, 3);
-  });
-  g.globalAlpha = 1;
-  if (LOGVARS) {                            // the chosen image: its mean and one-sigma ellipse
-    const [cx, cy] = toPad(POINTS[chosen]), e = ellipse(chosen);
-    g.strokeStyle = "#000"; g.lineWidth = 2;
-    g.beginPath(); g.ellipse(cx, cy, e.radii[0] * SCALE, e.radii[1] * SCALE, -e.angle, 0, 2 * Math.PI); g.stroke();
-    g.beginPath(); g.arc(cx, cy, 3, 0, 2 * Math.PI); g.fillStyle = "#000"; g.fill();
-  }
-  const [x, y] = toPad(project(z));         // the code on show
-  g.strokeStyle = "#d00"; g.lineWidth = 2;
-  g.beginPath(); g.moveTo(x - 8, y); g.lineTo(x + 8, y); g.moveTo(x, y - 8); g.lineTo(x, y + 8); g.stroke();
-  g.lineWidth = 1;
-  const seen = DATA.labels ? [...new Set(DATA.labels)].sort((p, q) => p - q) : [];
-  if (seen.length <= 10) {                  // a legend, while each label has a colour of its own
-    seen.forEach((label, k) => {
-      g.fillStyle = COLOURS[label % 10]; g.fillRect(6 + 22 * k, 6, 8, 8);
-      g.fillStyle = "#333"; g.font = "10px sans-serif"; g.fillText(String(label), 16 + 22 * k, 14);
-    });
-  }
-}
+let z = MEANS[STRIP.index[0]];           // the code on show
+let origin = z.slice();                  // z before the feature sliders moved it
+let ends = [STRIP.index[0], STRIP.index[1 % STRIP.index.length]], nextEnd = 0, alpha = 0;
+let at = null;                           // the image at hand: {source, x, q, eps, elbo, nll}
+let backdrop = null, manifold = null;    // the decoded manifold (L = 2): on the pad while its toggle is on
+let shown = null;                        // the decode of z on show
 
 // -- images -----------------------------------------------------------------------------------------
 // (C, H, W) values in [0, 1] onto a canvas: grey for one channel, RGB for three, else the channels' mean
 function drawImage(canvas, shape, values) {
-  const [C, H, W] = shape, tmp = document.createElement("canvas");
-  tmp.width = W; tmp.height = H;
-  const g = tmp.getContext("2d"), img = g.createImageData(W, H);
-  for (let p = 0; p < H * W; p++) {
-    const ch = (c) => Math.round(255 * Math.min(1, Math.max(0, values[c * H * W + p])));
+  const [c, h, w] = shape, tmp = document.createElement("canvas");
+  tmp.width = w; tmp.height = h;
+  const g = tmp.getContext("2d"), img = g.createImageData(w, h);
+  for (let p = 0; p < h * w; p++) {
+    const ch = (k) => Math.round(255 * Math.min(1, Math.max(0, values[k * h * w + p])));
     let rgb;
-    if (C === 3) rgb = [ch(0), ch(1), ch(2)];
-    else { let s = 0; for (let c = 0; c < C; c++) s += ch(c); rgb = Array(3).fill(Math.round(s / C)); }
+    if (c === 3) rgb = [ch(0), ch(1), ch(2)];
+    else { let s = 0; for (let k = 0; k < c; k++) s += ch(k); rgb = Array(3).fill(Math.round(s / c)); }
     img.data.set([...rgb, 255], 4 * p);
   }
   g.putImageData(img, 0, 0);
@@ -100,126 +39,210 @@ function drawImage(canvas, shape, values) {
   out.imageSmoothingEnabled = false;
   out.drawImage(tmp, 0, 0, canvas.width, canvas.height);
 }
-
 const fmt = (v) => v.map((x) => x.toFixed(2)).join(", ");
 const short = (v) => (v.length <= 8 ? fmt(v) : fmt(v.slice(0, 8)) + ", ... (" + v.length + " values)");
+const nats = (v) => (v === null ? "-" : v.toFixed(2));
 
+// -- the code on show ---------------------------------------------------------------------------------
 function render() {
   const start = performance.now();
-  const image = decode(LAYERS_JS, z);
+  shown = decodeMean(MODEL, z);
   const ms = performance.now() - start;
-  drawImage($("decoded"), image.shape, image.data);
-  drawPad();
+  drawImage($("decoded"), shown.shape, shown.data);
+  PAD.draw({ z, backdrop, prior: L === 2 ? MODEL.prior : null, q: at && at.q.logvar ? { mu: at.q.mu, sigma: MODEL.posterior.sigma(at.q) } : null,
+             zSample: at && at.elbo.klPerDim ? at.elbo.z : null });
   $("zinfo").textContent = "z = [" + short(z) + "]\ndecoded in " + ms.toFixed(1) + " ms";
-  const label = DATA.labels ? " (label " + DATA.labels[chosen] + ")" : "";
-  $("posterior").textContent = LOGVARS
-    ? "chosen: held-out image " + chosen + label + "\nmu    = [" + short(row(MEANS, chosen)) + "]\nsigma = [" +
-      short(row(LOGVARS, chosen).map((v) => Math.exp(v / 2))) + "]"
-    : "an autoencoder: no posterior to draw, and N(0, I) is not what its codes follow";
   z.forEach((v, d) => { const s = $("dim" + d); s.value = v; s.nextSibling.textContent = v.toFixed(2); });
-  return image;
 }
 
 // every control but the feature sliders sets a new origin and puts the feature sliders back to 0
 function setZ(v) {
   z = v.slice(); origin = z.slice();
   document.querySelectorAll("#features input").forEach((s) => { s.value = 0; s.nextSibling.textContent = "0.00"; });
-  return render();
+  render();
+}
+
+// -- the image at hand: its posterior, a sample z, the ELBO's terms, the nll ------------------------
+function setImage(x, source, final = true) {
+  const q = encodeImage(MODEL, x);
+  at = { source, x, q, eps: null, elbo: null, nll: null };
+  drawImage($("xat"), x.shape, x.data);
+  drawImage($("xmean"), x.shape, decodeMean(MODEL, q.mu).data);
+  newEps(final);                          // while a stroke goes on, no nll yet
+  setZ(q.mu);                             // the code on show: the posterior mean
+}
+
+function newEps(withNll = true) {         // z = mu + sigma eps with a new eps (and a new nll estimate)
+  at.eps = MODEL.posterior ? MODEL.posterior.sampleEps() : null;
+  at.elbo = elboTerms(MODEL, at.x, at.q, at.eps);
+  drawImage($("xsample"), at.x.shape, MODEL.likelihood ? MODEL.likelihood.mean(at.elbo.out.data) : at.elbo.out.data);
+  if (withNll) startNll();
+  showElbo();
+}
+
+function startNll() {                     // K samples (the select; 100 as evaluate's default), NLL_STEP at a time
+  if (!MODEL.posterior || !MODEL.likelihood) return;
+  const est = at.nll = nllEstimate(MODEL, at.x, at.q, Number($("k").value));
+  const run = () => { if (at && at.nll === est && !est.step(NLL_STEP)) setTimeout(run, 0); showElbo(); };
+  setTimeout(run, 0);
+}
+
+function showElbo() {
+  const e = at.elbo, label = at.source.label === undefined ? "" : ", label " + at.source.label;
+  $("atsource").textContent = at.source.kind === "drawn" ? "your drawing (centred and scaled as MNIST's digits: see under the canvas)"
+    : "held-out image " + at.source.index + label;
+  const nll = at.nll ? (at.nll.done ? nats(at.nll.value) : at.nll.logW.length + " of " + at.nll.K + " samples...") : "-";
+  $("elbo").textContent = !MODEL.posterior
+    ? "an autoencoder: its code is the encoder's output, with no posterior, so no KL, ELBO or nll\nrecon -log p(x|z) = " + nats(e.recon) + " nats"
+    : "mu    = [" + short(at.q.mu) + "]\nsigma = [" + short(MODEL.posterior.sigma(at.q)) + "]\neps   = [" + short(at.eps) +
+      "]\nz = mu + sigma eps: the green circle on the pad\n\n" +
+      "recon  -log p(x|z)       " + nats(e.recon).padStart(9) + " nats\n" +
+      "KL     KL(q(z|x) || p(z)) " + nats(e.kl).padStart(8) + " nats\n" +
+      "-ELBO  recon + KL        " + nats(e.total).padStart(9) + " nats\n" +
+      "nll    -log p(x), K = " + $("k").value + "  " + nll.padStart(8) + (at.nll && at.nll.done ? " nats" : "") +
+      (MODEL.likelihood ? "" : "\n(the loss is no log-likelihood: no recon or nll)") +
+      (greyUnderBernoulli(at.x) ? "\n(grey levels under a Bernoulli: losses, not -log p)" : "");
+  drawKlBars(e.klPerDim);
+}
+
+// evaluate's note: a Bernoulli gives no likelihood to grey levels, so recon and nll are then losses only
+const greyUnderBernoulli = (x) => MODEL.likelihood && MODEL.likelihood.binaryOnly && !x.data.every((v) => v === 0 || v === 1);
+
+function drawKlBars(kl) {                 // KL(q(z_d|x) || p(z_d)) of each latent dimension d
+  const canvas = $("klbars"), g = canvas.getContext("2d"), w = canvas.width, h = canvas.height;
+  g.clearRect(0, 0, w, h);
+  if (!kl) return;
+  const top = Math.max(...kl, 1e-9), bar = (w - 40) / kl.length;
+  g.fillStyle = "#333"; g.font = "10px sans-serif";
+  g.fillText(top.toFixed(2) + " nats", 0, 10); g.fillText("0", 0, h - 14);
+  kl.forEach((v, d) => {
+    const bh = (h - 30) * v / top;
+    g.fillStyle = "#1f77b4"; g.fillRect(40 + d * bar + 0.5, h - 16 - bh, Math.max(1, bar - 1), bh);
+  });
+  g.fillStyle = "#333";
+  const every = Math.ceil(kl.length / 8);           // at most 8 labels, none past the right edge
+  for (let d = 0; d + every <= kl.length || d === 0; d += every) g.fillText("z" + d, 40 + d * bar, h - 3);
 }
 
 // -- the controls -------------------------------------------------------------------------------------
-let pointer = null;                        // the latest pointer position, decoded once per frame
-pad.addEventListener("mousemove", (e) => {
-  const r = pad.getBoundingClientRect();
-  if (pointer === null) requestAnimationFrame(() => { setZ(moveOnPad(fromPad(...pointer))); pointer = null; });
+let pointer = null;                       // the pad: the latest pointer position, decoded once per frame
+$("pad").addEventListener("pointermove", (e) => {
+  const r = $("pad").getBoundingClientRect();
+  if (pointer === null) requestAnimationFrame(() => { setZ(PAD.moveOnPad(z, PAD.fromPad(...pointer))); pointer = null; });
   pointer = [e.clientX - r.left, e.clientY - r.top];
 });
 
-for (let d = 0; d < L; d++) {              // a slider per latent dimension z_d
+for (let d = 0; d < L; d++) {             // a slider per latent dimension z_d
   const lab = document.createElement("label");
   lab.innerHTML = "z<sub>" + d + "</sub> <input type=range min=-4 max=4 step=0.01 id=dim" + d + "><span></span>";
   $("dims").appendChild(lab);
   $("dim" + d).addEventListener("input", (e) => { const v = z.slice(); v[d] = Number(e.target.value); setZ(v); });
 }
+$("sample").textContent = "sample z ~ " + PRIOR.name;
+$("sample").addEventListener("click", () => setZ(PRIOR.sample()));
+$("neweps").addEventListener("click", () => { newEps(); render(); });
+$("k").addEventListener("change", () => { if (at) { startNll(); showElbo(); } });
 
-function gaussian() {                      // N(0, 1) by Box-Muller
-  return Math.sqrt(-2 * Math.log(1 - Math.random())) * Math.cos(2 * Math.PI * Math.random());
-}
-$("sample").addEventListener("click", () => setZ(Array.from({ length: L }, gaussian)));
+const DRAWING = makeDrawing($("draw"), (final) => {
+  const x = DRAWING.image(DATA.image_shape);
+  if (x) setImage(x, { kind: "drawn" }, final);
+});
+$("clear").addEventListener("click", () => DRAWING.clear());
 
-function mixTo(alpha) {                    // lerp from mu_A to mu_B
-  const a = row(MEANS, ends[0]), b = row(MEANS, ends[1]);
-  showEnds(alpha);
-  return setZ(a.map((v, k) => (1 - alpha) * v + alpha * b[k]));
+function mixTo(a) {                       // lerp from mu_A to mu_B
+  alpha = a;
+  showEnds();
+  setZ(MEANS[ends[0]].map((v, k) => (1 - a) * v + a * MEANS[ends[1]][k]));
 }
 $("mix").addEventListener("input", (e) => mixTo(Number(e.target.value)));
 
-const STRIP = DATA.strip, THUMBS = fromBase64(STRIP.images, Uint8Array), [C, H, W] = DATA.image_shape;
-function showEnds(alpha) {                  // red frame: end A, blue: end B; the slider at alpha
+function showEnds() {                     // red frame: end A, blue: end B; the slider at alpha
   document.querySelectorAll("#strip canvas").forEach((c, s) => {
     c.className = STRIP.index[s] === ends[0] ? "A" : STRIP.index[s] === ends[1] ? "B" : "";
   });
   $("mix").value = alpha;
   $("mixinfo").textContent = alpha.toFixed(2) + "  (A: image " + ends[0] + ", B: image " + ends[1] + ")";
 }
-function pick(s) {                          // a thumbnail: the next end, the chosen image, z = its mu
-  ends[nextEnd] = STRIP.index[s]; nextEnd = 1 - nextEnd; chosen = STRIP.index[s];
-  showEnds(0);
-  return setZ(row(MEANS, chosen));
+function thumb(s) {                       // thumbnail s as an image {shape, data} in [0, 1]
+  return { shape: DATA.image_shape, data: Float64Array.from(THUMBS.subarray(s * C * H * W, (s + 1) * C * H * W), (v) => v / 255) };
+}
+function pick(s) {                        // a thumbnail: the next end, and the image at hand (encoded here)
+  ends[nextEnd] = STRIP.index[s]; nextEnd = 1 - nextEnd; alpha = 0;
+  showEnds();
+  setImage(thumb(s), { kind: "held-out", index: STRIP.index[s], label: DATA.labels ? DATA.labels[STRIP.index[s]] : undefined });
 }
 STRIP.index.forEach((i, s) => {
   const c = document.createElement("canvas");
   c.width = c.height = 42;
-  c.title = "held-out image " + i + (DATA.labels ? ", label " + DATA.labels[i] : "");
-  drawImage(c, DATA.image_shape, Array.from(THUMBS.subarray(s * C * H * W, (s + 1) * C * H * W), (v) => v / 255));
+  c.title = "held-out image " + i + (DATA.labels ? ", label " + DATA.labels[i] : "") + ": click to encode it";
+  drawImage(c, DATA.image_shape, thumb(s).data);
   c.addEventListener("click", () => pick(s));
   $("strip").appendChild(c);
 });
-showEnds(0);
 
 // feature sliders: z = origin + sum_k alpha_k v_k (latent/features.py shift_codes)
 function applyFeatures() {
   const alphas = [...document.querySelectorAll("#features input")].map((s) => Number(s.value));
   z = origin.map((v, k) => v + DATA.features.reduce((s, f, j) => s + alphas[j] * f.vector[k], 0));
   document.querySelectorAll("#features input").forEach((s) => { s.nextSibling.textContent = Number(s.value).toFixed(2); });
-  return render();
+  render();
 }
 DATA.features.forEach((f) => {
   const lab = document.createElement("label");
-  lab.innerHTML = "label " + f.label + " <input type=range min=-3 max=3 step=0.05 value=0 id=feature" + f.label +
-    "><span>0.00</span>";
+  lab.innerHTML = "label " + f.label + " <input type=range min=-3 max=3 step=0.05 value=0 id=feature" + f.label + "><span>0.00</span>";
   lab.title = "v = mean mu of label " + f.label + " (" + f.n_with + ") - mean mu of the rest (" + f.n_without + ")";
   $("features").appendChild(lab);
   $("feature" + f.label).addEventListener("input", applyFeatures);
 });
+
+// the decoded manifold behind the pad (L = 2): tiles decoded once, when first switched on
+$("backdrop").addEventListener("change", (e) => {
+  if (e.target.checked && !manifold) manifold = PAD.manifold((v) => decodeMean(MODEL, v), DATA.image_shape, 16);
+  backdrop = e.target.checked ? manifold : null;
+  render();
+});
+
+// -- what the page says about itself ------------------------------------------------------------------
+const names = (layers) => layers.map((l) => l.type).join(" > ");
+$("about").textContent = "Run in this page by layers.js: encoder " + names(DATA.model.encoder) + "; decoder " +
+  names(DATA.model.decoder) + (MODEL.likelihood ? "; likelihood " + MODEL.likelihood.name : "") +
+  (MODEL.posterior ? "; posterior " + MODEL.posterior.name + "; prior " + MODEL.prior.name : "; an autoencoder") +
+  ". " + MEANS.length + " of the " + DATA.n_held_out + " held-out means shown.";
+$("padtitle").textContent = DATA.pca
+  ? "held-out means on their first two principal directions (" + DATA.pca.ratio.map((r) => (100 * r).toFixed(0) + "%").join(", ") + " of the variance)"
+  : "held-out means mu (z_1 across" + (L > 1 ? ", z_2 up)" : ")");
+$("padnote").textContent = (DATA.pca
+  ? "Move the pointer: z moves in the plane of the two directions, its other coordinates stay."
+  : "Move the pointer: z is the point under it." + (L === 2 && MODEL.prior ? " Grey: the prior's 1-, 2- and 3-sigma contours." : "")) +
+  (MODEL.posterior ? " Black: the image at hand's mean and one-sigma ellipse; green: its sample z." : "");
+$("drawnote").textContent = "Draw with a mouse, a pen or a finger. The page makes the drawing a " + H + " x " + W +
+  " image the way MNIST's digits were made: scaled to fit a " + Math.round(BOX * Math.min(H, W)) + " x " +
+  Math.round(BOX * Math.min(H, W)) + " box (aspect kept), drawn with a " + (PEN_PX * Math.min(H, W) / 28).toFixed(1) +
+  "-pixel pen, anti-aliased, its centre of mass at the centre of the field (drawing.js).";
 $("featurenote").textContent = DATA.features.length
   ? "z + alpha v, v = mean mu of a label's held-out images - mean mu of the rest (all " + DATA.n_held_out +
     " held-out images; latent/features.py). Moving one keeps the code they started from."
   : "none: the dataset has no labels";
-
-// -- what the page says about itself ------------------------------------------------------------------
-$("decoded").width = $("decoded").height = W * Math.max(1, Math.floor(256 / W));   // whole pixels
-$("about").textContent = "Decoded in this page by decoder.js: " +
-  DATA.layers.map((l) => l.type).join(" > ") + ". " + N + " of the " + DATA.n_held_out + " held-out means shown.";
-$("padtitle").textContent = PCA
-  ? "held-out means on their first two principal directions (" + PCA.ratio.map((r) => (100 * r).toFixed(0) + "%").join(", ") + " of the variance)"
-  : "held-out means mu (z_1 across, z_2 up)";
-$("padnote").textContent = (PCA
-  ? "Move the pointer: z moves in the plane of the two directions, its other coordinates stay."
-  : "Move the pointer: z is the point under it.") + (LOGVARS ? " Black: the chosen image's mean and one-sigma ellipse." : "");
-
-// -- test hooks: ?z=a,b,... | ?pick=s | ?mix=s,t,alpha | ?feature=label,alpha (applied in that order);
-// the decoded image goes into <pre id="decoded-json"> for the tests (tests/test_explore_browser.py)
-const query = new URLSearchParams(location.search);
-let shown = setZ(z);
-const nums = (key) => query.get(key).split(",").map(Number);
-if (query.has("z")) shown = setZ(nums("z"));
-if (query.has("pick")) shown = pick(nums("pick")[0]);
-if (query.has("mix")) { const [s, t, alpha] = nums("mix"); pick(s); pick(t); shown = mixTo(alpha); }
-if (query.has("feature")) {
-  const [label, alpha] = nums("feature");
-  $("feature" + label).value = alpha; shown = applyFeatures();
+$("backdroplabel").style.display = L === 2 ? "" : "none";
+for (const id of ["decoded", "xat", "xmean", "xsample"]) {    // whole screen pixels per image pixel
+  const c = $(id), k = Math.max(1, Math.floor(c.width / W));
+  c.width = W * k; c.height = H * k;
 }
-if ([...query.keys()].length) {
-  $("decoded-json").textContent = JSON.stringify({ z: z, shape: shown.shape, pixels: Array.from(shown.data) });
+showEnds();
+pick(0);
+
+// The state, for the tests: plain arrays and numbers (JSON)
+function explorerState() {
+  const arr = (v) => (v ? Array.from(v) : null);
+  return {
+    z, shown: { shape: shown.shape, pixels: arr(shown.data) }, alpha, ends,
+    features: [...document.querySelectorAll("#features input")].map((s) => Number(s.value)),
+    at: at && {
+      source: at.source, x: { shape: at.x.shape, pixels: arr(at.x.data) }, mu: at.q.mu, logvar: at.q.logvar, eps: at.eps,
+      z: at.elbo.z, recon: at.elbo.recon, kl: at.elbo.kl, klPerDim: at.elbo.klPerDim, total: at.elbo.total,
+      nll: at.nll && { K: at.nll.K, eps: at.nll.eps, logW: at.nll.logW, value: at.nll.value, done: at.nll.done },
+    },
+    backdrop: backdrop && { n: backdrop.n, zs: backdrop.zs, images: backdrop.images },
+    drawing: { strokes: DRAWING.strokes.length, pointerTypes: [...DRAWING.pointerTypes] },
+  };
 }

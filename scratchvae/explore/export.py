@@ -1,84 +1,104 @@
-"""The decoder as data a web page can run: one JSON object per layer, weights as float32 base64.
+"""The model as data a web page can run: its layers, and which prior, posterior and likelihood it has.
 
-    export_decoder(model) -> [{"type": "Linear", "weight": {...}, "bias": {...}}, {"type": "ReLU"}, ...]
+    export_model(model) -> {"encoder": [layer, ...], "decoder": [layer, ...],
+                            "prior": {"type": "StandardNormal"},
+                            "posterior": {"type": "DiagonalGaussian", "param": "logvar"},
+                            "likelihood": {"type": "Bernoulli", "logits": true}}
 
-Each layer spec names the NumPy layer it comes from and carries what that layer's forward()
-reads: settings as JSON numbers, arrays as {"shape": [...], "b64": ...}, the array's float32
-bytes in little-endian order (the order of every browser's typed arrays on x86 and ARM) and C
-order, exactly as ``np.ndarray.tobytes`` writes them. decoder.js runs the list in order.
+Each layer is the JSON object its class declares (``page_spec``, nn/): its type, its settings as
+JSON numbers and its arrays as {"shape", "b64"} (nn/page_arrays.py). layers.js runs the lists in
+order: the encoder on an image, the decoder on a code. A layer whose page_spec is None (the page
+has no forward for it) is refused with one line naming it (ExportError, a ValueError).
 
-decode_mean (models/vae.py) is the image the page shows: the decoder's output, then its sigmoid
-when the loss takes logits (bce). That sigmoid is appended as one more layer, so the page runs
-exactly the function ``model.decode_mean`` computes.
+The decoder's output is what the likelihood reads (logits for bce); the image the page shows is
+the likelihood's mean, which is ``model.decode_mean``: sigmoid(logits) for bce, the output itself
+otherwise. distributions.js holds the math of the prior, the posterior and the likelihood; the
+types named here are the ones it knows. An autoencoder has no prior and no posterior (None): its
+encoder's output is the code.
 
-A BatchNorm exports its running statistics: the page decodes in eval mode, as every command
-does (checkpoint.load_model puts the model in eval mode). Layers the JavaScript does not
-implement are refused with one line naming them (ExportError, a ValueError).
+A BatchNorm exports its running statistics: the page runs in eval mode, as every command does
+(checkpoint.load_model puts the model in eval mode).
 """
 from __future__ import annotations
 
-import base64
-
-import numpy as np
-
-from ..nn import BatchNorm1d, BatchNorm2d, ConvTranspose2d, LeakyReLU, Linear, ReLU, Reshape, Sigmoid
 from ..nn.module import Module, Sequential
+from ..objective import BCE, MSE, BCEWithLogits
 
-SUPPORTED = ("Linear", "ReLU", "LeakyReLU", "Sigmoid", "Reshape", "ConvTranspose2d", "BatchNorm1d", "BatchNorm2d")
+POSTERIOR_PARAMS = ("logvar", "logstd")   # what distributions.js reads the encoder's second half as
+PRIORS = ("StandardNormal",)              # the priors distributions.js has (PRIORS there)
 
 
 class ExportError(ValueError):
     """A model the page cannot run (one-line message)."""
 
 
-def float32_b64(a: np.ndarray) -> dict:
-    """{"shape", "b64"}: the array as little-endian float32 bytes, C order, base64 text."""
-    a = np.ascontiguousarray(a, dtype="<f4")
-    return {"shape": list(a.shape), "b64": base64.b64encode(a.tobytes()).decode("ascii")}
+def runnable_layers() -> list[str]:
+    """The names of the layer classes of scratchvae/nn/ that declare a page_spec: the ones the page runs."""
+    names, todo = set(), [Module]
+    while todo:
+        for sub in todo.pop().__subclasses__():
+            todo.append(sub)
+            if (sub.page_spec is not Module.page_spec and sub.__module__.startswith("scratchvae.nn.")
+                    and not sub.__name__.startswith("_")):
+                names.add(sub.__name__)
+    return sorted(names)
 
 
-def uint8_b64(a: np.ndarray) -> dict:
-    """{"shape", "b64"}: a uint8 array (images) as base64 text."""
-    a = np.ascontiguousarray(a, dtype=np.uint8)
-    return {"shape": list(a.shape), "b64": base64.b64encode(a.tobytes()).decode("ascii")}
-
-
-def _optional(p) -> dict | None:
-    return None if p is None else float32_b64(p.data)
-
-
-def layer_spec(layer: Module) -> dict:
-    """One layer as the JSON object decoder.js runs (module docstring); ExportError for others."""
-    if isinstance(layer, Linear):
-        return {"type": "Linear", "weight": float32_b64(layer.weight.data), "bias": _optional(layer.bias)}
-    if isinstance(layer, ReLU):
-        return {"type": "ReLU"}
-    if isinstance(layer, LeakyReLU):
-        return {"type": "LeakyReLU", "negative_slope": float(layer.negative_slope)}
-    if isinstance(layer, Sigmoid):
-        return {"type": "Sigmoid"}
-    if isinstance(layer, Reshape):
-        return {"type": "Reshape", "shape": list(layer.shape)}
-    if isinstance(layer, ConvTranspose2d):
-        return {"type": "ConvTranspose2d", "stride": list(layer.stride), "padding": list(layer.padding),
-                "output_padding": list(layer.output_padding), "dilation": list(layer.dilation),
-                "weight": float32_b64(layer.weight.data), "bias": _optional(layer.bias)}
-    if isinstance(layer, (BatchNorm1d, BatchNorm2d)):
-        return {"type": "BatchNorm", "eps": float(layer.eps),
-                "running_mean": float32_b64(layer.running_mean.data),
-                "running_var": float32_b64(layer.running_var.data),
-                "weight": _optional(layer.weight), "bias": _optional(layer.bias)}
-    raise ExportError(f"the page cannot run a {type(layer).__name__} layer in the decoder "
-                      f"(it runs {', '.join(SUPPORTED)})")
-
-
-def export_decoder(model: Module) -> list[dict]:
-    """The layers of ``model.decode_mean`` (module docstring) as JSON-ready specs."""
-    decoder = getattr(model, "decoder", None)
-    if decoder is None:
-        raise ExportError(f"a {type(model).__name__} has no decoder to export")
-    layers = list(decoder) if isinstance(decoder, Sequential) else [decoder]
-    specs = [layer_spec(layer) for layer in layers]
-    if model.recon_loss.takes_logits:
-        specs.append({"type": "Sigmoid"})                       # decode_mean: pixels = sigmoid(logits)
+def export_layers(net: Module, part: str) -> list[dict]:
+    """The page_spec of every layer of ``net`` (a Sequential, or one layer), in order."""
+    layers = list(net) if isinstance(net, Sequential) else [net]
+    specs = []
+    for i, layer in enumerate(layers):
+        spec = layer.page_spec()
+        if spec is None:
+            raise ExportError(f"the page cannot run a {type(layer).__name__} layer ({part}.{i}); "
+                              f"it runs {', '.join(runnable_layers())}")
+        specs.append(spec)
     return specs
+
+
+def posterior_param(model: Module) -> str:
+    """What the encoder's second half is, 'logvar' (log sigma^2) or 'logstd' (log sigma). model.posterior
+    is that name today; an object naming it (.param or .name) is read the same way."""
+    posterior = model.posterior
+    param = posterior if isinstance(posterior, str) else getattr(posterior, "param", None) or posterior.name
+    if param not in POSTERIOR_PARAMS:
+        raise ExportError(f"the page cannot run a posterior parameterised by {param!r} "
+                          f"(it knows {', '.join(POSTERIOR_PARAMS)})")
+    return param
+
+
+def prior_spec(model: Module) -> dict:
+    """N(0, I) for a model without a prior object; else the prior's page_spec(), or its class name for a
+    prior without one. distributions.js must know the type."""
+    prior = getattr(model, "prior", None)
+    if prior is None:
+        return {"type": "StandardNormal"}
+    spec = prior.page_spec() if hasattr(prior, "page_spec") else {"type": type(prior).__name__}
+    if spec is None or spec["type"] not in PRIORS:
+        raise ExportError(f"the page cannot run a {type(prior).__name__} prior (it knows {', '.join(PRIORS)})")
+    return spec
+
+
+def likelihood_spec(model: Module) -> dict | None:
+    """p(x|z) as evaluation.log_likelihood reads the loss; None for a loss that is none (rmse)."""
+    loss = model.recon_loss
+    if isinstance(loss, (BCEWithLogits, BCE)):
+        return {"type": "Bernoulli", "logits": bool(loss.takes_logits)}
+    if isinstance(loss, MSE):
+        return {"type": "Gaussian", "variance": 0.5}             # sum (x - pred)^2 = -log N(x; pred, I/2) + const
+    return None
+
+
+def export_model(model: Module) -> dict:
+    """The model as the page runs it (module docstring); ExportError when the page cannot."""
+    if getattr(model, "decoder", None) is None or getattr(model, "encoder", None) is None:
+        raise ExportError(f"a {type(model).__name__} has no encoder and decoder to export")
+    has_posterior = hasattr(model, "posterior")                  # a VAE; an Autoencoder has none
+    return {
+        "encoder": export_layers(model.encoder, "encoder"),
+        "decoder": export_layers(model.decoder, "decoder"),
+        "prior": prior_spec(model) if has_posterior else None,
+        "posterior": {"type": "DiagonalGaussian", "param": posterior_param(model)} if has_posterior else None,
+        "likelihood": likelihood_spec(model),
+    }

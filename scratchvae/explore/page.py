@@ -1,4 +1,4 @@
-"""Put the page together: page.html with decoder.js, explorer.js and the data inlined.
+"""Put the page together: page.html with the scripts and the data inlined.
 
 One file and nothing else: the page's Content-Security-Policy (default-src 'none') keeps the
 browser from loading anything, even by mistake, so it works offline and from a file:// URL.
@@ -13,7 +13,10 @@ from importlib.resources import files
 
 from ..nn.module import Module
 from .content import page_content
-from .export import export_decoder
+from .export import export_model
+
+# in the order they run: each uses only what the ones before it define
+SCRIPTS = ("layers.js", "distributions.js", "elbo.js", "drawing.js", "pad.js", "explorer.js")
 
 
 def _template(name: str) -> str:
@@ -22,10 +25,10 @@ def _template(name: str) -> str:
 
 def build_page(model: Module, x, labels, about: str, n_scatter: int = 1000) -> str:
     """The explorer's HTML for a model (eval mode) and its held-out images x (N, C, H, W) and labels."""
-    layers = export_decoder(model)                               # refuses a model the page cannot run, first
-    data = {"about": about, "layers": layers, **page_content(model, x, labels, n_scatter)}
+    exported = export_model(model)                               # refuses a model the page cannot run, first
+    data = {"about": about, "model": exported, **page_content(model, x, labels, n_scatter)}
     text = json.dumps(data, separators=(",", ":"), allow_nan=False).replace("</", "<\\/")
     title = html.escape(f"scratchvae latent explorer: {about}")
-    page = _template("page.html").replace("__TITLE__", title)
-    page = page.replace("__DECODER_JS__", _template("decoder.js")).replace("__EXPLORER_JS__", _template("explorer.js"))
+    scripts = "\n".join(f"<script>\n{_template(name)}</script>" for name in SCRIPTS)
+    page = _template("page.html").replace("__TITLE__", title).replace("__SCRIPTS__", scripts)
     return page.replace("__DATA__", text, 1)                    # last: the data is never searched for a placeholder

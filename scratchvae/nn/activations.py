@@ -51,6 +51,10 @@ class ReLU(Module):
     def extra_repr(self) -> str:
         return "inplace=True" if self.inplace else ""
 
+    def page_spec(self) -> dict:
+        """The JSON object the explorer page runs for this layer (Module.page_spec)."""
+        return {"type": "ReLU"}
+
 
 class LeakyReLU(Module):
     """y = x if x > 0 else a * x   (a = negative_slope);   dx = dy if x > 0 else a * dy   [LRELU-1].
@@ -94,6 +98,10 @@ class LeakyReLU(Module):
     def extra_repr(self) -> str:
         return f"negative_slope={self.negative_slope}" + (", inplace=True" if self.inplace else "")
 
+    def page_spec(self) -> dict:
+        """The JSON object the explorer page runs for this layer (Module.page_spec)."""
+        return {"type": "LeakyReLU", "negative_slope": float(self.negative_slope)}
+
 
 def sigmoid(x: np.ndarray) -> np.ndarray:
     """1 / (1 + exp(-x)), computed as 0.5 + 0.5 * tanh(x / 2) (the same function)   [SIG-1].
@@ -128,6 +136,10 @@ class Sigmoid(Module):
     def backward(self, dy: np.ndarray) -> np.ndarray:
         y = self._require_cache()
         return dy * y * (1 - y)
+
+    def page_spec(self) -> dict:
+        """The JSON object the explorer page runs for this layer (Module.page_spec)."""
+        return {"type": "Sigmoid"}
 
 
 class Tanh(Module):

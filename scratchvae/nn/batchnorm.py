@@ -8,6 +8,7 @@ import numpy as np
 from ..kernels import pixel_rows
 from ..kernels.batchnorm import batchnorm_backward, batchnorm_forward, batchnorm_stats
 from .module import Buffer, Module, Parameter, no_products
+from .page_arrays import page_array
 
 
 class _BatchNormCache(NamedTuple):
@@ -128,6 +129,13 @@ class _BatchNorm(Module):
 
     def extra_repr(self) -> str:
         return f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}"
+
+    def page_spec(self) -> dict:
+        """The JSON object the explorer page runs for this layer (Module.page_spec): eval mode, the
+        running statistics, as every command runs a model."""
+        return {"type": "BatchNorm", "eps": float(self.eps), "running_mean": page_array(self.running_mean),
+                "running_var": page_array(self.running_var), "weight": page_array(self.weight),
+                "bias": page_array(self.bias)}
 
 
 class BatchNorm1d(_BatchNorm):

@@ -8,6 +8,7 @@ import numpy as np
 from ..kernels import Pair, col2im, conv_output_size, im2col, matmul_nogil, pair, pixel_rows, sum_axis0
 from .init import uniform_fan_in
 from .module import Module, Parameter, Product
+from .page_arrays import page_array
 from .workspace import Workspace, scratch
 
 # -- shared by Conv2d and ConvTranspose2d -------------------------------------------------
@@ -202,3 +203,8 @@ class Conv2d(ConvBase):
     def _settings(self) -> str:
         return (f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}, "
                 f"dilation={self.dilation}")
+
+    def page_spec(self) -> dict:
+        """The JSON object the explorer page runs for this layer (Module.page_spec)."""
+        return {"type": "Conv2d", "stride": list(self.stride), "padding": list(self.padding),
+                "dilation": list(self.dilation), "weight": page_array(self.weight), "bias": page_array(self.bias)}

@@ -11,6 +11,7 @@ from .conv import (ConvBase, check_conv_input, check_output_size, conv_arguments
                    weight_rows)
 from .init import uniform_fan_in
 from .module import Parameter, Product
+from .page_arrays import page_array
 from .workspace import scratch
 
 
@@ -138,3 +139,9 @@ class ConvTranspose2d(ConvBase):
     def _settings(self) -> str:
         return (f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}, "
                 f"output_padding={self.output_padding}, dilation={self.dilation}")
+
+    def page_spec(self) -> dict:
+        """The JSON object the explorer page runs for this layer (Module.page_spec)."""
+        return {"type": "ConvTranspose2d", "stride": list(self.stride), "padding": list(self.padding),
+                "output_padding": list(self.output_padding), "dilation": list(self.dilation),
+                "weight": page_array(self.weight), "bias": page_array(self.bias)}

@@ -8,6 +8,7 @@ import numpy as np
 from ..kernels import add_matmul
 from .init import uniform_fan_in
 from .module import Module, Parameter, Product, check_shape
+from .page_arrays import page_array
 
 
 class _LinearCache(NamedTuple):
@@ -75,3 +76,7 @@ class Linear(Module):
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
+
+    def page_spec(self) -> dict:
+        """The JSON object the explorer page runs for this layer (Module.page_spec)."""
+        return {"type": "Linear", "weight": page_array(self.weight), "bias": page_array(self.bias)}

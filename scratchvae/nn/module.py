@@ -257,6 +257,11 @@ class Module:
     def extra_repr(self) -> str:
         return ""
 
+    def page_spec(self) -> dict | None:
+        """The JSON object the explorer page runs for this layer (explore/layers.js), or None: the
+        page cannot run it (explore/export.py refuses it, naming it)."""
+        return None
+
     def __repr__(self) -> str:
         children = list(self.named_children())
         head = f"{type(self).__name__}({self.extra_repr()}"

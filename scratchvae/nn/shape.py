@@ -27,6 +27,10 @@ class Flatten(Module):
     def backward(self, dy: np.ndarray) -> np.ndarray:
         return dy.reshape(self._require_cache())
 
+    def page_spec(self) -> dict:
+        """The JSON object the explorer page runs for this layer (Module.page_spec)."""
+        return {"type": "Flatten"}
+
 
 class Reshape(Module):
     """(N, prod(shape)) -> (N, *shape);   dx = dy.reshape(x.shape)   [SHAPE-1]. The batch axis is kept."""
@@ -64,3 +68,7 @@ class Reshape(Module):
 
     def extra_repr(self) -> str:
         return f"shape={self.shape}"
+
+    def page_spec(self) -> dict:
+        """The JSON object the explorer page runs for this layer (Module.page_spec)."""
+        return {"type": "Reshape", "shape": list(self.shape)}
