@@ -36,5 +36,9 @@ class StandardNormal(Module):
         """The quantile function of each coordinate, Phi^-1(p) (the latent grid's axes)."""
         return normal_ppf(p)
 
+    def page_spec(self) -> dict:
+        """What the browser explorer runs (explore/distributions.js)."""
+        return {"type": "StandardNormal"}
+
     def extra_repr(self) -> str:
         return f"latent_dim={self.latent_dim}"

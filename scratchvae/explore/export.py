@@ -58,10 +58,9 @@ def export_layers(net: Module, part: str) -> list[dict]:
 
 
 def posterior_param(model: Module) -> str:
-    """What the encoder's second half is, 'logvar' (log sigma^2) or 'logstd' (log sigma). model.posterior
-    is that name today; an object naming it (.param or .name) is read the same way."""
-    posterior = model.posterior
-    param = posterior if isinstance(posterior, str) else getattr(posterior, "param", None) or posterior.name
+    """What the encoder's second half is, 'logvar' (log sigma^2) or 'logstd' (log sigma): the
+    posterior's parameterisation (DiagonalGaussian.param)."""
+    param = model.posterior.param
     if param not in POSTERIOR_PARAMS:
         raise ExportError(f"the page cannot run a posterior parameterised by {param!r} "
                           f"(it knows {', '.join(POSTERIOR_PARAMS)})")
@@ -69,12 +68,12 @@ def posterior_param(model: Module) -> str:
 
 
 def prior_spec(model: Module) -> dict:
-    """N(0, I) for a model without a prior object; else the prior's page_spec(), or its class name for a
-    prior without one. distributions.js must know the type."""
+    """N(0, I) for a model without a prior (an autoencoder); else the prior's page_spec() (None: the
+    page cannot run it). distributions.js must know the type."""
     prior = getattr(model, "prior", None)
     if prior is None:
         return {"type": "StandardNormal"}
-    spec = prior.page_spec() if hasattr(prior, "page_spec") else {"type": type(prior).__name__}
+    spec = prior.page_spec()
     if spec is None or spec["type"] not in PRIORS:
         raise ExportError(f"the page cannot run a {type(prior).__name__} prior (it knows {', '.join(PRIORS)})")
     return spec
