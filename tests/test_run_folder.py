@@ -203,7 +203,6 @@ def test_a_path_dataset_trains_the_mlp_at_its_size(tmp_path):
 @pytest.mark.parametrize("argv, message", [
     (["--resume"], "--resume needs --out DIR"),
     (["--resume", "--out", "{tmp}/nothing"], "no such checkpoint file"),
-    (["--resume", "--out", "{tmp}/nothing", "--lr", "0.1"], "--lr cannot change (only --epochs may)"),
     (["--model", "conv", "--dataset", "olivetti"], "model 'conv' takes images of shape (1, 28, 28)"),
     (["--dataset", "{tmp}/missing.npy"], "no such file or folder"),
     (["--dataset", "{tmp}/empty"], "empty"),
@@ -218,6 +217,35 @@ def test_train_bad_input_is_one_line_and_exit_2(tmp_path, capsys, argv, message)
     assert main(["train", "--epochs", "1", "--no-progress", *argv]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and err.startswith("scratchvae: error:") and message in err
+
+
+def test_resume_takes_the_runs_own_command_line_again(tmp_path, capsys):
+    """A script re-runs the line it ran with --resume added: the flags it repeats say what the
+    config says, so nothing is refused, and the run ends where the uninterrupted one does."""
+    line = ["--seed", "1", "--lr", "0.002", "--model", "mlp", "--binarize", "dynamic"]
+    assert _train(tmp_path / "whole", *line, epochs=2) == 0
+    assert _train(tmp_path / "parts", *line, epochs=1) == 0
+    assert _train(tmp_path / "parts", *line, "--resume", epochs=2) == 0
+    _assert_same(tmp_path / "whole" / "last.npz", tmp_path / "parts" / "last.npz")
+    capsys.readouterr()
+
+
+@pytest.mark.parametrize("flags, words", [
+    (["--seed", "2"], ["--seed 2 differs from the run's 1"]),
+    (["--seed", "0"], ["--seed 0 differs from the run's 1"]),              # the default, given: still a change
+    (["--lr", "0.1", "--binarize", "none"], ["--lr 0.1 differs from the run's 0.002",
+                                             "--binarize none differs from the run's dynamic"]),
+])
+def test_resume_refuses_a_setting_that_differs_naming_old_and_new(tmp_path, capsys, flags, words):
+    assert _train(tmp_path / "run", "--seed", "1", "--lr", "0.002", "--binarize", "dynamic", epochs=1) == 0
+    before = _weights_and_state(tmp_path / "run" / "last.npz")
+    capsys.readouterr()
+    assert _train(tmp_path / "run", "--resume", *flags, epochs=2) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("scratchvae: error:") and "only --epochs may change" in err
+    assert all(w in err for w in words), err
+    after = _weights_and_state(tmp_path / "run" / "last.npz")
+    assert all(np.array_equal(before[k], after[k]) for k in before)  # refused before any step
 
 
 def test_a_folder_holding_a_run_needs_resume(tmp_path, capsys):

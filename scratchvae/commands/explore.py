@@ -6,7 +6,8 @@ import argparse
 from pathlib import Path
 
 from ..checkpoint import load_model
-from ..explore import build_page, export_decoder
+from ..errors import UsageError
+from ..explore import ExportError, build_page, export_decoder
 from .argtypes import positive_int
 from .evaluate import held_out_with_labels
 from .images import output_path
@@ -36,7 +37,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     out = output_path(args.out, args.checkpoint, "explore", suffix=".html")
     model, checkpoint = load_model(args.checkpoint)
-    export_decoder(model)                                        # refuse a model the page cannot run before any work
+    try:
+        export_decoder(model)                                    # refuse a model the page cannot run before any work
+    except ExportError as err:                                   # the user's checkpoint: bad input
+        raise UsageError(str(err)) from None
     x, labels = held_out_with_labels(args.checkpoint, checkpoint)
     c = checkpoint.config
     about = (f"{c.get('model')} {c.get('kind')}, L={c.get('latent_dim')}, epoch {checkpoint.epoch}, "

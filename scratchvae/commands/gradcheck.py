@@ -17,6 +17,7 @@ import numpy as np
 
 from .. import nn
 from ..checkpoint import load_model
+from ..errors import UsageError
 from ..gradcheck import DEFAULT_TOLERANCE, GradCheckReport, check_kl, check_loss, check_model, check_module
 from ..models import ARCHITECTURES, build_model
 from ..objective import LOSSES, make_loss
@@ -138,7 +139,7 @@ def _layer_settings(name: str, args: argparse.Namespace) -> tuple[dict, tuple[in
     allowed = _LAYER_OPTIONS[name]
     stray = _given(args, [n for n in _LAYER_OPTION_NAMES if n not in allowed and n != "input_shape"])
     if stray:
-        raise ValueError(f"{', '.join(stray)} does not apply to --layer {name}; it takes "
+        raise UsageError(f"{', '.join(stray)} does not apply to --layer {name}; it takes "
                          f"{', '.join('--' + n.replace('_', '-') for n in allowed) or 'only --input-shape'}")
     shape = args.input_shape
     settings = {k: (v if getattr(args, k) is None else getattr(args, k)) for k, v in allowed.items()}
@@ -177,12 +178,16 @@ def _build_layer(name: str, settings: dict) -> nn.Module:
 def _check_layer(args: argparse.Namespace, rng: np.random.Generator) -> tuple[GradCheckReport, dict, float]:
     name = args.layer
     if name not in LAYERS:
-        raise ValueError(f"unknown layer '{name}', choose from {', '.join(LAYERS)}")
+        raise UsageError(f"unknown layer '{name}', choose from {', '.join(LAYERS)}")
     _reject(args, "--layer", ["kind", "latent_dim", "recon_loss"])
     settings, shape = _layer_settings(name, args)
     nn.manual_seed(args.seed)
-    layer = _build_layer(name, settings)
     x = rng.standard_normal(shape)
+    try:    # the layer and its input are the user's design: the layer refusing either is bad input
+        layer = _build_layer(name, settings)
+        layer.forward(x)
+    except ValueError as err:
+        raise UsageError(str(err)) from None
     h = LAYER_STEP if args.h is None else args.h
     report = check_module(layer, x, seed=args.seed, h=h, tolerance=args.tolerance, max_entries=args.max_entries)
     return report, {"layer": name, "module": repr(layer), "input_shape": list(shape)}, h
@@ -191,14 +196,14 @@ def _check_layer(args: argparse.Namespace, rng: np.random.Generator) -> tuple[Gr
 def _check_loss(args: argparse.Namespace, rng: np.random.Generator) -> tuple[GradCheckReport, dict, float]:
     name = args.loss
     if name not in _LOSS_NAMES:
-        raise ValueError(f"unknown loss '{name}', choose from {', '.join(_LOSS_NAMES)}")
+        raise UsageError(f"unknown loss '{name}', choose from {', '.join(_LOSS_NAMES)}")
     _reject(args, "--loss", ["kind", "latent_dim", "recon_loss", "max_entries"]
             + [n for n in _LAYER_OPTION_NAMES if n != "input_shape"])
     shape = args.input_shape or ((3, 4) if name == "kl" else (3, 8))
     h = LAYER_STEP if args.h is None else args.h
     if name == "kl":
         if len(shape) != 2:
-            raise ValueError(f"--loss kl: --input-shape is (N, L), mu's and logvar's shape; got {shape}")
+            raise UsageError(f"--loss kl: --input-shape is (N, L), mu's and logvar's shape; got {shape}")
         report = check_kl(rng.standard_normal(shape), rng.standard_normal(shape), h, args.tolerance)
         return report, {"loss": "kl", "input_shape": list(shape)}, h
     loss = make_loss(name)
@@ -214,7 +219,7 @@ def _check_loss(args: argparse.Namespace, rng: np.random.Generator) -> tuple[Gra
 def _reject(args: argparse.Namespace, mode: str, names) -> None:
     stray = _given(args, names)
     if stray:
-        raise ValueError(f"{', '.join(stray)} does not apply to {mode}")
+        raise UsageError(f"{', '.join(stray)} does not apply to {mode}")
 
 
 def _check_model(args: argparse.Namespace, rng: np.random.Generator) -> tuple[GradCheckReport, dict, float]:
@@ -230,7 +235,7 @@ def _check_model(args: argparse.Namespace, rng: np.random.Generator) -> tuple[Gr
     else:
         arch = args.model
         if arch not in ARCHITECTURES:
-            raise ValueError(f"unknown model '{arch}', choose from {', '.join(ARCHITECTURES)}")
+            raise UsageError(f"unknown model '{arch}', choose from {', '.join(ARCHITECTURES)}")
         kind, loss = args.kind or "vae", args.recon_loss or "bce"
         nn.manual_seed(args.seed)
         model = build_model(arch, kind, args.latent_dim, loss, rng=np.random.default_rng(args.seed))
@@ -305,7 +310,7 @@ def run(args: argparse.Namespace) -> int:
     elif args.model is not None or args.checkpoint is not None:
         report, what, h = _check_model(args, rng)
     else:
-        raise ValueError("give one of --model, --checkpoint, --layer or --loss")
+        raise UsageError("give one of --model, --checkpoint, --layer or --loss")
     if args.json:
         print(json.dumps(as_json(report, what, h), allow_nan=False))
     else:
