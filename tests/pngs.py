@@ -39,17 +39,10 @@ def read(path: Path) -> np.ndarray:
     return image
 
 
-def _runs(mask: np.ndarray, min_length: int, bridge: int = 0) -> list[tuple[int, int]]:
-    """[start, stop) of every run of True in a 1-D mask at least min_length long, after joining
-    runs separated by at most ``bridge`` False entries."""
+def _runs(mask: np.ndarray, min_length: int) -> list[tuple[int, int]]:
+    """[start, stop) of every run of True in a 1-D mask at least min_length long."""
     edges = np.flatnonzero(np.diff(np.concatenate([[0], mask.astype(np.int8), [0]])))
-    runs: list[list[int]] = []
-    for a, b in zip(edges[::2], edges[1::2]):
-        if runs and a - runs[-1][1] <= bridge:
-            runs[-1][1] = b
-        else:
-            runs.append([a, b])
-    return [(int(a), int(b)) for a, b in runs if b - a >= min_length]
+    return [(int(a), int(b)) for a, b in zip(edges[::2], edges[1::2]) if b - a >= min_length]
 
 
 def mosaics(image: np.ndarray) -> list[tuple[int, int, int, int]]:
@@ -61,8 +54,9 @@ def mosaics(image: np.ndarray) -> list[tuple[int, int, int, int]]:
     row_count = filled.sum(axis=1)
     for top, bottom in _runs(row_count >= 0.25 * row_count.max(), MIN_MOSAIC):
         col_count = filled[top:bottom].sum(axis=0)
-        # joined across a gap: a tile's white stroke can fill half a column of a one-row strip
-        for left, right in _runs(col_count >= 0.5 * (bottom - top), MIN_MOSAIC, bridge=MIN_MOSAIC):
+        # 0.2: a column of a mosaic may be white for most of its height (blank tiles padding the last
+        # rows, a white stroke down a one-row strip); a column of text beside it is sparser
+        for left, right in _runs(col_count >= 0.2 * (bottom - top), MIN_MOSAIC):
             block = (slice(top, bottom), slice(left, right))
             if filled[block].mean() > 0.6 and grey[block].mean() > 0.97:
                 blocks.append((top, bottom, left, right))
@@ -133,6 +127,7 @@ def panels(image: np.ndarray) -> list[tuple[int, int, int, int]]:
                     break
             else:
                 lines.append([top, bottom, x, x])
+    lines = [line for line in lines if line[3] - line[2] < 3]           # a frame is thin; a dark heat map cell is not
     frames = []
     while lines:                         # lines spanning the same rows, left to right: left, right, left, ...
         top, bottom = lines[0][0], lines[0][1]

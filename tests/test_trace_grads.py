@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import pngs
 import scratchvae as sv
 from scratchvae.checkpoint import load_model
 from scratchvae.cli import main
@@ -48,7 +49,9 @@ def test_a_traced_run_records_every_step_and_epoch(tmp_path):
         np.testing.assert_allclose(row["kl_per_dim"], per_dim, rtol=1e-12)
         assert sum(row["kl_per_dim"]) == pytest.approx(row["test_kl"], rel=1e-3)  # eval's own eps aside
     assert json.loads((out / "config.json").read_text())["trace_grads"] is True
-    assert (out / "gradflow.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # the norms and the recon/KL parts over the steps (curves), the KL per dimension per epoch (a heat
+    # map, and its colour bar: a fourth frame)
+    pngs.assert_plots(out / "gradflow.png", 4)
 
 
 def test_tracing_changes_no_weight_and_an_untraced_run_records_nothing(tmp_path):
