@@ -125,6 +125,47 @@ def test_ctrl_c_in_a_real_process_exits_130_and_the_run_resumes_exactly(tmp_path
     _assert_same(tmp_path / "whole" / "last.npz", out / "last.npz")
 
 
+#: a training run whose first step of epoch 2 says so on stdout and then waits (at most 60 s, for the
+#: Ctrl-Cs), so the test's two signals land inside that step whatever the machine's speed
+SLOW_STEP = """
+import sys, time
+import scratchvae.train as train_module
+from scratchvae.cli import main
+real_step, calls = train_module._step, []
+def step(*args, **kwargs):
+    calls.append(1)
+    if len(calls) == 6:                      # 300 images in batches of 64: 5 steps per epoch
+        print("in the step", flush=True)
+        time.sleep(60)                       # a Ctrl-C's handler runs, then the sleep goes on
+    return real_step(*args, **kwargs)
+train_module._step = step
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_a_second_ctrl_c_abandons_the_step_and_last_npz_still_loads(tmp_path):
+    """Ctrl-C asks for a stop after the step; a second Ctrl-C in that step abandons it: exit 130, and
+    last.npz is the end of epoch 1, from which the run resumes to the uninterrupted run's weights."""
+    out = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-c", SLOW_STEP, "train", "--epochs", "2", "--out", str(out), *SMALL],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=Path(__file__).parent,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    for line in proc.stdout:
+        if line.startswith("in the step"):
+            break
+    proc.send_signal(signal.SIGINT)
+    assert "stopping after this step" in proc.stderr.readline() + proc.stderr.readline()  # a blank line first
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "abandoned the step" in err and "holds epoch 1" in err and "Traceback" not in err, err
+    abandoned = load_checkpoint(out / "last.npz")
+    assert abandoned.epoch == 1 and abandoned.progress is None
+    assert main(["train", "--out", str(out), "--resume", "--no-progress"]) == 0
+    assert _train(tmp_path / "whole", epochs=2) == 0
+    _assert_same(tmp_path / "whole" / "last.npz", out / "last.npz")
+
+
 def test_a_write_killed_halfway_leaves_the_previous_checkpoint(tmp_path, monkeypatch):
     out = tmp_path / "run"
     assert _train(out, epochs=1) == 0
