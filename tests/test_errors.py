@@ -13,12 +13,8 @@ from scratchvae.checkpoint import Checkpoint, CheckpointError, save_checkpoint
 from scratchvae.cli import main
 from scratchvae.commands import images
 from scratchvae.data import DataFileError
+from conftest import CHILD_CWD
 from scratchvae.errors import UsageError
-
-#: what the tests' subprocesses run in: the tests folder, so Python's own path entry for -c (the
-#: working folder) is never the source tree and the child imports the installed package
-HERE = Path(__file__).resolve().parent
-
 
 @pytest.fixture(scope="module")
 def ckpt(tmp_path_factory):
@@ -66,11 +62,11 @@ def test_in_a_real_process_a_bug_exits_1_with_its_traceback_and_bad_input_2_with
             "from scratchvae.cli import main\n"
             "sys.exit(main(sys.argv[1:]))\n")
     bug = subprocess.run([sys.executable, "-c", code, "sample", str(ckpt)], capture_output=True, text=True,
-                         cwd=HERE, timeout=300)
+                         cwd=CHILD_CWD, timeout=300)
     assert bug.returncode == 1
     assert "Traceback" in bug.stderr and "could not be broadcast" in bug.stderr and "scratchvae: error" not in bug.stderr
     bad = subprocess.run([sys.executable, "-c", code, "sample", str(tmp_path / "none.npz")], capture_output=True,
-                         text=True, cwd=HERE, timeout=300)
+                         text=True, cwd=CHILD_CWD, timeout=300)
     assert bad.returncode == 2 and bad.stderr.strip() == f"scratchvae: error: {tmp_path / 'none.npz'}: no such checkpoint file"
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import CHILD_CWD
 from scratchvae import checkpoint as ckpt_module
 from scratchvae import train as train_module
 from scratchvae.checkpoint import CheckpointError, load_checkpoint, load_model
@@ -111,7 +112,7 @@ def test_ctrl_c_in_a_real_process_exits_130_and_the_run_resumes_exactly(tmp_path
     command = [sys.executable, "-m", "scratchvae.cli", "train", "--epochs", "3", "--out", str(out),
                "--train-size", "3000", "--no-progress"]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}   # each epoch line reaches us as it is printed
-    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=CHILD_CWD)
     for line in proc.stdout:
         if line.startswith("epoch   1"):   # epoch 1 done: Ctrl-C lands in epoch 2 or between epochs
             proc.send_signal(signal.SIGINT)
@@ -148,7 +149,7 @@ def test_a_second_ctrl_c_abandons_the_step_and_last_npz_still_loads(tmp_path):
     last.npz is the end of epoch 1, from which the run resumes to the uninterrupted run's weights."""
     out = tmp_path / "run"
     proc = subprocess.Popen([sys.executable, "-c", SLOW_STEP, "train", "--epochs", "2", "--out", str(out), *SMALL],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=Path(__file__).parent,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=CHILD_CWD,
                             env={**os.environ, "PYTHONUNBUFFERED": "1"})
     for line in proc.stdout:
         if line.startswith("in the step"):
