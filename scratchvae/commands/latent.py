@@ -9,8 +9,8 @@ import numpy as np
 
 from ..checkpoint import Checkpoint, load_model
 from ..data.folder import read_image
-from ..errors import UsageError
 from ..data.resize import resize_square
+from ..errors import UsageError
 from ..latent.features import (estimate_feature_vector, in_batches, ink, labels_from_file, shift_codes, slant,
                                split_at_median)
 from ..latent.figures import save_histograms, save_manifold, save_scatter, save_strip

@@ -26,8 +26,8 @@ import numpy as np
 
 from ..checkpoint import Checkpoint, CheckpointError, load_checkpoint, model_from_config, restore_rng, rng_state, \
     save_checkpoint
-from ..errors import UsageError, make_folder
 from ..data import BINARIZE_MODES, check_model_fits, load_dataset, prepare
+from ..errors import UsageError, make_folder
 from ..gradflow import GradTracer, save_gradflow_figure
 from ..models import ARCHITECTURES
 from ..nn.init import manual_seed
