@@ -64,7 +64,8 @@ def span(values: list[float], fmt: str = ".1f") -> str:
 # -- speed -------------------------------------------------------------------------------------------------
 def speed_table(reports: list[dict]) -> str:
     """The README's speed table from bench.py --vs-torch --json reports (one per run): a row per model."""
-    lines = ["| model | step, ours / PyTorch | ratio | inference b=1000, ours / PyTorch | ratio |", "|---|---|---|---|---|"]
+    lines = ["| model | step, ours / PyTorch | ratio | inference b=1000, ours / PyTorch | ratio |",
+             "|---|---|---|---|---|"]
     for i, first in enumerate(reports[0]["results"]):
         rows = [report["results"][i] for report in reports]
 
@@ -74,7 +75,8 @@ def speed_table(reports: list[dict]) -> str:
         lines.append(f"| {MODELS.get(first['model'], first['model'])}{workers} | {cell('train_ms')} / "
                      f"{cell('torch_train_ms')} ms | {cell('train_ratio', '.2f')}x | {cell('inference_ms')} / "
                      f"{cell('torch_inference_ms')} ms | {cell('inference_ratio', '.2f')}x |")
-    nll = [(r, [report["results"][i] for report in reports]) for i, r in enumerate(reports[0]["results"]) if "nll_s" in r]
+    nll = [(r, [report["results"][i] for report in reports]) for i, r in enumerate(reports[0]["results"])
+           if "nll_s" in r]
     if nll:
         parts = [f"{MODELS.get(r['model'], r['model']).split()[0]} {span([x['nll_s'] for x in rows], '.2f')} / "
                  f"{span([x['torch_nll_s'] for x in rows], '.2f')} s ({span([x['nll_ratio'] for x in rows], '.2f')}x)"
@@ -102,8 +104,8 @@ EVALUATE = "scratchvae evaluate RUN/best.npz --k 1000 --n 1000"
 def evaluate_table(rows: list[dict]) -> str:
     """The README's evaluate table from evaluate --json results, each with the command's wall-clock
     wall_s and its peak resident memory peak_mb added."""
-    lines = [f"| run: `{TRAIN.format(model='M')}` | -ELBO (recon + KL) | nll, K = 1000 | active units | time, peak memory |",
-             "|---|---|---|---|---|"]
+    lines = [f"| run: `{TRAIN.format(model='M')}` | -ELBO (recon + KL) | nll, K = 1000 | active units | "
+             f"time, peak memory |", "|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| `{r['model']}` | {r['elbo']:.2f} ({r['recon']:.2f} + {r['kl']:.2f}) | {r['nll']:.2f} +- "
                      f"{r['nll_stderr']:.2f} | {r['active_units']} / {r['latent_dim']} | {r['wall_s']:.0f} s, "

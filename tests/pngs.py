@@ -63,13 +63,12 @@ def mosaics(image: np.ndarray) -> list[tuple[int, int, int, int]]:
     return blocks
 
 
-def tiles(image: np.ndarray, box: tuple[int, int, int, int], rows: int, cols: int,
-          tile_aspect: float = 1.0) -> np.ndarray:
+def tiles(image: np.ndarray, box: tuple[int, int, int, int], rows: int, cols: int) -> np.ndarray:
     """The mosaic in ``box`` cut into rows x cols tiles, each pooled to 8 x 8 grey levels after
     dropping a 15% border (the rescaled tiles' edges blur into their neighbours): (rows, cols, 8, 8).
-    Asserts the box's shape is that of rows x cols tiles of height / width ``tile_aspect``."""
+    Asserts the box's shape is that of rows x cols square tiles (every model's images are square)."""
     top, bottom, left, right = box
-    est_rows = (bottom - top) / ((right - left) / cols * tile_aspect)
+    est_rows = (bottom - top) / ((right - left) / cols)
     assert abs(est_rows - rows) < 0.3, f"the mosaic holds {est_rows:.2f} rows of {cols} tiles, expected {rows}"
     grey = image[top:bottom, left:right].mean(axis=2)
     ys, xs = np.linspace(0, bottom - top, rows + 1), np.linspace(0, right - left, cols + 1)
@@ -100,13 +99,13 @@ def blank(pooled: np.ndarray) -> np.ndarray:
 
 
 def assert_mosaic(path: Path, rows: int, cols: int, *, count: int = 1, index: int = 0, min_distinct: int = 2,
-                  blanks: int = 0, tile_aspect: float = 1.0) -> np.ndarray:
+                  blanks: int = 0) -> np.ndarray:
     """The figure holds ``count`` mosaics; the ``index``-th is rows x cols tiles, ``blanks`` of them white
     (padding), at least ``min_distinct`` different from each other. Returns its pooled tiles."""
     image = read(path)
     boxes = mosaics(image)
     assert len(boxes) == count, f"{path.name}: {len(boxes)} image mosaics, expected {count}"
-    pooled = tiles(image, boxes[index], rows, cols, tile_aspect)
+    pooled = tiles(image, boxes[index], rows, cols)
     assert blank(pooled).sum() == blanks, f"{path.name}: {blank(pooled).sum()} blank tiles, expected {blanks}"
     assert distinct(pooled) >= min_distinct, f"{path.name}: only {distinct(pooled)} different tiles"
     return pooled

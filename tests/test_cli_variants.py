@@ -94,7 +94,8 @@ def test_bce_on_probabilities_trains_and_is_a_likelihood(tmp_path, capsys):
 
 def test_rmse_trains_and_evaluates_without_a_likelihood(tmp_path, capsys):
     run = tmp_path / "run"
-    assert main(["train", "--loss", "rmse", "--train-size", "1024", "--batch-size", "64", "--out", str(run), *QUICK]) == 0
+    assert main(["train", "--loss", "rmse", "--train-size", "1024", "--batch-size", "64", "--out", str(run),
+                 *QUICK]) == 0
     row = _metrics(run)[0]
     assert 0 < row["test_recon"] < 1 and math.isfinite(row["test_kl"])  # per-image RMSE of pixels in [0, 1]
     capsys.readouterr()

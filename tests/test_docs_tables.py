@@ -60,11 +60,13 @@ def test_the_speed_table_shows_the_range_over_runs():
 def test_the_evaluate_table_row():
     row = {"model": "conv", "elbo": 95.466, "recon": 71.05, "kl": 24.42, "nll": 89.851, "nll_stderr": 0.78,
            "active_units": 24, "latent_dim": 32, "wall_s": 61.4, "peak_mb": 512.3}
-    assert tables.evaluate_table([row]).splitlines()[-1] == "| `conv` | 95.47 (71.05 + 24.42) | 89.85 +- 0.78 | 24 / 32 | 61 s, 512 MB |"
+    assert tables.evaluate_table([row]).splitlines()[-1] == \
+        "| `conv` | 95.47 (71.05 + 24.42) | 89.85 +- 0.78 | 24 / 32 | 61 s, 512 MB |"
 
 
-@pytest.mark.parametrize("heading, command", [("## Speed", "python benchmarks/tables.py speed"),
-                                              ("## Evaluate, sample, reconstruct", "python benchmarks/tables.py evaluate")])
+@pytest.mark.parametrize("heading, command", [
+    ("## Speed", "python benchmarks/tables.py speed"),
+    ("## Evaluate, sample, reconstruct", "python benchmarks/tables.py evaluate")])
 def test_the_readme_says_which_command_made_each_measured_table(heading, command):
     section = README.split(heading, 1)[1].split("\n## ", 1)[0]
     assert "|---" in section and command in section

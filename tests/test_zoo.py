@@ -105,7 +105,8 @@ def test_the_cheap_detectors_give_what_docs_zoo_md_shows(name):
     the rounding of finite differences (1e-16 / h with h = 1e-6, changed by another summation order):
     within a factor 3 of the pasted one (4.7e-9 here where 4.8e-9 was pasted; the tolerance is 1e-6)."""
     bug, table, pasted = get_bug(name), claimed(), pasted_run(name)
-    verdicts = [det.gradient_check(bug), det.std_of_z(bug), det.kl_vs_monte_carlo(bug), det.recon_is_log_likelihood(bug)]
+    verdicts = [det.gradient_check(bug), det.std_of_z(bug), det.kl_vs_monte_carlo(bug),
+                det.recon_is_log_likelihood(bug)]
     assert [v.detector for v in verdicts] == list(CHEAP)
     for v in verdicts:
         assert v.caught == table[v.detector][name] == pasted[v.detector][0], v.detector
