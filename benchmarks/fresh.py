@@ -41,7 +41,9 @@ def run_python(code: str, env: dict | None = None, stdin: str | None = None) -> 
     given; _CHILD_PATH first on its sys.path) and return the JSON object on the last line
     of its standard output. Its standard error passes through; a failure raises
     RuntimeError with it."""
-    code = f"import sys; sys.path[:0] = {_CHILD_PATH!r}\n" + code
+    # scratchvae imported before anything else: bench.py puts the checkout it sits in on the path for a
+    # script run from a clone, and the child must measure this process's scratchvae (an installed one too)
+    code = f"import sys; sys.path[:0] = {_CHILD_PATH!r}\nimport scratchvae\n" + code
     done = subprocess.run([sys.executable, "-c", code], env=os.environ if env is None else env,
                           input=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     sys.stderr.write(done.stderr)

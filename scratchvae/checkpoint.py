@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from .atomic import save_npz_atomic
+from .errors import UsageError
 from .models import ARCHITECTURES, build_model
 from .nn.module import Module
 
@@ -36,7 +37,7 @@ CHECKPOINT_FORMAT = 1
 _META, _OPTIMIZER, _RNG, _PROGRESS = "meta.", "optimizer.", "rng.", "progress."
 
 
-class CheckpointError(ValueError):
+class CheckpointError(UsageError):
     """A checkpoint is missing, truncated, foreign or of another architecture (one-line message)."""
 
 
@@ -82,9 +83,13 @@ def load_checkpoint(path: Path) -> Checkpoint:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file")
-    with open(path, "rb") as f:
-        if f.read(4) != b"PK\x03\x04":      # every .npz is a zip; anything else is not a checkpoint
-            raise CheckpointError(f"{path}: not an .npz file, so not a scratchvae checkpoint")
+    try:
+        with open(path, "rb") as f:
+            magic = f.read(4)
+    except OSError as err:                  # no permission, an I/O error: the user's file, not a bug
+        raise CheckpointError(f"{path}: cannot read it ({err.strerror or err})") from None
+    if magic != b"PK\x03\x04":              # every .npz is a zip; anything else is not a checkpoint
+        raise CheckpointError(f"{path}: not an .npz file, so not a scratchvae checkpoint")
     try:
         with np.load(path, allow_pickle=False) as npz:
             arrays = {k: npz[k] for k in npz.files}

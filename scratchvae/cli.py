@@ -1,7 +1,9 @@
 """Command line: ``scratchvae train | evaluate | sample | reconstruct | latent | interpolate | feature | explore | gradcheck | tour | zoo``.
 
 Each command lives in its own module (scratchvae/commands/; the benchmark is benchmarks/bench.py);
-this file puts them under one parser and turns library errors into one line on stderr.
+this file puts them under one parser. A UsageError (bad input: scratchvae/errors.py) becomes one
+line on stderr and exit 2, as argparse does with a bad flag; anything else is a bug and keeps its
+traceback (exit 1).
 """
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ import argparse
 import sys
 
 from .commands import evaluate, explore, gradcheck, images, latent, tour, train, zoo
+from .errors import UsageError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -27,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("scratchvae: interrupted", file=sys.stderr)
         return 130
-    except (ValueError, TypeError, FloatingPointError, OSError) as err:  # DataFileError, CheckpointError too
+    except UsageError as err:  # CheckpointError, DataFileError too
         print(f"scratchvae: error: {err}", file=sys.stderr)
         return 2
 

@@ -37,11 +37,14 @@ def save_grid(images: np.ndarray, path: Path, ncols: int = 10, title: str | None
 
 def save_reconstructions(originals: np.ndarray, recons: np.ndarray, path: Path, ncols: int = 10,
                          title: str = "top: test images, bottom: reconstructions") -> Path:
-    """Alternate rows of originals and their reconstructions."""
-    pairs = []
+    """Alternate rows of originals and their reconstructions (a short last pair padded with blank
+    tiles, so its reconstructions start a row of their own, under their originals)."""
+    rows = []
     for start in range(0, len(originals), ncols):
-        pairs += [originals[start:start + ncols], recons[start:start + ncols]]
-    return save_grid(np.concatenate(pairs), path, ncols, title)
+        for part in (originals[start:start + ncols], recons[start:start + ncols]):
+            blank = np.ones((ncols - len(part), *part.shape[1:]), dtype=part.dtype)  # (pad, C, H, W)
+            rows.append(np.concatenate([part, blank]))
+    return save_grid(np.concatenate(rows), path, ncols, title)
 
 
 def save_loss_curves(history: list[dict], path: Path) -> Path:

@@ -1,7 +1,69 @@
+"""Fixtures and helpers every test file shares, and SCRATCHVAE_REQUIRE.
+
+SCRATCHVAE_REQUIRE=torch,chromium (comma-separated words; .ci/run sets it to "all") turns a skip
+whose reason names one of the words into a failure: the tests that compare with PyTorch or run the
+explorer in Chromium skip on a machine without them, and a run that is meant to have them must not
+pass by skipping them. "all" fails every skip, and "installed" (or "all") has tests/test_installed.py
+check that the run imports the installed package, not the source tree.
+"""
+import os
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from scratchvae.nn.init import manual_seed
+
+#: where tests run a `python -c` or `python -m` child: Python puts that folder first on the child's path,
+#: and the checkout's root would put its source tree ahead of the installed package
+CHILD_CWD = Path(__file__).resolve().parent
+#: the files whose tests run the kernels (scratchvae/kernels/: im2col, col2im, the fused passes, BatchNorm,
+#: BCE, the BLAS product, Adam) through the layers, losses, optimizers and models: marked `kernels`, so
+#: CI runs them a second time with SCRATCHVAE_KERNELS=reference (.ci/run). The commands' and demos' tests
+#: run the same kernels again through training runs, and are left to the compiled ones.
+KERNEL_FILES = {"test_adding_a_layer.py", "test_backward_params.py", "test_batchnorm.py", "test_batchnorm_kernels.py", "test_bce_kernel.py",
+                "test_blas.py", "test_conv.py", "test_distributions.py", "test_evaluation.py", "test_fused.py", "test_kernels.py",
+                "test_latent.py", "test_layers.py", "test_logstd.py", "test_models.py", "test_objective.py",
+                "test_optim.py", "test_parallel.py", "test_reference_kernels.py", "test_torch_parity.py",
+                "test_tour.py", "test_trace_grads.py", "test_train_step.py"}
+REQUIRED = {word.strip().lower() for word in os.environ.get("SCRATCHVAE_REQUIRE", "").split(",") if word.strip()}
+
+
+def required(word: str) -> bool:
+    return word in REQUIRED or "all" in REQUIRED
+
+
+def _skip_reason(report) -> str:
+    longrepr = report.longrepr
+    return str(longrepr[2] if isinstance(longrepr, tuple) else longrepr)
+
+
+def _fail_a_required_skip(report) -> None:
+    if not report.skipped or getattr(report, "wasxfail", None) is not None:
+        return
+    reason = _skip_reason(report)
+    named = [word for word in REQUIRED if word == "all" or word in reason.lower()]
+    if named:
+        report.outcome = "failed"
+        report.longrepr = f"skipped, but SCRATCHVAE_REQUIRE={','.join(sorted(REQUIRED))} requires it: {reason}"
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.path.name in KERNEL_FILES:
+            item.add_marker(pytest.mark.kernels)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    _fail_a_required_skip(outcome.get_result())
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_make_collect_report(collector):
+    outcome = yield                  # a module-level importorskip skips at collection
+    _fail_a_required_skip(outcome.get_result())
 
 
 @pytest.fixture(autouse=True)

@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 
 import scratchvae as sv
-from scratchvae.kernels.bce import (RUN, bce_logits_grad_numba, bce_logits_grad_reference, bce_logits_rows_numba,
-                                    bce_logits_rows_reference, bce_logits_sum_numba, bce_logits_sum_reference)
+from scratchvae.kernels.bce import (RUN, bce_logits_grad_numba, bce_logits_grad_reference, bce_logits_rows,
+                                    bce_logits_rows_numba, bce_logits_rows_reference, bce_logits_sum_numba,
+                                    bce_logits_sum_reference)
 
 
 def _case(dtype, n=7, d=3 * RUN + 5, seed=0):
@@ -81,4 +82,5 @@ def test_rows_kernel_matches_reference_row_by_row(dtype):
     rel = 1e-7 if dtype == np.float32 else 1e-13
     np.testing.assert_allclose(got, bce_logits_rows_reference(a, t), rtol=rel)
     assert got.sum() == pytest.approx(bce_logits_sum_numba(a, t)[0], rel=rel)
-    np.testing.assert_array_equal(sv.BCEWithLogits().per_image(a, t), got)   # the loss class runs it
+    # the loss class runs the rows kernel the mode binds (SCRATCHVAE_KERNELS): the same call, the same bits
+    np.testing.assert_array_equal(sv.BCEWithLogits().per_image(a, t), bce_logits_rows(a, t))

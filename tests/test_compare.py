@@ -2,16 +2,10 @@
 import numpy as np
 import pytest
 
+import pngs
 import scratchvae as sv
 from scratchvae.latent import (BetaResult, bounding_box, box_samples, save_ae_vs_vae, save_beta_samples,
                                save_rate_distortion)
-
-PNG = b"\x89PNG\r\n\x1a\n"
-
-
-def _is_png(path) -> bool:
-    return path.is_file() and path.read_bytes()[:8] == PNG
-
 
 def test_box_samples_stay_in_the_box():
     rng = np.random.default_rng(0)
@@ -43,9 +37,14 @@ def test_ae_vs_vae_figure(tmp_path):
     ae, vae = _models()
     x = np.random.default_rng(0).uniform(0, 1, (30, 1, 28, 28)).astype(np.float32)
     labels = np.arange(30) % 10
+    # a row per model: the codes (a plot), decodes of the box and of N(0, I) (two 4 x 4 mosaics)
     path = save_ae_vs_vae(ae, vae, x, labels, tmp_path / "cmp.png", n=16)
-    assert _is_png(path)
-    assert _is_png(save_ae_vs_vae(ae, vae, x, None, tmp_path / "nolabels.png", n=9))
+    pngs.assert_plots(path, 2, mosaic_count=4, min_span=0)    # codes of random images may sit close together
+    for index in range(4):
+        pngs.assert_mosaic(path, 4, 4, count=4, index=index, min_distinct=8)
+    path = save_ae_vs_vae(ae, vae, x, None, tmp_path / "nolabels.png", n=9)
+    for index in range(4):
+        pngs.assert_mosaic(path, 3, 3, count=4, index=index, min_distinct=5)
 
 
 @pytest.mark.parametrize("latents", [(3, 2), (2, 5)])
@@ -69,9 +68,10 @@ def _results(k=5):
 
 
 def test_beta_sweep_figures(tmp_path):
-    assert _is_png(save_rate_distortion(_results(), tmp_path / "rd.png"))
-    assert _is_png(save_rate_distortion(_results()[:1], tmp_path / "rd1.png"))   # a single beta (not 1)
-    assert _is_png(save_beta_samples(_results(), tmp_path / "samples.png"))
+    pngs.assert_plots(save_rate_distortion(_results(), tmp_path / "rd.png"), 1)
+    pngs.assert_plots(save_rate_distortion(_results()[:1], tmp_path / "rd1.png"), 1, min_span=0)  # one beta, one point
+    # a row per beta, its 5 samples (uniform noise: every tile differs)
+    pngs.assert_mosaic(save_beta_samples(_results(), tmp_path / "samples.png"), 4, 5, min_distinct=20)
 
 
 def test_beta_sweep_bad_input(tmp_path):

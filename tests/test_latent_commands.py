@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import pngs
 import scratchvae as sv
 from conftest import adam_steps, blob_images
 from scratchvae.checkpoint import Checkpoint, save_checkpoint
@@ -16,7 +17,6 @@ from scratchvae.cli import main
 from scratchvae.data.datasets import held_out_split
 
 N_IMAGES, N_HELD_OUT = 120, 12
-PNG = b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.fixture(scope="module")
@@ -63,10 +63,6 @@ def _run(capsys, *argv):
     return code, out, err
 
 
-def _is_png(path):
-    return path.is_file() and path.read_bytes()[:8] == PNG
-
-
 def _one_line_error(result, *words):
     code, _, err = result
     assert code == 2
@@ -81,7 +77,10 @@ def test_latent_2d_writes_scatter_histograms_and_grid(capsys, ckpt, tmp_path):
     code, out, err = _run(capsys, "latent", ckpt, "--grid", 6)
     names = [f"latent-{kind}-m.png" for kind in ("scatter", "hist", "grid")]
     assert code == 0 and err == "" and out.split() == [str(tmp_path / n) for n in names]
-    assert all(_is_png(tmp_path / n) for n in names)
+    pngs.assert_plots(tmp_path / names[0], 1)                    # the codes, a point each
+    pngs.assert_plots(tmp_path / names[1], 2, min_span=0)        # a histogram per latent dimension
+    # 6 x 6 decodes of a grid spanning the prior: a decoder that ignored z would draw one tile 36 times
+    pngs.assert_mosaic(tmp_path / names[2], 6, 6, min_distinct=30)
 
 
 @pytest.mark.parametrize("latent_dim, kind", [(3, "vae"), (1, "vae"), (3, "ae")])
@@ -91,7 +90,8 @@ def test_latent_other_sizes_have_no_grid(capsys, tmp_path, data, latent_dim, kin
     out_dir.mkdir()
     code, out, _ = _run(capsys, "latent", ckpt, "--out", out_dir)
     assert code == 0 and len(out.split()) == 2
-    assert _is_png(out_dir / "latent-scatter-m.png") and _is_png(out_dir / "latent-hist-m.png")
+    pngs.assert_plots(out_dir / "latent-scatter-m.png", 1)
+    pngs.assert_plots(out_dir / "latent-hist-m.png", latent_dim, min_span=0)
     assert not (out_dir / "latent-grid-m.png").exists()
 
 
@@ -106,11 +106,29 @@ def test_latent_out_folder_missing(capsys, ckpt, tmp_path):
 
 
 # -- interpolate -------------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("extra", [[], ["--slerp", "--steps", 4]])
-def test_interpolate_writes_a_png(capsys, ckpt, tmp_path, extra):
+@pytest.mark.parametrize("extra, name, steps", [([], "interpolate-m-0-to-11.png", 10),
+                                                 (["--slerp", "--steps", 4], "interpolate-m-0-to-11-slerp.png", 4)])
+def test_interpolate_writes_a_strip(capsys, ckpt, tmp_path, extra, name, steps):
     code, out, err = _run(capsys, "interpolate", ckpt, "--from", 0, "--to", N_HELD_OUT - 1, *extra)
-    assert code == 0 and err == "" and out.strip() == str(tmp_path / "interpolate-m.png")
-    assert _is_png(tmp_path / "interpolate-m.png")
+    assert code == 0 and err == "" and out.strip() == str(tmp_path / name)
+    # the two held-out images and the path between their codes; this briefly trained model's
+    # neighbouring decodes differ by only 0.005-0.02 grey levels, so not every tile counts as new
+    strip = pngs.assert_mosaic(tmp_path / name, 1, steps + 2, min_distinct=steps // 2 + 2)[0]
+    assert np.abs(strip[1] - strip[-2]).max() > 0.03   # the path's two ends differ (0.05-0.09 measured)
+
+
+def test_interpolations_and_features_never_replace_each_other(capsys, ckpt, tmp_path):
+    """Each default file name says what the figure shows, so a second call keeps the first's figure."""
+    calls = [(["interpolate", ckpt, "--from", 0, "--to", 5], "interpolate-m-0-to-5.png"),
+             (["interpolate", ckpt, "--from", 3, "--to", 7], "interpolate-m-3-to-7.png"),
+             (["interpolate", ckpt, "--from", 3, "--to", 7, "--slerp"], "interpolate-m-3-to-7-slerp.png"),
+             (["feature", ckpt, "--label", 1], "feature-m-label1.png"),
+             (["feature", ckpt, "--label", 0], "feature-m-label0.png"),
+             (["feature", ckpt, "--attribute", "ink"], "feature-m-ink.png")]
+    for argv, name in calls:
+        code, out, _ = _run(capsys, *argv)
+        assert code == 0 and out.strip().splitlines()[-1] == str(tmp_path / name)
+    assert sorted(p.name for p in tmp_path.glob("*.png")) == sorted(name for _, name in calls)
 
 
 @pytest.mark.parametrize("flag", ["--from", "--to"])
@@ -133,13 +151,16 @@ def test_feature_label_prints_batches_and_change(capsys, ckpt, tmp_path):
     lines = out.strip().splitlines()
     assert code == 0 and err == "" and len(lines) == 2
     assert "batches of 3" in lines[0] and "final change" in lines[0] and "tolerance 0.001" in lines[0]
-    assert lines[1] == str(tmp_path / "f.png") and _is_png(tmp_path / "f.png")
+    assert lines[1] == str(tmp_path / "f.png")
+    rows = pngs.assert_mosaic(tmp_path / "f.png", 3, 5, min_distinct=15)   # 3 images, 5 values of alpha
+    assert all(np.abs(row[0] - row[-1]).max() > 0.05 for row in rows)       # alpha moves each image
 
 
 @pytest.mark.parametrize("argv", [["--attribute", "ink"], ["--attribute", "slant", "--tolerance", "0"]])
 def test_feature_attributes(capsys, ckpt, tmp_path, argv):
     code, out, _ = _run(capsys, "feature", ckpt, *argv, "--batch-size", 4)
-    assert code == 0 and "above its median" in out and _is_png(tmp_path / "feature-m.png")
+    assert code == 0 and "above its median" in out
+    pngs.assert_mosaic(tmp_path / f"feature-m-{argv[1]}.png", 8, 7, min_distinct=50)  # --n 8 rows, --steps 7
     if "--tolerance" in argv:
         assert "batches of 4" in out and "not converged, all data used" in out   # 12 items: 3 batches
         assert out.startswith("feature 'slant above its median': 3 batches")
@@ -151,7 +172,8 @@ def test_feature_labels_files(capsys, ckpt, tmp_path):
     (tmp_path / "ok.csv").write_text("".join(f"{i},{int(f)}\n" for i, f in enumerate(flags)))
     for name in ("ok.npy", "ok.csv"):
         code, out, _ = _run(capsys, "feature", ckpt, "--labels", tmp_path / name, "--out", tmp_path / f"{name}.png")
-        assert code == 0 and f"labels of {name}" in out and _is_png(tmp_path / f"{name}.png")
+        assert code == 0 and f"labels of {name}" in out
+        pngs.assert_mosaic(tmp_path / f"{name}.png", 8, 7, min_distinct=50)
     np.save(tmp_path / "short.npy", flags[:-1])
     _one_line_error(_run(capsys, "feature", ckpt, "--labels", tmp_path / "short.npy"),
                     "short.npy", N_HELD_OUT - 1, N_HELD_OUT)
@@ -191,7 +213,9 @@ def test_interpolate_from_an_image_file(capsys, ckpt, tmp_path):
     rgb[10:46, 24:32] = 1.0                                       # a white bar, a "1"
     matplotlib.image.imsave(tmp_path / "bar.png", rgb)
     code, out, err = _run(capsys, "interpolate", ckpt, "--from", tmp_path / "bar.png", "--to", 0)
-    assert code == 0 and err == "" and _is_png(Path(out.strip()))
+    assert code == 0 and err == "" and out.strip() == str(tmp_path / "interpolate-m-bar-to-0.png")
+    first = pngs.assert_mosaic(Path(out.strip()), 1, 12, min_distinct=7)[0, 0]   # (8, 8) pooled grey levels
+    assert first[:, 3:5].mean() > 0.5 > 0.1 > first[:, :2].mean()          # the white bar, black around it
 
 
 def test_interpolate_from_a_missing_file_is_one_line(capsys, ckpt, tmp_path):

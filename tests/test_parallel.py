@@ -8,6 +8,7 @@ import threading
 import numpy as np
 import pytest
 
+from conftest import CHILD_CWD
 import scratchvae as sv
 from scratchvae._threads import blas_thread_control, blas_threads
 from scratchvae.data import load_split
@@ -281,7 +282,8 @@ def test_thread_defaults_yield_to_the_user(user_value, expected):
     if user_value is not None:
         env["OPENBLAS_THREAD_TIMEOUT"] = user_value
     code = "import os, scratchvae; print(os.environ['OPENBLAS_THREAD_TIMEOUT'], os.environ['NUMBA_THREADING_LAYER'])"
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True,
+                         cwd=CHILD_CWD)
     assert out.stdout.split() == [expected, "workqueue"]
 
 

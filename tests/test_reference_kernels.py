@@ -11,6 +11,7 @@ import sys
 import numpy as np
 import pytest
 
+from conftest import CHILD_CWD
 from scratchvae._threads import blas_thread_control
 from scratchvae.kernels import KERNELS, conv2d_backward_naive, conv2d_naive
 from scratchvae.nn.conv import Conv2d
@@ -112,7 +113,7 @@ def _python(code: str, kernels: str | None, *args: str) -> subprocess.CompletedP
     env = {k: v for k, v in os.environ.items() if k != "SCRATCHVAE_KERNELS"}
     if kernels is not None:
         env["SCRATCHVAE_KERNELS"] = kernels
-    return subprocess.run([sys.executable, "-c", code, *args], env=env, capture_output=True, text=True)
+    return subprocess.run([sys.executable, "-c", code, *args], env=env, capture_output=True, text=True, cwd=CHILD_CWD)
 
 
 def test_this_process_runs_the_mode_its_environment_names():

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import CHILD_CWD
 from scratchvae import checkpoint as ckpt_module
 from scratchvae import train as train_module
 from scratchvae.checkpoint import CheckpointError, load_checkpoint, load_model
@@ -111,7 +112,7 @@ def test_ctrl_c_in_a_real_process_exits_130_and_the_run_resumes_exactly(tmp_path
     command = [sys.executable, "-m", "scratchvae.cli", "train", "--epochs", "3", "--out", str(out),
                "--train-size", "3000", "--no-progress"]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}   # each epoch line reaches us as it is printed
-    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=CHILD_CWD)
     for line in proc.stdout:
         if line.startswith("epoch   1"):   # epoch 1 done: Ctrl-C lands in epoch 2 or between epochs
             proc.send_signal(signal.SIGINT)
@@ -122,6 +123,47 @@ def test_ctrl_c_in_a_real_process_exits_130_and_the_run_resumes_exactly(tmp_path
     assert main(["train", "--out", str(out), "--resume", "--no-progress"]) == 0
     assert main(["train", "--epochs", "3", "--out", str(tmp_path / "whole"), "--train-size", "3000",
                  "--no-progress"]) == 0
+    _assert_same(tmp_path / "whole" / "last.npz", out / "last.npz")
+
+
+#: a training run whose first step of epoch 2 says so on stdout and then waits (at most 60 s, for the
+#: Ctrl-Cs), so the test's two signals land inside that step whatever the machine's speed
+SLOW_STEP = """
+import sys, time
+import scratchvae.train as train_module
+from scratchvae.cli import main
+real_step, calls = train_module._step, []
+def step(*args, **kwargs):
+    calls.append(1)
+    if len(calls) == 6:                      # 300 images in batches of 64: 5 steps per epoch
+        print("in the step", flush=True)
+        time.sleep(60)                       # a Ctrl-C's handler runs, then the sleep goes on
+    return real_step(*args, **kwargs)
+train_module._step = step
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_a_second_ctrl_c_abandons_the_step_and_last_npz_still_loads(tmp_path):
+    """Ctrl-C asks for a stop after the step; a second Ctrl-C in that step abandons it: exit 130, and
+    last.npz is the end of epoch 1, from which the run resumes to the uninterrupted run's weights."""
+    out = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-c", SLOW_STEP, "train", "--epochs", "2", "--out", str(out), *SMALL],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=CHILD_CWD,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    for line in proc.stdout:
+        if line.startswith("in the step"):
+            break
+    proc.send_signal(signal.SIGINT)
+    assert "stopping after this step" in proc.stderr.readline() + proc.stderr.readline()  # a blank line first
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "abandoned the step" in err and "holds epoch 1" in err and "Traceback" not in err, err
+    abandoned = load_checkpoint(out / "last.npz")
+    assert abandoned.epoch == 1 and abandoned.progress is None
+    assert main(["train", "--out", str(out), "--resume", "--no-progress"]) == 0
+    assert _train(tmp_path / "whole", epochs=2) == 0
     _assert_same(tmp_path / "whole" / "last.npz", out / "last.npz")
 
 
@@ -203,7 +245,6 @@ def test_a_path_dataset_trains_the_mlp_at_its_size(tmp_path):
 @pytest.mark.parametrize("argv, message", [
     (["--resume"], "--resume needs --out DIR"),
     (["--resume", "--out", "{tmp}/nothing"], "no such checkpoint file"),
-    (["--resume", "--out", "{tmp}/nothing", "--lr", "0.1"], "--lr cannot change (only --epochs may)"),
     (["--model", "conv", "--dataset", "olivetti"], "model 'conv' takes images of shape (1, 28, 28)"),
     (["--dataset", "{tmp}/missing.npy"], "no such file or folder"),
     (["--dataset", "{tmp}/empty"], "empty"),
@@ -218,6 +259,35 @@ def test_train_bad_input_is_one_line_and_exit_2(tmp_path, capsys, argv, message)
     assert main(["train", "--epochs", "1", "--no-progress", *argv]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and err.startswith("scratchvae: error:") and message in err
+
+
+def test_resume_takes_the_runs_own_command_line_again(tmp_path, capsys):
+    """A script re-runs the line it ran with --resume added: the flags it repeats say what the
+    config says, so nothing is refused, and the run ends where the uninterrupted one does."""
+    line = ["--seed", "1", "--lr", "0.002", "--model", "mlp", "--binarize", "dynamic"]
+    assert _train(tmp_path / "whole", *line, epochs=2) == 0
+    assert _train(tmp_path / "parts", *line, epochs=1) == 0
+    assert _train(tmp_path / "parts", *line, "--resume", epochs=2) == 0
+    _assert_same(tmp_path / "whole" / "last.npz", tmp_path / "parts" / "last.npz")
+    capsys.readouterr()
+
+
+@pytest.mark.parametrize("flags, words", [
+    (["--seed", "2"], ["--seed 2 differs from the run's 1"]),
+    (["--seed", "0"], ["--seed 0 differs from the run's 1"]),              # the default, given: still a change
+    (["--lr", "0.1", "--binarize", "none"], ["--lr 0.1 differs from the run's 0.002",
+                                             "--binarize none differs from the run's dynamic"]),
+])
+def test_resume_refuses_a_setting_that_differs_naming_old_and_new(tmp_path, capsys, flags, words):
+    assert _train(tmp_path / "run", "--seed", "1", "--lr", "0.002", "--binarize", "dynamic", epochs=1) == 0
+    before = _weights_and_state(tmp_path / "run" / "last.npz")
+    capsys.readouterr()
+    assert _train(tmp_path / "run", "--resume", *flags, epochs=2) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("scratchvae: error:") and "only --epochs may change" in err
+    assert all(w in err for w in words), err
+    after = _weights_and_state(tmp_path / "run" / "last.npz")
+    assert all(np.array_equal(before[k], after[k]) for k in before)  # refused before any step
 
 
 def test_a_folder_holding_a_run_needs_resume(tmp_path, capsys):

@@ -4,9 +4,9 @@ Each step's gradients are checked against finite differences of that step alone,
 chain must be model.backward() itself, and every derivation id the tour prints must be defined
 in docs/derivations. All of it runs in well under a second per model.
 """
-import argparse
 import json
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -14,28 +14,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from scratchvae import cli
-from scratchvae.commands import tour as tour_command
+from scratchvae.cli import main
 from scratchvae.tour import TOLERANCE, run_tour, tiny_vae
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "derivations"
 DEFINITION = re.compile(r"^\[([A-Z]+-\d+)\]", re.MULTILINE)  # as tests/test_derivations.py: defined at a line start
 ID = re.compile(r"\[([A-Z]+-\d+)\]")
-
-
-def main(argv):
-    """cli.main once `tour` is wired into cli.py; until then the same thing with a parser of its own."""
-    sub_action = next(a for a in cli.build_parser()._actions if isinstance(a, argparse._SubParsersAction))
-    if "tour" in sub_action.choices:
-        return cli.main(argv)
-    parser = argparse.ArgumentParser(prog="scratchvae")
-    tour_command.add_parser(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    try:
-        return args.func(args)
-    except (ValueError, TypeError, FloatingPointError, OSError) as err:  # what cli.main turns into exit 2
-        print(f"scratchvae: error: {err}", file=sys.stderr)
-        return 2
 
 
 def backward_order(model):
@@ -124,6 +108,18 @@ def test_unknown_model_exits_2_with_one_line(capsys):
     with pytest.raises(ValueError, match="unknown tour model 'resnet', choose from mlp, conv") as info:
         run_tour("resnet")  # the library refuses it too, in one line
     assert "\n" not in str(info.value)
+
+
+def test_the_installed_command_runs_the_tour(tmp_path):
+    """`scratchvae tour` as a user types it: the console script pip installed, in a process of its own."""
+    beside = Path(sys.executable).with_name("scratchvae")       # a venv's bin/, else wherever PATH finds it
+    script = str(beside) if beside.is_file() else shutil.which("scratchvae")
+    assert script, "no scratchvae command installed (pip install . puts one beside python)"
+    done = subprocess.run([script, "tour", "--model", "conv", "--json"], capture_output=True, text=True,
+                          timeout=300, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    steps = json.loads(done.stdout)
+    assert len(steps) == 13 and all(s["ok"] for s in steps) and "Conv2d" in json.dumps(steps)
 
 
 def test_demo_prints_both_tours(tmp_path):

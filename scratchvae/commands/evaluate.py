@@ -16,8 +16,9 @@ import numpy as np
 
 from ..checkpoint import Checkpoint, CheckpointError, load_model
 from ..data.datasets import held_out_images
+from ..errors import UsageError
 from ..evaluation import Evaluation, evaluate_model
-from .argtypes import positive_int
+from .argtypes import positive_int, refuse_workers
 
 # Measured with `python benchmarks/bench.py --nll 100` (K=100 on 1000 binarized MNIST test images,
 # untrained weights, two workers) on a 2-core AMD EPYC, otherwise idle: 0.46-0.47 s for mlp and
@@ -64,7 +65,7 @@ def held_out_with_labels(path: Path, checkpoint: Checkpoint) -> tuple[np.ndarray
         raise CheckpointError(f"{path}: its config names no dataset")
     try:
         x, labels = held_out_images(config)
-    except (ValueError, OSError) as err:
+    except UsageError as err:                                   # DataFileError: gone, moved, corrupt
         raise CheckpointError(f"{path}: cannot load the held-out images of its dataset: {err}") from None
     want = config.get("image_shape")
     if want is not None and tuple(x.shape[1:]) != tuple(want):
@@ -79,7 +80,7 @@ def held_out(path: Path, checkpoint: Checkpoint, n: int | None, default: int | N
     config = checkpoint.config
     x, _ = held_out_with_labels(path, checkpoint)
     if n is not None and n > len(x):
-        raise ValueError(f"--n {n}, but the held-out set of '{config['dataset']}' has {len(x)} images")
+        raise UsageError(f"--n {n}, but the held-out set of '{config['dataset']}' has {len(x)} images")
     n = n if n is not None else default
     return x if n is None else x[:n]
 
@@ -153,6 +154,7 @@ def format_table(ev: Evaluation, path: Path, checkpoint: Checkpoint, binary: boo
 
 def run(args: argparse.Namespace) -> int:
     model, checkpoint = load_model(args.checkpoint)
+    refuse_workers(model, args.workers)
     x = held_out(args.checkpoint, checkpoint, args.n)
     binary = bool(np.all((x == 0) | (x == 1)))
     with warnings.catch_warnings():

@@ -18,6 +18,7 @@ import numpy as np
 
 from .. import nn
 from ..checkpoint import load_model
+from ..errors import UsageError
 from ..gradcheck import DEFAULT_TOLERANCE, GradCheckReport, check_kl, check_loss, check_model, check_module
 from ..models import ARCHITECTURES, build_model
 from ..nn.registry import LAYERS  # --layer name -> the class (tests swap in a broken one to see the check fail)
@@ -124,16 +125,20 @@ def _given(args: argparse.Namespace, names) -> list[str]:
 def _check_layer(args: argparse.Namespace, rng: np.random.Generator) -> tuple[GradCheckReport, dict, float]:
     name = args.layer
     if name not in LAYERS:
-        raise ValueError(f"unknown layer '{name}', choose from {', '.join(LAYERS)}")
+        raise UsageError(f"unknown layer '{name}', choose from {', '.join(LAYERS)}")
     _reject(args, "--layer", ["kind", "latent_dim", "recon_loss"])
     cls = LAYERS[name]
     stray = _given(args, [n for n in _layer_option_names() if n not in cls.EXAMPLE and n != "input_shape"])
     if stray:
-        raise ValueError(f"{', '.join(stray)} does not apply to --layer {name}; it takes "
+        raise UsageError(f"{', '.join(stray)} does not apply to --layer {name}; it takes "
                          f"{', '.join('--' + n.replace('_', '-') for n in cls.EXAMPLE) or 'only --input-shape'}")
     given = {k: getattr(args, k) for k in cls.EXAMPLE if getattr(args, k, None) is not None}
     nn.manual_seed(args.seed)
-    layer, x = cls.example(rng, args.input_shape, **given)   # its settings, the given ones over its defaults
+    try:    # the layer and its input are the user's design: the layer refusing either is bad input
+        layer, x = cls.example(rng, args.input_shape, **given)   # its settings, the given ones over its defaults
+        layer.forward(x)
+    except ValueError as err:
+        raise UsageError(str(err)) from None
     h = LAYER_STEP if args.h is None else args.h
     report = check_module(layer, x, seed=args.seed, h=h, tolerance=args.tolerance, max_entries=args.max_entries)
     return report, {"layer": name, "module": repr(layer), "input_shape": list(x.shape)}, h
@@ -142,14 +147,14 @@ def _check_layer(args: argparse.Namespace, rng: np.random.Generator) -> tuple[Gr
 def _check_loss(args: argparse.Namespace, rng: np.random.Generator) -> tuple[GradCheckReport, dict, float]:
     name = args.loss
     if name not in _LOSS_NAMES:
-        raise ValueError(f"unknown loss '{name}', choose from {', '.join(_LOSS_NAMES)}")
+        raise UsageError(f"unknown loss '{name}', choose from {', '.join(_LOSS_NAMES)}")
     _reject(args, "--loss", ["kind", "latent_dim", "recon_loss", "max_entries"]
             + [n for n in _layer_option_names() if n != "input_shape"])
     shape = args.input_shape or ((3, 4) if name == "kl" else (3, 8))
     h = LAYER_STEP if args.h is None else args.h
     if name == "kl":
         if len(shape) != 2:
-            raise ValueError(f"--loss kl: --input-shape is (N, L), mu's and logvar's shape; got {shape}")
+            raise UsageError(f"--loss kl: --input-shape is (N, L), mu's and logvar's shape; got {shape}")
         report = check_kl(rng.standard_normal(shape), rng.standard_normal(shape), h, args.tolerance)
         return report, {"loss": "kl", "input_shape": list(shape)}, h
     loss = make_loss(name)
@@ -165,7 +170,7 @@ def _check_loss(args: argparse.Namespace, rng: np.random.Generator) -> tuple[Gra
 def _reject(args: argparse.Namespace, mode: str, names) -> None:
     stray = _given(args, names)
     if stray:
-        raise ValueError(f"{', '.join(stray)} does not apply to {mode}")
+        raise UsageError(f"{', '.join(stray)} does not apply to {mode}")
 
 
 def _check_model(args: argparse.Namespace, rng: np.random.Generator) -> tuple[GradCheckReport, dict, float]:
@@ -181,7 +186,7 @@ def _check_model(args: argparse.Namespace, rng: np.random.Generator) -> tuple[Gr
     else:
         arch = args.model
         if arch not in ARCHITECTURES:
-            raise ValueError(f"unknown model '{arch}', choose from {', '.join(ARCHITECTURES)}")
+            raise UsageError(f"unknown model '{arch}', choose from {', '.join(ARCHITECTURES)}")
         kind, loss = args.kind or "vae", args.recon_loss or "bce"
         nn.manual_seed(args.seed)
         model = build_model(arch, kind, args.latent_dim, loss, rng=np.random.default_rng(args.seed))
@@ -256,7 +261,7 @@ def run(args: argparse.Namespace) -> int:
     elif args.model is not None or args.checkpoint is not None:
         report, what, h = _check_model(args, rng)
     else:
-        raise ValueError("give one of --model, --checkpoint, --layer or --loss")
+        raise UsageError("give one of --model, --checkpoint, --layer or --loss")
     if args.json:
         print(json.dumps(as_json(report, what, h), allow_nan=False))
     else:

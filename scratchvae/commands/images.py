@@ -11,6 +11,7 @@ import numpy as np
 
 from ..checkpoint import load_model
 from ..distributions import prior_of
+from ..errors import UsageError
 from ..models import VAE
 from ..nn.module import Module
 from ..plots import save_grid, save_reconstructions
@@ -47,16 +48,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_reconstruct)
 
 
-def output_path(out: Path | None, checkpoint: Path, name: str, suffix: str = ".png") -> Path:
-    """Where to write: --out, or <name>-<stem><suffix> beside the checkpoint (or inside --out if it is a
-    folder). A folder that does not exist is refused here, before any work is done."""
-    default = f"{name}-{checkpoint.stem}{suffix}"
+def output_path(out: Path | None, checkpoint: Path, name: str, suffix: str = ".png", detail: str = "") -> Path:
+    """Where to write: --out, or <name>-<stem>[-<detail>]<suffix> beside the checkpoint (or inside --out
+    if it is a folder); ``detail`` names what the figure shows when the same command makes different
+    ones (interpolate's ends, feature's feature), so a second call never replaces the first's file.
+    A folder that does not exist is refused here, before any work is done."""
+    default = f"{name}-{checkpoint.stem}{'-' + detail if detail else ''}{suffix}"
     if out is None:
         return checkpoint.parent / default
     if out.is_dir():
         return out / default
     if not out.parent.is_dir():
-        raise ValueError(f"{out}: folder {out.parent} does not exist")
+        raise UsageError(f"{out}: folder {out.parent} does not exist")
     return out if out.suffix else out.with_suffix(suffix)
 
 

@@ -10,6 +10,7 @@ import numpy as np
 from ..checkpoint import Checkpoint, load_model
 from ..data.folder import read_image
 from ..data.resize import resize_square
+from ..errors import UsageError
 from ..latent.features import (estimate_feature_vector, in_batches, ink, labels_from_file, shift_codes, slant,
                                split_at_median)
 from ..latent.figures import save_histograms, save_manifold, save_scatter, save_strip
@@ -70,7 +71,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--steps", type=_at_least_two, default=10, help="codes on the path, ends included "
                                                                     "(default: %(default)s)")
     p.add_argument("--slerp", action="store_true", help="spherical interpolation instead of a straight line")
-    p.add_argument("--out", type=Path, default=None, help=_OUT_HELP.format(name="interpolate"))
+    p.add_argument("--out", type=Path, default=None,
+                   help=_OUT_HELP.format(name="interpolate") + "; the default name also says I, J and slerp: "
+                        "interpolate-<stem>-I-to-J[-slerp].png (an image file by its stem)")
     p.set_defaults(func=run_interpolate)
 
     p = sub.add_parser(
@@ -99,7 +102,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="stop when max |change of v| between batches is below this (default: %(default)s)")
     p.add_argument("--batch-size", type=positive_int, default=100, help="items per batch (default: %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="seeds the order of the batches (default: %(default)s)")
-    p.add_argument("--out", type=Path, default=None, help=_OUT_HELP.format(name="feature"))
+    p.add_argument("--out", type=Path, default=None,
+                   help=_OUT_HELP.format(name="feature") + "; the default name also says which feature: "
+                        "feature-<stem>-label<D>.png, -ink, -slant, or -labels-<FILE stem>")
     p.set_defaults(func=run_feature)
 
 
@@ -111,10 +116,11 @@ def _describe(checkpoint: Checkpoint) -> str:
 def run_latent(args: argparse.Namespace) -> int:
     folder = args.out if args.out is not None else args.checkpoint.parent
     if not folder.is_dir():
-        raise ValueError(f"{folder}: no such folder (--out takes an existing folder)")
+        raise UsageError(f"{folder}: no such folder (--out takes an existing folder)")
     model, checkpoint = load_model(args.checkpoint)
-    if args.grid is not None:
-        manifold_codes(model.latent_dim, args.grid)              # refuse a non-2-D latent before any work
+    if args.grid is not None and model.latent_dim != 2:          # refused before any work
+        raise UsageError(f"--grid: the manifold grid needs a 2-D latent space, this model's has "
+                         f"{model.latent_dim} dimension{'s' if model.latent_dim != 1 else ''}")
     x, labels = held_out_with_labels(args.checkpoint, checkpoint)
     codes = encode_means(model, x)                               # (N, L)
     stem, what = args.checkpoint.stem, _describe(checkpoint)
@@ -133,7 +139,7 @@ def run_latent(args: argparse.Namespace) -> int:
 
 def _check_index(i: int, n: int, flag: str) -> None:
     if i >= n:
-        raise ValueError(f"{flag} {i} is out of range: the held-out set has {n} images (0..{n - 1})")
+        raise UsageError(f"{flag} {i} is out of range: the held-out set has {n} images (0..{n - 1})")
 
 
 def _endpoint(text: str, x: np.ndarray, flag: str) -> tuple[np.ndarray, str]:
@@ -144,22 +150,28 @@ def _endpoint(text: str, x: np.ndarray, flag: str) -> tuple[np.ndarray, str]:
         return x[int(text)], f"x_{text}"
     path = Path(text)
     if not path.is_file():
-        raise ValueError(f"{flag} {text}: neither a held-out index nor an image file")
+        raise UsageError(f"{flag} {text}: neither a held-out index nor an image file")
     image = read_image(path)                                     # (C', H', W')
     C, H, W = x.shape[1:]
     if image.shape[0] != C:
         image = image.mean(axis=0, keepdims=True)                # (1, H', W'): gray
     if image.shape[1:] != (H, W):
         if H != W:
-            raise ValueError(f"{path}: {image.shape[1:]} pixels, and the model takes {H}x{W}")
+            raise UsageError(f"{path}: {image.shape[1:]} pixels, and the model takes {H}x{W}")
         image = resize_square(image[None], H)[0]                 # (C, H, W)
     if image.shape != (C, H, W):
-        raise ValueError(f"{path}: shape {image.shape}, the model takes {(C, H, W)}")
+        raise UsageError(f"{path}: shape {image.shape}, the model takes {(C, H, W)}")
     return image.astype(x.dtype), path.stem
 
 
+def _end_name(text: str) -> str:
+    """How the default file name calls an end: its held-out index, or the image file's stem."""
+    return text if text.isdigit() else Path(text).stem
+
+
 def run_interpolate(args: argparse.Namespace) -> int:
-    out = output_path(args.out, args.checkpoint, "interpolate")
+    detail = f"{_end_name(args.start)}-to-{_end_name(args.end)}" + ("-slerp" if args.slerp else "")
+    out = output_path(args.out, args.checkpoint, "interpolate", detail=detail)
     model, checkpoint = load_model(args.checkpoint)
     x, _ = held_out_with_labels(args.checkpoint, checkpoint)
     (start, start_name), (end, end_name) = _endpoint(args.start, x, "--from"), _endpoint(args.end, x, "--to")
@@ -181,10 +193,10 @@ def _feature(args: argparse.Namespace, x: np.ndarray, labels: np.ndarray | None,
     """(has_feature (N,) bool, its name) from --label, --attribute or --labels."""
     if args.label is not None:
         if labels is None:
-            raise ValueError(f"dataset '{dataset}' has no labels: use --attribute or --labels FILE")
+            raise UsageError(f"dataset '{dataset}' has no labels: use --attribute or --labels FILE")
         present = np.unique(labels)
         if args.label not in present:
-            raise ValueError(f"label {args.label} is not among the held-out labels of '{dataset}' "
+            raise UsageError(f"label {args.label} is not among the held-out labels of '{dataset}' "
                              f"({present.min()}..{present.max()})")
         return labels == args.label, f"label == {args.label}"
     if args.attribute is not None:
@@ -193,13 +205,20 @@ def _feature(args: argparse.Namespace, x: np.ndarray, labels: np.ndarray | None,
     return labels_from_file(args.labels, len(x)), f"labels of {args.labels.name}"
 
 
+def _feature_name(args: argparse.Namespace) -> str:
+    """How the default file name calls the feature: label7, ink, slant, labels-<file stem>."""
+    if args.label is not None:
+        return f"label{args.label}"
+    return args.attribute if args.attribute is not None else f"labels-{args.labels.stem}"
+
+
 def run_feature(args: argparse.Namespace) -> int:
-    out = output_path(args.out, args.checkpoint, "feature")
+    out = output_path(args.out, args.checkpoint, "feature", detail=_feature_name(args))
     model, checkpoint = load_model(args.checkpoint)
     x, labels = held_out_with_labels(args.checkpoint, checkpoint)
     has, name = _feature(args, x, labels, str(checkpoint.config.get("dataset")))
     if has.all() or not has.any():
-        raise ValueError(f"the feature '{name}' holds for {'every' if has.all() else 'no'} held-out image: "
+        raise UsageError(f"the feature '{name}' holds for {'every' if has.all() else 'no'} held-out image: "
                          f"no difference of means to take")
     order = np.random.default_rng(args.seed).permutation(len(x))
     estimate = estimate_feature_vector(

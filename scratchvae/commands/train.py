@@ -9,7 +9,9 @@
     DIR/gradflow.png    (scratchvae/gradflow.py)
 
 ``--resume`` goes on from DIR/last.npz with the settings of DIR's config (``--epochs``
-may raise the total), to bit-for-bit the weights the run would have reached uninterrupted.
+may raise the total), to bit-for-bit the weights the run would have reached uninterrupted. The
+run's own flags may be given again (a script re-running its command line with ``--resume``);
+a value that differs from the config is refused, naming both.
 """
 from __future__ import annotations
 
@@ -25,6 +27,7 @@ import numpy as np
 from ..checkpoint import Checkpoint, CheckpointError, load_checkpoint, model_from_config, restore_rng, rng_state, \
     save_checkpoint
 from ..data import BINARIZE_MODES, check_model_fits, load_dataset, prepare
+from ..errors import UsageError, make_folder
 from ..gradflow import GradTracer, save_gradflow_figure
 from ..models import ARCHITECTURES
 from ..nn.init import manual_seed
@@ -33,11 +36,17 @@ from ..optim import Adam
 from ..parallel import DataParallel, default_workers
 from ..plots import save_grid, save_loss_curves, save_reconstructions
 from ..train import EpochProgress, TrainingFault, TrainingInterrupted, fit
-from .argtypes import non_negative_float, non_negative_int, positive_float, positive_int
+from .argtypes import non_negative_float, non_negative_int, positive_float, positive_int, refuse_workers
 
 SETTINGS = ("model", "kind", "latent_dim", "loss", "beta", "binarize", "dataset", "image_size", "seed", "workers",
             "epochs", "batch_size", "lr", "clip", "train_size", "kl_warmup",
             "trace_grads", "posterior")
+#: what a setting is when its flag is not given. The flags themselves default to None, so that
+#: --resume can tell a flag given (compared with the run's config) from one left out.
+#: None here: decided from the model or the data (_new_config, cmd_train).
+DEFAULTS = {"model": "mlp", "kind": "vae", "latent_dim": None, "loss": "bce", "beta": 1.0, "binarize": "none",
+            "dataset": None, "image_size": None, "seed": 0, "workers": None, "epochs": 10, "batch_size": 128,
+            "lr": 1e-3, "clip": None, "train_size": None, "kl_warmup": 0, "trace_grads": False, "posterior": "logvar"}
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -48,48 +57,52 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    p.add_argument("--model", choices=sorted(ARCHITECTURES), default="mlp",
+    p.add_argument("--model", choices=sorted(ARCHITECTURES),
                    help="architecture: mlp (784-400-L; any image size), conv (reference conv VAE), keras "
                         "(keras-io conv VAE), faces (64x64, BatchNorm); the conv models take 1x28x28 images, "
-                        "faces 1x64x64 (default: %(default)s)")
-    p.add_argument("--kind", choices=("vae", "ae"), default="vae", help="VAE or plain autoencoder (default: %(default)s)")
-    p.add_argument("--dataset", default=None,
+                        f"faces 1x64x64 (default: {DEFAULTS['model']})")
+    p.add_argument("--kind", choices=("vae", "ae"), help=f"VAE or plain autoencoder (default: {DEFAULTS['kind']})")
+    p.add_argument("--dataset",
                    help="mnist (bundled), olivetti (bundled faces), fashion-mnist (downloaded once into "
                         "$SCRATCHVAE_DATA or ~/.cache/scratchvae), or a path: a .npy/.npz array (N, H, W) or "
                         "(N, C, H, W) or a folder of PNG/JPEG images, split 90/10 by --seed "
                         "(default: olivetti for --model faces, else mnist)")
-    p.add_argument("--image-size", type=positive_int, default=None,
+    p.add_argument("--image-size", type=positive_int,
                    help="center-crop and resize every image to this size (default: the data's own)")
-    p.add_argument("--latent-dim", type=positive_int, default=None,
+    p.add_argument("--latent-dim", type=positive_int,
                    help="latent size (default: 20 mlp, 32 conv, 2 keras, 64 faces)")
-    p.add_argument("--epochs", type=positive_int, default=None, help="(default: 10; with --resume: the run's)")
-    p.add_argument("--batch-size", type=positive_int, default=128, help="(default: %(default)s)")
-    p.add_argument("--lr", type=positive_float, default=1e-3, help="Adam learning rate (default: %(default)s)")
-    p.add_argument("--beta", type=non_negative_float, default=1.0,
-                   help="weight of the KL term, beta-VAE (default: %(default)s)")
-    p.add_argument("--posterior", choices=("logvar", "logstd"), default="logvar",
+    p.add_argument("--epochs", type=positive_int, help=f"(default: {DEFAULTS['epochs']}; with --resume: the run's)")
+    p.add_argument("--batch-size", type=positive_int, help=f"(default: {DEFAULTS['batch_size']})")
+    p.add_argument("--lr", type=positive_float, help=f"Adam learning rate (default: {DEFAULTS['lr']})")
+    p.add_argument("--beta", type=non_negative_float,
+                   help=f"weight of the KL term, beta-VAE (default: {DEFAULTS['beta']})")
+    p.add_argument("--posterior", choices=("logvar", "logstd"),
                    help="what the encoder's second half is: logvar = log sigma^2, or logstd = log sigma "
-                        "(the lecture slides' form; docs/derivations/logstd.md) (default: %(default)s)")
-    p.add_argument("--kl-warmup", type=non_negative_int, default=0, metavar="EPOCHS",
+                        f"(the lecture slides' form; docs/derivations/logstd.md) (default: {DEFAULTS['posterior']})")
+    p.add_argument("--kl-warmup", type=non_negative_int, metavar="EPOCHS",
                    help="raise the KL weight linearly from 0 to beta over this many epochs, beta * min(1, "
-                        "epoch / EPOCHS) (against posterior collapse; the test loss always uses beta)")
-    p.add_argument("--loss", choices=sorted(LOSSES), default="bce",
+                        f"epoch / EPOCHS) (against posterior collapse; the test loss always uses beta) (default: "
+                        f"{DEFAULTS['kl_warmup']})")
+    p.add_argument("--loss", choices=sorted(LOSSES),
                    help="reconstruction loss: bce (from logits), bce-prob (on sigmoid outputs), mse, rmse "
-                        "(default: %(default)s)")
-    p.add_argument("--binarize", choices=BINARIZE_MODES, default="none",
+                        f"(default: {DEFAULTS['loss']})")
+    p.add_argument("--binarize", choices=BINARIZE_MODES,
                    help="dynamic: fresh Bernoulli pixels every epoch; static: binarized once; "
-                        "none: grey levels as BCE targets (default: %(default)s)")
-    p.add_argument("--seed", type=int, default=0, help="seeds init, shuffling, noise and binarization (default: %(default)s)")
-    p.add_argument("--clip", type=positive_float, default=None, help="clip the global gradient norm to this value")
-    p.add_argument("--train-size", type=positive_int, default=None, help="use only the first N training images")
+                        f"none: grey levels as BCE targets (default: {DEFAULTS['binarize']})")
+    p.add_argument("--seed", type=int,
+                   help=f"seeds init, shuffling, noise and binarization (default: {DEFAULTS['seed']})")
+    p.add_argument("--clip", type=positive_float, help="clip the global gradient norm to this value")
+    p.add_argument("--train-size", type=positive_int, help="use only the first N training images")
     p.add_argument("--out", type=Path, default=None,
                    help="run folder (default: runs/<model>-<kind>, numbered -2, -3, ... if taken)")
-    p.add_argument("--resume", action="store_true", help="go on from --out's last.npz with that run's settings")
+    p.add_argument("--resume", action="store_true",
+                   help="go on from --out's last.npz with that run's settings: the run's own flags may be "
+                        "repeated, a different value is refused (only --epochs may change)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.add_argument("--workers", type=positive_int, default=None,
+    p.add_argument("--workers", type=positive_int,
                    help="threads, each training on its share of every batch (default: one per core for "
                         "the conv models, 1 otherwise; see scratchvae/parallel.py)")
-    p.add_argument("--trace-grads", action="store_true",
+    p.add_argument("--trace-grads", action="store_true", default=None,
                    help="record every step's gradient L2 norm per parameter, the reconstruction and KL "
                         "parts of the gradient at the encoder output, and each epoch's held-out KL per "
                         "latent dimension into DIR/gradflow.npz and DIR/gradflow.png (vanishing or "
@@ -128,21 +141,26 @@ def _versions() -> dict:
             "python": platform.python_version()}
 
 
+def _flag(key: str) -> str:
+    return "--" + key.replace("_", "-")
+
+
 def _new_config(args: argparse.Namespace) -> dict:
-    config = {key: getattr(args, key) for key in SETTINGS}
-    config["dataset"] = args.dataset or ("olivetti" if args.model == "faces" else "mnist")
-    config["epochs"] = args.epochs or 10
-    config["latent_dim"] = args.latent_dim or ARCHITECTURES[args.model][2]
+    config = {key: DEFAULTS[key] if getattr(args, key) is None else getattr(args, key) for key in SETTINGS}
+    config["dataset"] = config["dataset"] or ("olivetti" if config["model"] == "faces" else "mnist")
+    config["latent_dim"] = config["latent_dim"] or ARCHITECTURES[config["model"]][2]
     return config
 
 
-def _run_folder(args: argparse.Namespace) -> Path:
+def _run_folder(args: argparse.Namespace, config: dict) -> Path:
     if args.out is not None:
+        if args.out.exists() and not args.out.is_dir():
+            raise UsageError(f"{args.out}: a file, not a folder (--out takes the run folder)")
         if (args.out / "last.npz").exists():
-            raise ValueError(f"{args.out} already holds a run (last.npz): --resume to go on with it, "
+            raise UsageError(f"{args.out} already holds a run (last.npz): --resume to go on with it, "
                              f"or choose another --out")
         return args.out
-    base = Path("runs") / f"{args.model}-{args.kind}"
+    base = Path("runs") / f"{config['model']}-{config['kind']}"
     out, n = base, 1
     while (out / "last.npz").exists():
         n += 1
@@ -151,15 +169,17 @@ def _run_folder(args: argparse.Namespace) -> Path:
 
 
 def _resumed_config(args: argparse.Namespace) -> tuple[dict, Checkpoint]:
+    """The run's config and last checkpoint. A flag given again must say what the config says
+    (a script re-runs its own command line with --resume); only --epochs may differ."""
     if args.out is None:
-        raise ValueError("--resume needs --out DIR, the run folder to go on with")
-    defaults = vars(_add_arguments(argparse.ArgumentParser()).parse_args([]))
-    changed = [f"--{k.replace('_', '-')}" for k in SETTINGS if k != "epochs" and getattr(args, k) != defaults[k]]
-    if changed:
-        raise ValueError(f"--resume takes the run's settings from its config.json; {', '.join(changed)} "
-                         f"cannot change (only --epochs may)")
+        raise UsageError("--resume needs --out DIR, the run folder to go on with")
     checkpoint = load_checkpoint(args.out / "last.npz")
     config = dict(checkpoint.config)
+    changed = [f"{_flag(k)} {given} differs from the run's {config.get(k, DEFAULTS[k])}" for k in SETTINGS
+               if k != "epochs" and (given := getattr(args, k)) is not None and given != config.get(k, DEFAULTS[k])]
+    if changed:
+        raise UsageError(f"--resume goes on with the settings in {args.out / 'config.json'}, and only --epochs "
+                         f"may change: {'; '.join(changed)}")
     if args.epochs is not None:
         config["epochs"] = args.epochs
     return config, checkpoint
@@ -167,7 +187,7 @@ def _resumed_config(args: argparse.Namespace) -> tuple[dict, Checkpoint]:
 
 def cmd_train(args: argparse.Namespace) -> int:
     config, checkpoint = _resumed_config(args) if args.resume else (_new_config(args), None)
-    out = args.out if args.resume else _run_folder(args)
+    out = args.out if args.resume else _run_folder(args, config)
     rng = np.random.default_rng(config["seed"] + 1)              # shuffling and binarization
     dataset = load_dataset(config["dataset"], image_size=config["image_size"], seed=config["seed"],
                            train_size=config["train_size"])
@@ -178,9 +198,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     model = model_from_config(config, rng=np.random.default_rng(config["seed"] + 2))
     trace = config.get("trace_grads", False)
     if trace and config["kind"] != "vae":
-        raise ValueError("--trace-grads traces a VAE's gradients (--kind vae)")
+        raise UsageError("--trace-grads traces a VAE's gradients (--kind vae)")
     if trace and (config["workers"] or 1) > 1:
-        raise ValueError("--trace-grads runs on one worker; use --workers 1")
+        raise UsageError("--trace-grads runs on one worker; use --workers 1")
+    refuse_workers(model, config["workers"])
+    if config["batch_size"] < 2 and any(m.couples_batch for m in model.modules()):
+        raise UsageError(f"--batch-size 1: the '{config['model']}' model has BatchNorm, which needs at least 2 "
+                         f"images per batch (a lone image has no batch statistics)")
     config["workers"] = config["workers"] or (1 if trace else default_workers(model))
     parallel = DataParallel(model, config["workers"])            # draws the replicas' seeds from model.rng
     optimizer = Adam(model.parameters(), lr=config["lr"])
@@ -194,7 +218,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     if checkpoint is not None:
         resume = run.restore(checkpoint)
     else:
-        out.mkdir(parents=True, exist_ok=True)
+        make_folder(out, "run folder")
         config["versions"], config["command"] = _versions(), ["scratchvae", *sys.argv[1:]]
         (out / "config.json").write_text(json.dumps(config, indent=2) + "\n")
         (out / "metrics.jsonl").write_text("")

@@ -8,6 +8,7 @@ import json
 import sys
 from pathlib import Path
 
+from ..errors import UsageError, make_folder
 from ..zoo import BUGS, Settings, get_bug, run_bug
 from ..zoo.detectors import Verdict
 from .argtypes import non_negative_int, positive_float, positive_int
@@ -62,12 +63,14 @@ def run(args: argparse.Namespace) -> int:
     if args.list or args.bug is None:
         print(list_bugs())
         return 0
+    if args.bug not in BUGS:
+        raise UsageError(f"unknown bug '{args.bug}', choose from {', '.join(BUGS)} (scratchvae zoo --list)")
     bug = get_bug(args.bug)
     base = Settings.quick() if args.quick else Settings()
     given = {k: getattr(args, k) for k in ("epochs", "train_size", "lr") if getattr(args, k) is not None}
     settings = Settings(**{**base.__dict__, **given, "seed": args.seed, "progress": not args.no_progress})
     out = args.out if args.out is not None else Path("runs") / "zoo" / bug.name
-    out.mkdir(parents=True, exist_ok=True)
+    make_folder(out, "figure's folder")
     from ..zoo.figures import save_zoo_figure   # matplotlib only when a figure is made
     # the training's epoch lines: on stdout above the table, on stderr under --json (stdout is the JSON)
     with contextlib.redirect_stdout(sys.stderr) if args.json else contextlib.nullcontext():

@@ -12,6 +12,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from ..errors import UsageError
 from .arrays import ARRAY_SUFFIXES, load_array_file
 from .download import load_fashion_mnist
 from .folder import load_image_folder
@@ -79,9 +80,9 @@ def load_dataset(name_or_path: str, *, image_size: int | None = None, seed: int 
     with a one-line message naming the file.
     """
     if image_size is not None and image_size < 1:
-        raise ValueError(f"image_size must be at least 1, got {image_size}")
+        raise UsageError(f"image_size must be at least 1, got {image_size}")
     if train_size is not None and train_size < 1:
-        raise ValueError(f"train_size must be at least 1, got {train_size}")
+        raise UsageError(f"train_size must be at least 1, got {train_size}")
     key = name_or_path.lower()
     if key == "mnist":
         train, test = load_split("train"), load_split("test")
@@ -106,14 +107,14 @@ def load_dataset(name_or_path: str, *, image_size: int | None = None, seed: int 
 
 
 def check_model_fits(arch: str, image_shape: tuple[int, int, int]) -> None:
-    """Raise a one-line ValueError unless architecture ``arch`` takes images of ``image_shape``.
+    """Raise a one-line UsageError unless architecture ``arch`` takes images of ``image_shape``.
 
     The shapes come from ``models.ARCHITECTURES``; the MLP takes any size (build_model's image_shape).
     """
     from ..models import ARCHITECTURES   # here, not at the top: the data package stays model-free
 
     if arch not in ARCHITECTURES:
-        raise ValueError(f"unknown model '{arch}', choose from {sorted(ARCHITECTURES)}")
+        raise UsageError(f"unknown model '{arch}', choose from {sorted(ARCHITECTURES)}")
     wanted = None if arch == "mlp" else ARCHITECTURES[arch][1]   # the MLP takes any size
     image_shape = tuple(int(d) for d in image_shape)
     if wanted is None or tuple(wanted) == image_shape:
@@ -125,7 +126,7 @@ def check_model_fits(arch: str, image_shape: tuple[int, int, int]) -> None:
         hint = f"; resize with --image-size {wanted[1]}"
     elif image_shape[0] != wanted[0]:
         hint = f"; '{arch}' needs {wanted[0]}-channel images"
-    raise ValueError(f"model '{arch}' takes images of shape {tuple(wanted)} (C, H, W) but the dataset's are "
+    raise UsageError(f"model '{arch}' takes images of shape {tuple(wanted)} (C, H, W) but the dataset's are "
                      f"{image_shape}{hint} (models and their shapes: {takes})")
 
 

@@ -13,8 +13,10 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import UsageError
 
-class DataFileError(ValueError):
+
+class DataFileError(UsageError):
     """A data file is missing, truncated, corrupt or not the expected one (one-line message)."""
 
 

@@ -8,7 +8,7 @@
 Each layer is the JSON object its class declares (``page_spec``, nn/): its type, its settings as
 JSON numbers and its arrays as {"shape", "b64"} (nn/page_arrays.py). layers.js runs the lists in
 order: the encoder on an image, the decoder on a code. A layer whose page_spec is None (the page
-has no forward for it) is refused with one line naming it (ExportError, a ValueError).
+has no forward for it) is refused with one line naming it (ExportError, a UsageError: the checkpoint is the user's input).
 
 The decoder's output is what the likelihood reads (logits for bce); the image the page shows is
 the likelihood's mean, which is ``model.decode_mean``: sigmoid(logits) for bce, the output itself
@@ -21,6 +21,7 @@ A BatchNorm exports its running statistics: the page runs in eval mode, as every
 """
 from __future__ import annotations
 
+from ..errors import UsageError
 from ..nn.module import Module, Sequential
 from ..objective import BCE, MSE, BCEWithLogits
 
@@ -28,7 +29,7 @@ POSTERIOR_PARAMS = ("logvar", "logstd")   # what distributions.js reads the enco
 PRIORS = ("StandardNormal",)              # the priors distributions.js has (PRIORS there)
 
 
-class ExportError(ValueError):
+class ExportError(UsageError):
     """A model the page cannot run (one-line message)."""
 
 

@@ -42,6 +42,8 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
+from ..errors import UsageError
+
 
 # -- attributes from the pixels -------------------------------------------------------------------------
 def _pixels(images: np.ndarray) -> np.ndarray:
@@ -86,50 +88,54 @@ def _bool(text: str, where: str) -> bool:
     t = text.strip().lower()
     if t in _TRUE or t in _FALSE:
         return t in _TRUE
-    raise ValueError(f"{where}: label '{text.strip()}' is not 0/1 or true/false")
+    raise UsageError(f"{where}: label '{text.strip()}' is not 0/1 or true/false")
 
 
 def labels_from_file(path: Path, n: int) -> np.ndarray:
     """Boolean feature labels of n items, (n,) bool, from
     a ``.npy`` of n bools or 0/1 numbers, or a CSV of ``index,label`` lines (label 0/1 or
     true/false; any order; every index 0..n-1 exactly once; blank lines, lines starting with '#'
-    and one header line ``index,label`` are skipped). A wrong length is a one-line ValueError."""
+    and one header line ``index,label`` are skipped). A bad file is a one-line UsageError."""
     path = Path(path)
     if not path.is_file():
-        raise ValueError(f"{path}: no such labels file")
+        raise UsageError(f"{path}: no such labels file")
     if path.suffix.lower() == ".npy":
         try:
             raw = np.load(path, allow_pickle=False)
         except (ValueError, OSError, EOFError) as err:
-            raise ValueError(f"{path}: not a readable .npy file ({' '.join(str(err).split())})") from None
+            raise UsageError(f"{path}: not a readable .npy file ({' '.join(str(err).split())})") from None
         raw = raw.ravel() if raw.ndim == 2 and 1 in raw.shape else raw
         if raw.ndim != 1 or len(raw) != n:
-            raise ValueError(f"{path}: holds {raw.shape[0] if raw.ndim else 0} labels (shape {raw.shape}), "
+            raise UsageError(f"{path}: holds {raw.shape[0] if raw.ndim else 0} labels (shape {raw.shape}), "
                              f"the held-out set has {n} images")
         if raw.dtype != bool and not np.all(np.isin(raw, (0, 1))):
-            raise ValueError(f"{path}: labels must be booleans or 0/1 numbers")
+            raise UsageError(f"{path}: labels must be booleans or 0/1 numbers")
         return raw.astype(bool)
+    try:
+        with open(path, newline="") as f:
+            rows = list(csv.reader(f))
+    except (OSError, UnicodeDecodeError, csv.Error) as err:
+        raise UsageError(f"{path}: not a readable CSV file ({' '.join(str(err).split())})") from None
     labels: dict[int, bool] = {}
-    with open(path, newline="") as f:
-        for line_no, row in enumerate(csv.reader(f), start=1):
-            where = f"{path}, line {line_no}"
-            if not row or not "".join(row).strip() or row[0].strip().startswith("#"):
-                continue
-            if len(row) != 2:
-                raise ValueError(f"{where}: expected 'index,label', got {','.join(row)!r}")
-            if not labels and row[0].strip().lower() == "index":
-                continue                                         # the header
-            try:
-                index = int(row[0])
-            except ValueError:
-                raise ValueError(f"{where}: index '{row[0].strip()}' is not an integer") from None
-            if not 0 <= index < n:
-                raise ValueError(f"{where}: index {index} is outside the held-out set (0..{n - 1})")
-            if index in labels:
-                raise ValueError(f"{where}: index {index} is listed twice")
-            labels[index] = _bool(row[1], where)
+    for line_no, row in enumerate(rows, start=1):
+        where = f"{path}, line {line_no}"
+        if not row or not "".join(row).strip() or row[0].strip().startswith("#"):
+            continue
+        if len(row) != 2:
+            raise UsageError(f"{where}: expected 'index,label', got {','.join(row)!r}")
+        if not labels and row[0].strip().lower() == "index":
+            continue                                         # the header
+        try:
+            index = int(row[0])
+        except ValueError:
+            raise UsageError(f"{where}: index '{row[0].strip()}' is not an integer") from None
+        if not 0 <= index < n:
+            raise UsageError(f"{where}: index {index} is outside the held-out set (0..{n - 1})")
+        if index in labels:
+            raise UsageError(f"{where}: index {index} is listed twice")
+        labels[index] = _bool(row[1], where)
     if len(labels) != n:
-        raise ValueError(f"{path}: labels {len(labels)} items, the held-out set has {n} images "
+        raise UsageError(f"{path}: labels {len(labels)} items, the held-out set has {n} images "
                          f"(every index 0..{n - 1} once)")
     return np.array([labels[i] for i in range(n)], dtype=bool)
 

@@ -14,6 +14,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ..data.datasets import load_dataset, prepare
+from ..errors import UsageError
 from ..evaluation import elbo_per_image, importance_sampled_nll
 from ..models import VAE
 from ..optim import Adam
@@ -114,7 +115,7 @@ def run_bug(bug: Bug, s: Settings = Settings()) -> ZooRun:
     x_test = x_test[:s.n_test]
     correct = _train(correct_model(bug, s.latent_dim, s.seed), x_train, x_test, s, "correct")
     if correct.fault:
-        raise FloatingPointError(f"the correct model stopped on a NaN ({correct.fault}); try a lower --lr")
+        raise UsageError(f"the correct model stopped on a NaN ({correct.fault}); try a lower --lr")
     _evaluate(bug, correct, x_test, s, False)
     if bug.in_estimator:                        # the bug is in the estimate, not in the model
         buggy = Trained(correct.model, correct.history)
