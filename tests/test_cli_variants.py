@@ -38,7 +38,7 @@ def logstd_run(tmp_path_factory):
 def test_logstd_reaches_every_command_through_the_checkpoint(logstd_run, capsys, tmp_path):
     ckpt = logstd_run / "best.npz"
     model, checkpoint = load_model(ckpt)
-    assert checkpoint.config["posterior"] == "logstd" and model.posterior == "logstd"
+    assert checkpoint.config["posterior"] == "logstd" and model.posterior.param == "logstd"
     code, out = _run(capsys, "evaluate", ckpt, "--k", 20, "--n", 50, "--json", "--no-progress")
     assert code == 0
     result = json.loads(out)
