@@ -151,8 +151,8 @@ def train_epoch(model: Module, optimizer: Optimizer, x: np.ndarray, batch_size: 
     if state.totals is None:
         state.totals = np.zeros(len(model.loss_names))           # one sum per name: total, then the terms
     model.train()
-    bar = tqdm(total=x.shape[0], initial=min(state.step * batch_size, x.shape[0]), desc=f"epoch {epoch}", unit="img", leave=False,
-               disable=not progress, dynamic_ncols=True)
+    bar = tqdm(total=x.shape[0], initial=min(state.step * batch_size, x.shape[0]), desc=f"epoch {epoch}", unit="img",
+               leave=False, disable=not progress, dynamic_ncols=True)
     steps = range(0, x.shape[0], batch_size)
     for step in range(state.step, len(steps)):
         idx = state.order[steps[step]:steps[step] + batch_size]

@@ -1,9 +1,14 @@
 """The VAE's training objective: the negative ELBO, as named terms with per-image gradients."""
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from .terms import Losses
+
+if TYPE_CHECKING:                     # models/ imports objective/: the annotation only
+    from ..models.vae import VAE
 
 
 class ELBO:
@@ -32,7 +37,7 @@ class ELBO:
 
     names = ("recon", "kl")
 
-    def forward(self, vae, x: np.ndarray, target: np.ndarray, eps: np.ndarray | None = None) -> Losses:
+    def forward(self, vae: VAE, x: np.ndarray, target: np.ndarray, eps: np.ndarray | None = None) -> Losses:
         mu, logvar = vae.encode(x)                               # (N, L) each
         z = vae.posterior.forward(mu, logvar, eps, vae.rng)      # (N, L)
         pred = vae.decoder.forward(z)                            # (N, C, H, W)
@@ -40,7 +45,7 @@ class ELBO:
         kl = vae.kl.forward(mu, logvar, z, vae.posterior.cache.eps)
         return Losses(recon + vae.beta * kl, recon=recon, kl=kl)
 
-    def backward(self, vae, dloss: float | np.ndarray = 1.0) -> np.ndarray:
+    def backward(self, vae: VAE, dloss: float | np.ndarray = 1.0) -> np.ndarray:
         """The gradient at the encoder's output, dh (N, 2L); the decoder's and the prior's
         parameter gradients are added into their .grad on the way."""
         dpred = vae.recon_loss.backward(dloss)                   # (N, C, H, W)
@@ -51,13 +56,14 @@ class ELBO:
         dlogvar = dlogvar + vae.beta * dlogvar_kl                # (N, L)
         return vae.posterior.params_backward(dmu, dlogvar)       # (N, 2L)
 
-    def per_image(self, vae, x: np.ndarray, target: np.ndarray, rng: np.random.Generator | None = None,
+    def per_image(self, vae: VAE, x: np.ndarray, target: np.ndarray, rng: np.random.Generator | None = None,
                   eps: np.ndarray | None = None) -> dict[str, np.ndarray]:
         """The loss and each term of every image, (N,) float64 each, as forward computes them
-        (the model's own pieces; eps given, or drawn from rng): what the number training prints is made of."""
+        (the model's own pieces; eps given, or drawn from rng, else from the model's generator as
+        forward draws it): what the number training prints is made of."""
         n = x.shape[0]
         mu, logvar = vae.encode(x)                               # (N, L) each
-        z = vae.posterior.forward(mu, logvar, eps, rng)          # (N, L)
+        z = vae.posterior.forward(mu, logvar, eps, vae.rng if rng is None else rng)  # (N, L)
         pred = vae.decoder.forward(z)                            # (N, C, H, W)
         recon = vae.recon_loss.per_image(pred.reshape(n, -1), target.reshape(n, -1).astype(pred.dtype))  # (N,)
         kl = vae.kl.per_image(mu, logvar, z, vae.posterior.cache.eps).astype(np.float64)  # (N,)
