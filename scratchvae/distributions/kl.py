@@ -44,8 +44,9 @@ class GaussianKL:
     @staticmethod
     def per_image(mu: np.ndarray, logvar: np.ndarray, z: np.ndarray | None = None,
                   eps: np.ndarray | None = None) -> np.ndarray:
-        """The KL of each image, (N,)."""
-        return 0.5 * np.sum(mu * mu + np.exp(logvar) - 1.0 - logvar, axis=1)  # (N,)
+        """The KL of each image, (N,): per_dimension summed over the latents (the same bits as
+        0.5 * sum(...), since halving is exact)."""
+        return np.sum(GaussianKL.per_dimension(mu, logvar), axis=1)  # (N,)
 
     @staticmethod
     def per_dimension(mu: np.ndarray, logvar: np.ndarray) -> np.ndarray:
