@@ -5,7 +5,7 @@ import pytest
 import scratchvae as sv
 
 torch = pytest.importorskip("torch")
-from torch_twin import TorchVAE, torch_layer  # noqa: E402  (tests/torch_twin.py)
+from torch_twin import TorchVAE, assert_matches_twin, torch_layer  # noqa: E402  (tests/torch_twin.py)
 
 
 @pytest.mark.parametrize("arch", ["mlp", "conv", "keras"])
@@ -16,21 +16,7 @@ def test_vae_loss_and_gradients_match_torch(arch):
     rng = np.random.default_rng(0)
     x = (rng.random((4,) + shape) < 0.3).astype(np.float64)
     eps = rng.standard_normal((4, model.latent_dim))
-    tmodel = TorchVAE(model).double()
-
-    model.zero_grad()
-    ours = model.loss(x, eps=eps)
-    dx = model.backward()
-    tx = torch.tensor(x, requires_grad=True)
-    total, recon = tmodel.loss(tx, torch.tensor(eps))
-    total.backward()
-
-    assert ours.total == pytest.approx(total.item(), rel=1e-10)
-    assert ours.recon == pytest.approx(recon.item(), rel=1e-10)
-    np.testing.assert_allclose(dx, tx.grad.numpy(), rtol=1e-8, atol=1e-12)
-    tgrads = dict(tmodel.named_parameters())
-    for name, p in model.named_parameters():
-        np.testing.assert_allclose(p.grad, tgrads[name].grad.numpy(), rtol=1e-8, atol=1e-12, err_msg=name)
+    assert_matches_twin(model, x, eps)
 
 
 def test_faces_model_state_dict_loads_into_torch():
