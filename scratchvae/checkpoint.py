@@ -123,7 +123,8 @@ def model_from_config(config: dict, rng: np.random.Generator | None = None) -> M
         raise CheckpointError(f"unknown model '{config['model']}' in the config")
     image_shape = tuple(config["image_shape"]) if config.get("image_shape") else None
     return build_model(config["model"], config["kind"], config["latent_dim"], config["loss"], config["beta"],
-                       rng=rng, image_shape=image_shape, posterior=config.get("posterior", "logvar"))
+                       rng=rng, image_shape=image_shape, posterior=config.get("posterior", "logvar"),
+                       objective=config.get("objective", "elbo"), iw_samples=config.get("iw_samples", 1))
 
 
 def load_model(path: Path) -> tuple[Module, Checkpoint]:

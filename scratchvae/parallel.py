@@ -101,9 +101,12 @@ def inference_workers(model: Module) -> int:
 
 
 def layer_output_bytes(model: Module, x1: np.ndarray) -> int:
-    """Bytes of every layer output of the encoder and decoder for one image x1 (1, C, H, W)."""
+    """Bytes of every layer output of the encoder and decoder for one image x1 (1, C, H, W); an
+    objective that decodes K samples of each image (the importance-weighted bound) counts the
+    decoder's K times."""
     z = np.zeros((1, model.latent_dim), x1.dtype)                # (1, L)
-    return sum(out.nbytes for *_, out in model.trace(x1, z))
+    rows = getattr(getattr(model, "objective", None), "decoder_rows_per_image", 1)
+    return sum(out.nbytes * (rows if name.startswith("decoder") else 1) for name, *_, out in model.trace(x1, z))
 
 
 def workers_refusal(model: Module) -> str | None:

@@ -5,8 +5,9 @@ import pytest
 
 import scratchvae as sv
 from scratchvae.kernels.bce import (RUN, bce_logits_grad_numba, bce_logits_grad_reference, bce_logits_rows,
-                                    bce_logits_rows_numba, bce_logits_rows_reference, bce_logits_sum_numba,
-                                    bce_logits_sum_reference)
+                                    bce_logits_rows_e_reference, bce_logits_rows_numba, bce_logits_rows_reference,
+                                    bce_logits_sum_numba, bce_logits_sum_reference)
+from scratchvae.kernels.bce import _rows_numba
 
 
 def _case(dtype, n=7, d=3 * RUN + 5, seed=0):
@@ -84,3 +85,22 @@ def test_rows_kernel_matches_reference_row_by_row(dtype):
     assert got.sum() == pytest.approx(bce_logits_sum_numba(a, t)[0], rel=rel)
     # the loss class runs the rows kernel the mode binds (SCRATCHVAE_KERNELS): the same call, the same bits
     np.testing.assert_array_equal(sv.BCEWithLogits().per_image(a, t), bce_logits_rows(a, t))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_rows_with_e_for_a_weighted_backward(dtype):
+    """What the importance-weighted bound calls (forward_rows): each row's loss and the e its
+    backward reuses, from the kernel and from the NumPy lines; the rows as the rows kernel's, for
+    the same tolerance; e bit for bit (the same NumPy passes). backward with per-row weights is
+    each row's dpred times its weight."""
+    a, t = _case(dtype, seed=4)
+    (rows, e), (rows_ref, e_ref) = _rows_numba(a, t), bce_logits_rows_e_reference(a, t)
+    np.testing.assert_allclose(rows, rows_ref, rtol=1e-7 if dtype == np.float32 else 1e-13)
+    np.testing.assert_array_equal(e, e_ref)
+    loss = sv.BCEWithLogits()
+    np.testing.assert_allclose(loss.forward_rows(a, t), rows_ref, rtol=1e-7 if dtype == np.float32 else 1e-13)
+    w = np.linspace(0.1, 2.0, a.shape[0])
+    want = bce_logits_grad_reference(a, t, e_ref, 1.0) * w[:, None].astype(dtype)
+    # sigmoid as 1/(1+e) against the reference's tanh form: float32 values ~1 apart by 2.4e-7 at most (measured)
+    np.testing.assert_allclose(loss.backward(w), want, rtol=1e-5 if dtype == np.float32 else 1e-12,
+                               atol=1e-6 if dtype == np.float32 else 1e-15)

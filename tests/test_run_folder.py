@@ -75,7 +75,9 @@ def test_same_seed_same_workers_same_run(tmp_path):
 
 
 @pytest.mark.parametrize("flags", [[], ["--model", "conv", "--workers", "2", "--binarize", "dynamic",
-                                        "--latent-dim", "4"]], ids=["mlp", "conv-2-workers"])
+                                        "--latent-dim", "4"],
+                                   ["--model", "conv", "--workers", "2", "--objective", "iwae", "--iw-samples", "3",
+                                    "--latent-dim", "4"]], ids=["mlp", "conv-2-workers", "iwae-2-workers"])
 def test_resume_after_an_epoch_ends_bit_for_bit_where_the_whole_run_ends(tmp_path, flags):
     assert _train(tmp_path / "whole", *flags, epochs=3) == 0
     assert _train(tmp_path / "parts", *flags, epochs=1) == 0

@@ -13,6 +13,7 @@ import torch.nn.functional as F
 
 from scratchvae import nn as snn
 from scratchvae.models.vae import VAE, Autoencoder
+from scratchvae.objective import IWAE
 
 
 def torch_layer(layer: snn.Module) -> torch.nn.Module:
@@ -27,7 +28,8 @@ def torch_layer(layer: snn.Module) -> torch.nn.Module:
 
 
 class TorchVAE(torch.nn.Module):
-    """Same encoder/decoder, same objective (BCE-with-logits summed over pixels + beta * KL, batch mean)."""
+    """Same encoder/decoder, same objective (BCE-with-logits summed over pixels + beta * KL, batch
+    mean; or, for a model trained on the importance-weighted bound, that bound on eps (N, K, L))."""
 
     def __init__(self, model: VAE | Autoencoder) -> None:
         super().__init__()
@@ -37,12 +39,15 @@ class TorchVAE(torch.nn.Module):
         self.latent_dim = model.latent_dim
         self.variational = isinstance(model, VAE)
         self.beta = getattr(model, "beta", 0.0)
+        self.iw_samples = model.objective.k if isinstance(getattr(model, "objective", None), IWAE) else None
         self.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in model.state_dict().items()})
 
     def loss(self, x: torch.Tensor, eps: torch.Tensor | None = None,
              target: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         target = x.detach() if target is None else target
         h = self.encoder(x)
+        if self.iw_samples is not None:
+            return self.iwae_loss(h, eps, target)
         if self.variational:
             mu, logvar = h[:, :self.latent_dim], h[:, self.latent_dim:]
             eps = torch.randn_like(mu) if eps is None else eps
@@ -53,6 +58,27 @@ class TorchVAE(torch.nn.Module):
         logits = self.decoder(z)
         recon = F.binary_cross_entropy_with_logits(logits, target, reduction="sum") / x.shape[0]
         return recon + self.beta * kl, recon
+
+    def iwae_loss(self, h: torch.Tensor, eps: torch.Tensor | None,
+                  target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """-(1/N) sum_n logsumexp_k log w_nk + log K, log w = log p(x|z) + beta (log p(z) - log q(z|x)),
+        the densities written from z (not from eps, as scratchvae writes log q), autograd doing the rest."""
+        n, latent, k = h.shape[0], self.latent_dim, self.iw_samples
+        mu, logvar = h[:, None, :latent], h[:, None, latent:]
+        eps = torch.randn(n, k, latent, dtype=h.dtype) if eps is None else eps.reshape(n, k, latent)
+        std = torch.exp(0.5 * logvar)
+        z = mu + std * eps                                                   # (N, K, L)
+        logits = self.decoder(z.reshape(n * k, latent))
+        rows = target.repeat_interleave(k, dim=0)
+        recon = F.binary_cross_entropy_with_logits(logits, rows, reduction="none").reshape(n, k, -1).sum(-1)
+        log_q = torch.distributions.Normal(mu, std).log_prob(z).sum(-1)      # (N, K)
+        log_w = -recon + self.beta * (self.log_prior(z) - log_q)
+        bound = torch.logsumexp(log_w, dim=1) - np.log(k)
+        return -bound.mean(), recon.mean()
+
+    def log_prior(self, z: torch.Tensor) -> torch.Tensor:
+        """log p(z) of N(0, I), summed over the last axis."""
+        return torch.distributions.Normal(0.0, 1.0).log_prob(z).sum(-1)
 
     def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
         h = self.encoder(x)

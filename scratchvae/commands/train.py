@@ -31,7 +31,7 @@ from ..errors import UsageError, make_folder
 from ..gradflow import GradTracer, save_gradflow_figure
 from ..models import ARCHITECTURES
 from ..nn.init import manual_seed
-from ..objective import LOSSES
+from ..objective import LOSSES, OBJECTIVES
 from ..optim import Adam
 from ..parallel import DataParallel, default_workers
 from ..plots import save_grid, save_loss_curves, save_reconstructions
@@ -40,13 +40,15 @@ from .argtypes import non_negative_float, non_negative_int, positive_float, posi
 
 SETTINGS = ("model", "kind", "latent_dim", "loss", "beta", "binarize", "dataset", "image_size", "seed", "workers",
             "epochs", "batch_size", "lr", "clip", "train_size", "kl_warmup",
-            "trace_grads", "posterior")
+            "trace_grads", "posterior",
+            "objective", "iw_samples")
 #: what a setting is when its flag is not given. The flags themselves default to None, so that
 #: --resume can tell a flag given (compared with the run's config) from one left out.
 #: None here: decided from the model or the data (_new_config, cmd_train).
 DEFAULTS = {"model": "mlp", "kind": "vae", "latent_dim": None, "loss": "bce", "beta": 1.0, "binarize": "none",
             "dataset": None, "image_size": None, "seed": 0, "workers": None, "epochs": 10, "batch_size": 128,
-            "lr": 1e-3, "clip": None, "train_size": None, "kl_warmup": 0, "trace_grads": False, "posterior": "logvar"}
+            "lr": 1e-3, "clip": None, "train_size": None, "kl_warmup": 0, "trace_grads": False, "posterior": "logvar",
+            "objective": "elbo", "iw_samples": 1}
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -79,6 +81,13 @@ def _add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     p.add_argument("--posterior", choices=("logvar", "logstd"),
                    help="what the encoder's second half is: logvar = log sigma^2, or logstd = log sigma "
                         f"(the lecture slides' form; docs/derivations/logstd.md) (default: {DEFAULTS['posterior']})")
+    p.add_argument("--objective", choices=sorted(OBJECTIVES),
+                   help="elbo: one z per image; iwae: the importance-weighted bound of --iw-samples z per image, "
+                        "each sample's gradient weighted by its normalised importance weight (Burda et al. 2016; "
+                        f"docs/derivations/iwae_gradient.md) (default: {DEFAULTS['objective']})")
+    p.add_argument("--iw-samples", type=positive_int, metavar="K",
+                   help="importance samples per image for --objective iwae; the decoder runs on K x batch rows, "
+                        f"so a step costs about K times the decoder's (default: {DEFAULTS['iw_samples']})")
     p.add_argument("--kl-warmup", type=non_negative_int, metavar="EPOCHS",
                    help="raise the KL weight linearly from 0 to beta over this many epochs, beta * min(1, "
                         f"epoch / EPOCHS) (against posterior collapse; the test loss always uses beta) (default: "
@@ -194,6 +203,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     check_model_fits(config["model"], dataset.image_shape)
     config["image_shape"] = list(dataset.image_shape)
     x_train, x_test = prepare(dataset, config["binarize"], rng)
+    _refuse_objective(config)
     manual_seed(config["seed"])                                  # weight init
     model = model_from_config(config, rng=np.random.default_rng(config["seed"] + 2))
     trace = config.get("trace_grads", False)
@@ -202,6 +212,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     if trace and (config["workers"] or 1) > 1:
         raise UsageError("--trace-grads runs on one worker; use --workers 1")
     refuse_workers(model, config["workers"])
+    _refuse_coupled_samples(config, model)
     if config["batch_size"] < 2 and any(m.couples_batch for m in model.modules()):
         raise UsageError(f"--batch-size 1: the '{config['model']}' model has BatchNorm, which needs at least 2 "
                          f"images per batch (a lone image has no batch statistics)")
@@ -254,6 +265,21 @@ def cmd_train(args: argparse.Namespace) -> int:
     if run.tracer is not None:
         print(f"wrote {save_gradflow_figure(run.tracer.arrays(), out / 'gradflow.png')}, {out / 'gradflow.npz'}")
     return 0
+
+
+def _refuse_objective(config: dict) -> None:
+    """The settings the importance-weighted bound cannot take, as one-line errors."""
+    if config["objective"] == "elbo" and config["iw_samples"] != 1:
+        raise UsageError(f"--iw-samples {config['iw_samples']} needs --objective iwae (the ELBO draws one z per image)")
+    if config["objective"] == "iwae" and config["kind"] != "vae":
+        raise UsageError("--objective iwae trains a VAE (--kind vae): an autoencoder has no q(z|x) to sample")
+
+
+def _refuse_coupled_samples(config: dict, model) -> None:
+    coupled = sorted({type(m).__name__ for m in model.modules() if m.couples_batch})
+    if config["objective"] == "iwae" and coupled:
+        raise UsageError(f"--objective iwae: the '{config['model']}' model has {', '.join(coupled)}, whose batch "
+                         f"statistics would couple an image's K samples (they must be independent draws)")
 
 
 class _Run:

@@ -127,6 +127,13 @@ def bce_logits_rows_numba(a: np.ndarray, t: np.ndarray) -> np.ndarray:
     return _rows_numba(a, t)[0]
 
 
+def bce_logits_rows_e_reference(a: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(the loss of each row, (R,) float64; e = exp(-|a|)): a training step that weights each
+    row's loss (the importance-weighted bound) keeps e for backward, as bce_logits_sum does."""
+    e = exp_neg_abs(a)
+    return np.sum(np.maximum(a, 0) - a * t + np.log1p(e), axis=1, dtype=np.float64), e
+
+
 def bce_logits_grad_numba(a: np.ndarray, t: np.ndarray, e: np.ndarray, scale: float) -> np.ndarray:
     """bce_logits_grad_reference in one pass from the cached e."""
     af = _flat(a, a)
@@ -141,3 +148,4 @@ def bce_logits_grad_numba(a: np.ndarray, t: np.ndarray, e: np.ndarray, scale: fl
 bce_logits_sum = bce_logits_sum_numba if KERNELS == "numba" else bce_logits_sum_reference
 bce_logits_grad = bce_logits_grad_numba if KERNELS == "numba" else bce_logits_grad_reference
 bce_logits_rows = bce_logits_rows_numba if KERNELS == "numba" else bce_logits_rows_reference
+bce_logits_rows_e = _rows_numba if KERNELS == "numba" else bce_logits_rows_e_reference

@@ -26,13 +26,14 @@ ARCHITECTURES = {
 
 def build_model(arch: str = "mlp", kind: str = "vae", latent_dim: int | None = None, loss: str = "bce",
                 beta: float = 1.0, rng: np.random.Generator | None = None,
-                image_shape: tuple[int, int, int] | None = None, posterior: str = "logvar") -> VAE | Autoencoder:
+                image_shape: tuple[int, int, int] | None = None, posterior: str = "logvar",
+                objective: str = "elbo", iw_samples: int = 1) -> VAE | Autoencoder:
     """A VAE (kind='vae') or plain Autoencoder (kind='ae') of a named architecture.
 
     ``rng`` draws the VAE's eps; the initial weights come from nn.init (manual_seed).
     ``image_shape`` (C, H, W): the MLP's input size (default 1x28x28); a conv model takes
     only its own. ``posterior``: what the VAE encoder's second half is, 'logvar' (log sigma^2)
-    or 'logstd' (log sigma)."""
+    or 'logstd' (log sigma). ``objective``: 'elbo', or 'iwae' with ``iw_samples`` K per image."""
     if arch not in ARCHITECTURES:
         raise ValueError(f"unknown model '{arch}', choose from {sorted(ARCHITECTURES)}")
     if kind not in ("vae", "ae"):
@@ -51,7 +52,8 @@ def build_model(arch: str = "mlp", kind: str = "vae", latent_dim: int | None = N
     else:
         encoder, decoder = builder(latent_dim, enc_out, final_sigmoid)
     if kind == "vae":
-        return VAE(encoder, decoder, latent_dim, loss, beta, rng, posterior)
+        return VAE(encoder, decoder, latent_dim, loss, beta, rng, posterior,
+                   objective=objective, iw_samples=iw_samples)
     return Autoencoder(encoder, decoder, latent_dim, loss)
 
 

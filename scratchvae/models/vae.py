@@ -11,7 +11,7 @@ import numpy as np
 from ..distributions import make_kl, make_posterior, make_prior
 from ..nn.activations import sigmoid
 from ..nn.module import Module, Sequential
-from ..objective import ELBO, Losses, make_loss
+from ..objective import Losses, make_loss, make_objective
 
 
 class _AutoencoderBase(Module):
@@ -68,7 +68,9 @@ class VAE(_AutoencoderBase):
                (posterior='logvar') or mu and log sigma (posterior='logstd')  (distributions/gaussian.py)
     prior      p(z): StandardNormal, N(0, I)  (distributions/normal.py; prior='normal')
     kl         KL(q(z|x) || p(z)): the closed form for this pair (distributions/kl.py)
-    objective  the negative ELBO, recon + beta * kl, with its backward written out (objective/elbo.py)
+    objective  the negative ELBO, recon + beta * kl, with its backward written out (objective/elbo.py;
+               objective='elbo'), or the K-sample importance-weighted bound (objective/iwae.py;
+               objective='iwae', iw_samples=K)
 
     loss(x) runs the objective's forward; backward() its backward down to the encoder's output
     dh, then the encoder's. beta = 1 is the VAE; beta > 1 is the beta-VAE of Higgins et al. (2017).
@@ -77,12 +79,12 @@ class VAE(_AutoencoderBase):
 
     def __init__(self, encoder: Module, decoder: Module, latent_dim: int, loss: str = "bce",
                  beta: float = 1.0, rng: np.random.Generator | None = None, posterior: str = "logvar",
-                 prior: str = "normal") -> None:
+                 prior: str = "normal", objective: str = "elbo", iw_samples: int = 1) -> None:
         super().__init__(encoder, decoder, latent_dim, loss)
         self.posterior = make_posterior(posterior)
         self.prior = make_prior(prior, latent_dim)
         self.kl = make_kl(self.posterior, self.prior)
-        self.objective = ELBO()
+        self.objective = make_objective(objective, iw_samples)
         self.beta = beta
         self.rng = rng if rng is not None else np.random.default_rng()
 

@@ -14,7 +14,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ..kernels.bce import bce_logits_grad, bce_logits_rows, bce_logits_sum
+from ..kernels.bce import bce_logits_grad, bce_logits_rows, bce_logits_rows_e, bce_logits_sum
 from ..nn.module import per_image_scale
 
 
@@ -43,8 +43,13 @@ class ReconstructionLoss:
         return np.sum(self.per_pixel(pred, target), axis=1, dtype=np.float64)  # (N,)
 
     def forward(self, pred: np.ndarray, target: np.ndarray) -> float:
+        return float(self.forward_rows(pred, target).mean())
+
+    def forward_rows(self, pred: np.ndarray, target: np.ndarray) -> np.ndarray:
+        """The loss of each image, (N,) float64, caching for backward: an objective that weights
+        the images' losses (the importance-weighted bound) calls this, then backward(dloss=(N,))."""
         cache = self._keep(pred, target)
-        return float(self.per_image(cache.pred, cache.target).mean())
+        return self.per_image(cache.pred, cache.target)          # (N,)
 
     def _keep(self, pred: np.ndarray, target: np.ndarray) -> _LossCache:
         """Check the shapes and cache pred and target as (N, D) views."""
@@ -98,6 +103,11 @@ class BCEWithLogits(ReconstructionLoss):
         a, t = pred, target
         e = np.exp(-np.abs(a))                                   # (N, D), in (0, 1]: never overflows
         return np.maximum(a, 0) - a * t + np.log1p(e)            # (N, D)
+
+    def forward_rows(self, pred: np.ndarray, target: np.ndarray) -> np.ndarray:
+        a, t, _ = self._keep(pred, target)                       # (N, D) each
+        rows, self.exp_neg_abs = bce_logits_rows_e(a, t)         # (N,) float64; e (N, D)
+        return rows
 
     def per_image(self, pred: np.ndarray, target: np.ndarray) -> np.ndarray:
         return bce_logits_rows(pred, target)                     # (N,) float64: per_pixel summed
