@@ -49,6 +49,15 @@ from timing import PAUSE_S, alternating_ms, gemm_peak_gflops, median_ms, minor_f
 
 
 MNIST_TRAIN_IMAGES = 60000
+#: --models names beyond the architectures: an architecture trained another way (its objective or
+#: prior), timed against the same PyTorch twin trained the same way
+VARIANTS = {"conv-iwae5": ("conv", {"objective": "iwae", "iw_samples": 5})}
+
+
+def model_of(name: str):
+    """The model --models names: an architecture as `scratchvae train` builds it, or a VARIANTS entry."""
+    arch, kwargs = VARIANTS.get(name, (name, {}))
+    return build_model(arch, rng=np.random.default_rng(0), **kwargs), ARCHITECTURES[arch][1]
 
 
 def _batch(shape: tuple, n: int, seed: int = 0) -> np.ndarray:
@@ -87,8 +96,7 @@ def _torch_steps(model, x, x_inf):
 def bench_model(arch: str, args: argparse.Namespace, torch_ok: bool) -> dict:
     """One row of the report; its fraction_of_peak is set by run, once the run's peak is known."""
     manual_seed(0)
-    model = build_model(arch, rng=np.random.default_rng(0))
-    shape = ARCHITECTURES[arch][1]
+    model, shape = model_of(arch)
     x, x_inf = _batch(shape, args.batch_size), _batch(shape, args.inference_batch, seed=1)
     parallel = DataParallel(model, args.workers)                 # None: default_workers(model), as train
     step = _train_step(model, Adam(model.parameters()), x, parallel)
@@ -225,8 +233,8 @@ def run(args: argparse.Namespace) -> int:
     malloc_note, torch_ok, torch_note = _set_up(args, vs_torch=args.vs_torch)
     archs = args.models.split(",")
     for arch in archs:
-        if arch not in ARCHITECTURES:
-            raise SystemExit(f"unknown model '{arch}', choose from {sorted(ARCHITECTURES)}")
+        if arch not in ARCHITECTURES and arch not in VARIANTS:
+            raise SystemExit(f"unknown model '{arch}', choose from {sorted(ARCHITECTURES) + sorted(VARIANTS)}")
     report = {"machine": f"{platform.machine()}, {cpu_cores()} cores", "numpy": np.__version__,
               "torch": torch_note, "malloc": malloc_note, "protocol": _protocol(args, torch_ok),
               "processes": _processes_note(args), "results": []}
@@ -256,7 +264,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python benchmarks/bench.py",
                                 description="time training steps and inference (optionally against PyTorch)",
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--models", default="mlp,conv,keras", help="comma-separated architectures")
+    p.add_argument("--models", default="mlp,conv,keras," + ",".join(VARIANTS),
+                   help="comma-separated architectures, or variants: " + ", ".join(
+                       f"{name} ({arch} with {', '.join(f'{k}={v}' for k, v in kw.items())})"
+                       for name, (arch, kw) in VARIANTS.items()))
     p.add_argument("--batch-size", type=positive_int, default=128)
     p.add_argument("--inference-batch", type=positive_int, default=1000)
     p.add_argument("--repeats", type=positive_int, default=30, help="timed steps per model (the median is reported)")

@@ -39,9 +39,12 @@ def first_trained_layer(model: snn.Module) -> snn.Module | None:
 def step_gemms(model: snn.Module, x: np.ndarray, training: bool = True) -> list[Gemm]:
     """Every product of one training step of a VAE or Autoencoder on the batch x: each layer's
     forward, dweight and dx, except the dx of the encoder's first trained layer (no gradient
-    for the data). training=False: the forward products only, as encode + decode run them."""
+    for the data). training=False: the forward products only, as encode + decode run them.
+    An objective that decodes K samples of each image (the importance-weighted bound) trains the
+    decoder on N*K rows."""
     first = first_trained_layer(model)
-    z = np.zeros((x.shape[0], model.latent_dim), x.dtype)         # (N, L)
+    rows = getattr(getattr(model, "objective", None), "decoder_rows_per_image", 1) if training else 1
+    z = np.zeros((x.shape[0] * rows, model.latent_dim), x.dtype)  # (N*K, L)
     return [g for _, layer, x_in, out in model.trace(x, z)
             for g in layer_gemms(layer, x_in.shape, out.shape, input_grad=layer is not first)
             if training or g.role == "forward"]

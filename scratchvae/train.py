@@ -12,6 +12,7 @@ go on to bit-for-bit the weights it would have reached uninterrupted.
 from __future__ import annotations
 
 import json
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -126,6 +127,21 @@ def kl_weight(epoch: int, beta: float, warmup_epochs: int) -> float:
     return beta if warmup_epochs <= 0 else beta * min(1.0, epoch / warmup_epochs)
 
 
+#: --lr-schedule names
+LR_SCHEDULES = ("constant", "cosine")
+
+
+def learning_rate(epoch: int, lr: float, schedule: str, epochs: int) -> float:
+    """The learning rate of an epoch (1-based) of ``epochs``: lr throughout ('constant'), or
+    lr * (1 + cos(pi * (epoch - 1) / epochs)) / 2 ('cosine', Loshchilov and Hutter 2017), from lr in
+    the first epoch down towards 0 in the last, so the final epochs average out Adam's noise."""
+    if schedule == "constant":
+        return lr
+    if schedule == "cosine":
+        return lr * 0.5 * (1.0 + math.cos(math.pi * (epoch - 1) / epochs))
+    raise ValueError(f"unknown learning-rate schedule {schedule!r}, choose from {', '.join(LR_SCHEDULES)}")
+
+
 def set_kl_weight(parallel: DataParallel, weight: float) -> None:
     """The model's beta and every replica's (each copied it when the DataParallel was built)."""
     for m in [parallel.model, *parallel.replicas]:
@@ -216,7 +232,8 @@ def fit(model: Module, optimizer: Optimizer, x_train: np.ndarray, x_test: np.nda
         metrics_path: Path | None = None, progress: bool = True,
         on_epoch: Callable[[EpochMetrics], None] | None = None, workers: int | None = None, *,
         parallel: DataParallel | None = None, start_epoch: int = 1, resume: EpochProgress | None = None,
-        should_stop: Callable[[], bool] | None = None, kl_warmup: int = 0, tracer=None) -> list[EpochMetrics]:
+        should_stop: Callable[[], bool] | None = None, kl_warmup: int = 0, tracer=None,
+        lr_schedule: str = "constant") -> list[EpochMetrics]:
     """Train epochs start_epoch..epochs, printing a line per epoch and appending it to
     ``metrics_path`` (JSON lines), then calling ``on_epoch`` (where a run saves its checkpoint).
 
@@ -225,10 +242,12 @@ def fit(model: Module, optimizer: Optimizer, x_train: np.ndarray, x_test: np.nda
     start epoch where it stopped. ``kl_warmup`` > 0 weights the KL by kl_weight(epoch) in
     training; the test loss always uses the model's own beta, so epochs compare. ``tracer``
     (gradflow.GradTracer) sees every step's gradients, and its ``epoch_extras(epoch)`` columns
-    join each epoch's metrics row.
+    join each epoch's metrics row. ``lr_schedule`` sets the optimizer's learning rate at the
+    start of each epoch from the rate it was built with (learning_rate); rows then carry "lr".
     """
     parallel = parallel or DataParallel(model, workers)
     beta = getattr(model, "beta", 1.0)
+    base_lr = optimizer.lr
     history = []
     for epoch in range(start_epoch, epochs + 1):
         if should_stop is not None and should_stop():
@@ -236,17 +255,21 @@ def fit(model: Module, optimizer: Optimizer, x_train: np.ndarray, x_test: np.nda
         start = time.perf_counter()
         weight = kl_weight(epoch, beta, kl_warmup)
         set_kl_weight(parallel, weight)
+        optimizer.lr = learning_rate(epoch, base_lr, lr_schedule, epochs)
         try:
             train_losses = train_epoch(model, optimizer, x_train, batch_size, rng, binarize_mode, clip, epoch,
                                        progress, parallel, resume if epoch == start_epoch else None, should_stop,
                                        tracer)
         finally:
             set_kl_weight(parallel, beta)
+            optimizer.lr = base_lr
         seconds = time.perf_counter() - start
         test_losses = evaluate(model, x_test, parallel=parallel)
         check_finite(test_losses, f"epoch {epoch}, test set")
-        row = EpochMetrics(epoch, train_losses, test_losses, seconds, weight,
-                           {} if tracer is None else tracer.epoch_extras(epoch))
+        extra = {} if tracer is None else tracer.epoch_extras(epoch)
+        if lr_schedule != "constant":
+            extra["lr"] = learning_rate(epoch, base_lr, lr_schedule, epochs)
+        row = EpochMetrics(epoch, train_losses, test_losses, seconds, weight, extra)
         history.append(row)
         tqdm.write(str(row))
         if metrics_path is not None:

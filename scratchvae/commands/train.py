@@ -26,97 +26,25 @@ import numpy as np
 
 from ..checkpoint import Checkpoint, CheckpointError, load_checkpoint, model_from_config, restore_rng, rng_state, \
     save_checkpoint
-from ..data import BINARIZE_MODES, check_model_fits, load_dataset, prepare
+from ..data import check_model_fits, load_dataset, prepare
 from ..errors import UsageError, make_folder
 from ..gradflow import GradTracer, save_gradflow_figure
 from ..models import ARCHITECTURES
 from ..nn.init import manual_seed
-from ..objective import LOSSES, OBJECTIVES
 from ..optim import Adam
 from ..parallel import DataParallel, default_workers
 from ..plots import save_grid, save_loss_curves, save_reconstructions
 from ..train import EpochProgress, TrainingFault, TrainingInterrupted, fit
-from .argtypes import non_negative_float, non_negative_int, positive_float, positive_int, refuse_workers
+from .argtypes import refuse_workers
+from .train_flags import DEFAULTS, PRESETS, SETTINGS, add_arguments
 
-SETTINGS = ("model", "kind", "latent_dim", "loss", "beta", "binarize", "dataset", "image_size", "seed", "workers",
-            "epochs", "batch_size", "lr", "clip", "train_size", "kl_warmup",
-            "trace_grads", "posterior",
-            "objective", "iw_samples")
-#: what a setting is when its flag is not given. The flags themselves default to None, so that
-#: --resume can tell a flag given (compared with the run's config) from one left out.
-#: None here: decided from the model or the data (_new_config, cmd_train).
-DEFAULTS = {"model": "mlp", "kind": "vae", "latent_dim": None, "loss": "bce", "beta": 1.0, "binarize": "none",
-            "dataset": None, "image_size": None, "seed": 0, "workers": None, "epochs": 10, "batch_size": 128,
-            "lr": 1e-3, "clip": None, "train_size": None, "kl_warmup": 0, "trace_grads": False, "posterior": "logvar",
-            "objective": "elbo", "iw_samples": 1}
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train a VAE or autoencoder into a run folder (checkpoints, metrics, figures)",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    _add_arguments(p)
+    add_arguments(p)
     p.set_defaults(func=cmd_train)
-
-
-def _add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    p.add_argument("--model", choices=sorted(ARCHITECTURES),
-                   help="architecture: mlp (784-400-L; any image size), conv (reference conv VAE), keras "
-                        "(keras-io conv VAE), faces (64x64, BatchNorm); the conv models take 1x28x28 images, "
-                        f"faces 1x64x64 (default: {DEFAULTS['model']})")
-    p.add_argument("--kind", choices=("vae", "ae"), help=f"VAE or plain autoencoder (default: {DEFAULTS['kind']})")
-    p.add_argument("--dataset",
-                   help="mnist (bundled), olivetti (bundled faces), fashion-mnist (downloaded once into "
-                        "$SCRATCHVAE_DATA or ~/.cache/scratchvae), or a path: a .npy/.npz array (N, H, W) or "
-                        "(N, C, H, W) or a folder of PNG/JPEG images, split 90/10 by --seed "
-                        "(default: olivetti for --model faces, else mnist)")
-    p.add_argument("--image-size", type=positive_int,
-                   help="center-crop and resize every image to this size (default: the data's own)")
-    p.add_argument("--latent-dim", type=positive_int,
-                   help="latent size (default: 20 mlp, 32 conv, 2 keras, 64 faces)")
-    p.add_argument("--epochs", type=positive_int, help=f"(default: {DEFAULTS['epochs']}; with --resume: the run's)")
-    p.add_argument("--batch-size", type=positive_int, help=f"(default: {DEFAULTS['batch_size']})")
-    p.add_argument("--lr", type=positive_float, help=f"Adam learning rate (default: {DEFAULTS['lr']})")
-    p.add_argument("--beta", type=non_negative_float,
-                   help=f"weight of the KL term, beta-VAE (default: {DEFAULTS['beta']})")
-    p.add_argument("--posterior", choices=("logvar", "logstd"),
-                   help="what the encoder's second half is: logvar = log sigma^2, or logstd = log sigma "
-                        f"(the lecture slides' form; docs/derivations/logstd.md) (default: {DEFAULTS['posterior']})")
-    p.add_argument("--objective", choices=sorted(OBJECTIVES),
-                   help="elbo: one z per image; iwae: the importance-weighted bound of --iw-samples z per image, "
-                        "each sample's gradient weighted by its normalised importance weight (Burda et al. 2016; "
-                        f"docs/derivations/iwae_gradient.md) (default: {DEFAULTS['objective']})")
-    p.add_argument("--iw-samples", type=positive_int, metavar="K",
-                   help="importance samples per image for --objective iwae; the decoder runs on K x batch rows, "
-                        f"so a step costs about K times the decoder's (default: {DEFAULTS['iw_samples']})")
-    p.add_argument("--kl-warmup", type=non_negative_int, metavar="EPOCHS",
-                   help="raise the KL weight linearly from 0 to beta over this many epochs, beta * min(1, "
-                        f"epoch / EPOCHS) (against posterior collapse; the test loss always uses beta) (default: "
-                        f"{DEFAULTS['kl_warmup']})")
-    p.add_argument("--loss", choices=sorted(LOSSES),
-                   help="reconstruction loss: bce (from logits), bce-prob (on sigmoid outputs), mse, rmse "
-                        f"(default: {DEFAULTS['loss']})")
-    p.add_argument("--binarize", choices=BINARIZE_MODES,
-                   help="dynamic: fresh Bernoulli pixels every epoch; static: binarized once; "
-                        f"none: grey levels as BCE targets (default: {DEFAULTS['binarize']})")
-    p.add_argument("--seed", type=int,
-                   help=f"seeds init, shuffling, noise and binarization (default: {DEFAULTS['seed']})")
-    p.add_argument("--clip", type=positive_float, help="clip the global gradient norm to this value")
-    p.add_argument("--train-size", type=positive_int, help="use only the first N training images")
-    p.add_argument("--out", type=Path, default=None,
-                   help="run folder (default: runs/<model>-<kind>, numbered -2, -3, ... if taken)")
-    p.add_argument("--resume", action="store_true",
-                   help="go on from --out's last.npz with that run's settings: the run's own flags may be "
-                        "repeated, a different value is refused (only --epochs may change)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.add_argument("--workers", type=positive_int,
-                   help="threads, each training on its share of every batch (default: one per core for "
-                        "the conv models, 1 otherwise; see scratchvae/parallel.py)")
-    p.add_argument("--trace-grads", action="store_true", default=None,
-                   help="record every step's gradient L2 norm per parameter, the reconstruction and KL "
-                        "parts of the gradient at the encoder output, and each epoch's held-out KL per "
-                        "latent dimension into DIR/gradflow.npz and DIR/gradflow.png (vanishing or "
-                        "exploding gradients, posterior collapse); VAE only, one worker")
-    return p
 
 
 class StopOnCtrlC:
@@ -155,7 +83,10 @@ def _flag(key: str) -> str:
 
 
 def _new_config(args: argparse.Namespace) -> dict:
-    config = {key: DEFAULTS[key] if getattr(args, key) is None else getattr(args, key) for key in SETTINGS}
+    """Each setting from its flag, else from --preset's recipe, else DEFAULTS."""
+    preset = PRESETS[args.preset] if args.preset else {}
+    config = {key: preset.get(key, DEFAULTS[key]) if getattr(args, key) is None else getattr(args, key)
+              for key in SETTINGS}
     config["dataset"] = config["dataset"] or ("olivetti" if config["model"] == "faces" else "mnist")
     config["latent_dim"] = config["latent_dim"] or ARCHITECTURES[config["model"]][2]
     return config
@@ -244,7 +175,8 @@ def cmd_train(args: argparse.Namespace) -> int:
                           config["binarize"], config["clip"], metrics_path=out / "metrics.jsonl",
                           progress=not args.no_progress, on_epoch=run.end_of_epoch, parallel=parallel,
                           start_epoch=run.epoch + 1, resume=resume, should_stop=stop,
-                          kl_warmup=config["kl_warmup"], tracer=run.tracer)
+                          kl_warmup=config["kl_warmup"], tracer=run.tracer,
+                          lr_schedule=config.get("lr_schedule", "constant"))
     except TrainingInterrupted as stopped:
         where = f"after epoch {run.epoch}"
         if stopped.progress is not None:
