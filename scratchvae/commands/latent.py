@@ -14,7 +14,7 @@ from ..errors import UsageError
 from ..latent.features import (estimate_feature_vector, in_batches, ink, labels_from_file, shift_codes, slant,
                                split_at_median)
 from ..latent.figures import save_histograms, save_manifold, save_scatter, save_strip
-from ..distributions import prior_of
+from ..distributions import prior_label, prior_of
 from ..latent.grid import manifold_codes
 from ..latent.interpolate import interpolation_path
 from ..latent.projection import encode_means
@@ -128,10 +128,11 @@ def run_latent(args: argparse.Namespace) -> int:
                             f"{what}: held-out means ({len(x)} images)"),
                save_histograms(codes, folder / f"latent-hist-{stem}.png", f"{what}: held-out means vs N(0, 1)")]
     if model.latent_dim == 2:
-        z, q = manifold_codes(2, args.grid or 20, prior_of(model).quantile)  # (n*n, 2), (n,)
+        prior = prior_of(model)
+        z, q = manifold_codes(2, args.grid or 20, prior.quantile)  # (n*n, 2), (n,) or (n, 2)
         images = _grey(_decode_mean(model, z))
         written.append(save_manifold(images, q, folder / f"latent-grid-{stem}.png",
-                                     f"{what}: decoded N(0, 1) quantile grid"))
+                                     f"{what}: decoded quantile grid of p(z) = {prior_label(prior)}"))
     for path in written:
         print(path)
     return 0

@@ -29,7 +29,8 @@ from ..checkpoint import Checkpoint, CheckpointError, load_checkpoint, model_fro
 from ..data import BINARIZE_MODES, check_model_fits, load_dataset, prepare
 from ..errors import UsageError, make_folder
 from ..gradflow import GradTracer, save_gradflow_figure
-from ..models import ARCHITECTURES
+from ..distributions import DEFAULT_COMPONENTS, PRIORS, prior_label
+from ..models import ARCHITECTURES, prior_refusal
 from ..nn.init import manual_seed
 from ..objective import LOSSES
 from ..optim import Adam
@@ -40,13 +41,16 @@ from .argtypes import non_negative_float, non_negative_int, positive_float, posi
 
 SETTINGS = ("model", "kind", "latent_dim", "loss", "beta", "binarize", "dataset", "image_size", "seed", "workers",
             "epochs", "batch_size", "lr", "clip", "train_size", "kl_warmup",
-            "trace_grads", "posterior")
+            "trace_grads", "posterior",
+            "prior", "prior_components")
 #: what a setting is when its flag is not given. The flags themselves default to None, so that
 #: --resume can tell a flag given (compared with the run's config) from one left out.
 #: None here: decided from the model or the data (_new_config, cmd_train).
 DEFAULTS = {"model": "mlp", "kind": "vae", "latent_dim": None, "loss": "bce", "beta": 1.0, "binarize": "none",
             "dataset": None, "image_size": None, "seed": 0, "workers": None, "epochs": 10, "batch_size": 128,
-            "lr": 1e-3, "clip": None, "train_size": None, "kl_warmup": 0, "trace_grads": False, "posterior": "logvar"}
+            "lr": 1e-3, "clip": None, "train_size": None, "kl_warmup": 0, "trace_grads": False, "posterior": "logvar",
+            "prior": "normal",
+            "prior_components": DEFAULT_COMPONENTS}
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -79,6 +83,16 @@ def _add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     p.add_argument("--posterior", choices=("logvar", "logstd"),
                    help="what the encoder's second half is: logvar = log sigma^2, or logstd = log sigma "
                         f"(the lecture slides' form; docs/derivations/logstd.md) (default: {DEFAULTS['posterior']})")
+    p.add_argument("--prior", choices=sorted(PRIORS),
+                   help="p(z): normal = N(0, I) (closed-form KL); mog = a mixture of --prior-components learned "
+                        "diagonal Gaussians; vamp = the VampPrior, the mixture of the encoder's posteriors on "
+                        "--prior-components learned pseudo-inputs in [0, 1] (not --model faces: BatchNorm). The "
+                        "learned priors' KL is the one-sample estimate log q(z|x) - log p(z), so the logged kl is "
+                        f"noisy (docs/derivations/mixture.md) (default: {DEFAULTS['prior']})")
+    p.add_argument("--prior-components", type=positive_int, metavar="M",
+                   help="components of --prior mog or pseudo-inputs of --prior vamp; 50 keeps a laptop's step "
+                        "cheap: mog adds two (N x M) products, vamp M more encoder rows per step, about a third "
+                        f"of a 128-image batch (Tomczak and Welling used 500) (default: {DEFAULTS['prior_components']})")
     p.add_argument("--kl-warmup", type=non_negative_int, metavar="EPOCHS",
                    help="raise the KL weight linearly from 0 to beta over this many epochs, beta * min(1, "
                         f"epoch / EPOCHS) (against posterior collapse; the test loss always uses beta) (default: "
@@ -152,6 +166,16 @@ def _new_config(args: argparse.Namespace) -> dict:
     return config
 
 
+def _check_prior(config: dict) -> None:
+    """Refuse a prior the run cannot train (UsageError, before any work)."""
+    prior = config.get("prior", "normal")
+    if (why := prior_refusal(config["model"], prior)) is not None:
+        raise UsageError(why)
+    if prior != "normal" and config.get("trace_grads"):
+        raise UsageError(f"--trace-grads splits dh into the closed-form KL's part, which --prior {prior} has not; "
+                         f"use --prior normal")
+
+
 def _run_folder(args: argparse.Namespace, config: dict) -> Path:
     if args.out is not None:
         if args.out.exists() and not args.out.is_dir():
@@ -192,6 +216,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     dataset = load_dataset(config["dataset"], image_size=config["image_size"], seed=config["seed"],
                            train_size=config["train_size"])
     check_model_fits(config["model"], dataset.image_shape)
+    _check_prior(config)
     config["image_shape"] = list(dataset.image_shape)
     x_train, x_test = prepare(dataset, config["binarize"], rng)
     manual_seed(config["seed"])                                  # weight init
@@ -314,7 +339,7 @@ def _figures(model, x_test: np.ndarray, out: Path, config: dict, rows: list[dict
                save_loss_curves(rows, out / "loss.png")]
     if config["kind"] == "vae":
         figures.append(save_grid(model.sample(100, np.random.default_rng(config["seed"])), out / "samples.png",
-                                 title="decoded z ~ N(0, I)"))
+                                 title=f"decoded z ~ {prior_label(model.prior)}"))
     if history:
         final = history[-1].test
         print(f"final test loss {final.total:.2f} (recon {final.recon:.2f}, kl {final.kl:.2f})")

@@ -61,17 +61,19 @@ def save_scatter(codes: np.ndarray, labels: np.ndarray | None, path: Path, title
 
 
 def save_manifold(images: np.ndarray, q: np.ndarray, path: Path, title: str = "") -> Path:
-    """The n x n decoded grid (images in manifold_codes' order: top row z_2 largest), axes in z."""
+    """The n x n decoded grid (images in manifold_codes' order: top row z_2 largest), axes in z;
+    q (n,), or (n, 2) when each axis has its own quantiles (a mixture prior)."""
     n = len(q)
+    q1, q2 = (q[:, 0], q[:, 1]) if q.ndim == 2 else (q, q)     # (n,) each
     h, w = images.shape[-2:]
     mosaic = tile(np.clip(images, 0.0, 1.0), n)                  # (n*H, n*W)
     fig, ax = plt.subplots(figsize=(7, 7.3))
     ax.imshow(mosaic, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
     step = max(1, n // 8)
     ticks = np.arange(0, n, step)
-    ax.set_xticks(ticks * w + w / 2, [f"{q[i]:.2f}" for i in ticks], fontsize=7)
-    ax.set_yticks(ticks * h + h / 2, [f"{q[n - 1 - i]:.2f}" for i in ticks], fontsize=7)
-    ax.set_xlabel("z_1 = Phi^-1((i + 0.5) / n)")
+    ax.set_xticks(ticks * w + w / 2, [f"{q1[i]:.2f}" for i in ticks], fontsize=7)
+    ax.set_yticks(ticks * h + h / 2, [f"{q2[n - 1 - i]:.2f}" for i in ticks], fontsize=7)
+    ax.set_xlabel("z_1 = Phi^-1((i + 0.5) / n)" if q.ndim == 1 else "z_1 = F_1^-1((i + 0.5) / n), the prior's marginal")
     ax.set_ylabel("z_2")
     ax.set_title(title, fontsize=8)
     return _save(fig, path)
