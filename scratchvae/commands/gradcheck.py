@@ -229,8 +229,7 @@ def _describe(what: dict) -> str:
         return f"loss {what['loss']} on random {arrays} {tuple(what['input_shape'])}"
     source = f"checkpoint {what['checkpoint']} (epoch {what['epoch']})" if "checkpoint" in what \
         else f"fresh weights, seed {what['seed']}"
-    prior = f", prior {what['prior']}" + (f" (M={what['prior_components']})" if what["prior"] != "normal" else "") \
-        if "prior" in what else ""
+    prior = f", prior {what['prior']} (M={what['prior_components']})" if what.get("prior", "normal") != "normal" else ""
     return (f"model {what['model']} {what['kind']}, L={what['latent_dim']}, {what['loss']} loss{prior}, {source}; "
             f"{what['input_shape'][0]} random binary images" + (", eps fixed" if what["kind"] == "vae" else ""))
 
