@@ -127,7 +127,8 @@ def test_the_learned_prior_loss_and_gradients_match_torch_autograd(prior, rng):
 
     twin = TorchVAE(_without_prior(model)).double()
     tx = torch.tensor(x, requires_grad=True)
-    params = {n: torch.tensor(p.data, requires_grad=True) for n, p in model.named_parameters() if n.startswith("prior.")}
+    params = {n: torch.tensor(p.data, requires_grad=True)
+              for n, p in model.named_parameters() if n.startswith("prior.")}
     mu, logvar = _torch_posterior(twin, tx, 3)
     z = mu + torch.exp(0.5 * logvar) * torch.tensor(eps)
     if prior == "mog":

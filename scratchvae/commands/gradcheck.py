@@ -183,7 +183,8 @@ def _reject(args: argparse.Namespace, mode: str, names) -> None:
 def _check_model(args: argparse.Namespace, rng: np.random.Generator) -> tuple[GradCheckReport, dict, float]:
     _reject(args, "--checkpoint" if args.checkpoint else "--model", _layer_option_names())
     if args.checkpoint is not None:
-        _reject(args, "--checkpoint (its config says)", ["kind", "latent_dim", "recon_loss", "prior", "prior_components"])
+        _reject(args, "--checkpoint (its config says)",
+                ["kind", "latent_dim", "recon_loss", "prior", "prior_components"])
         model, checkpoint = load_model(args.checkpoint)
         config = checkpoint.config
         arch, kind = config["model"], config["kind"]

@@ -92,7 +92,8 @@ def _add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     p.add_argument("--prior-components", type=positive_int, metavar="M",
                    help="components of --prior mog or pseudo-inputs of --prior vamp; 50 keeps a laptop's step "
                         "cheap: mog adds two (N x M) products, vamp M more encoder rows per step, about a third "
-                        f"of a 128-image batch (Tomczak and Welling used 500) (default: {DEFAULTS['prior_components']})")
+                        "of a 128-image batch (Tomczak and Welling used 500) "
+                        f"(default: {DEFAULTS['prior_components']})")
     p.add_argument("--kl-warmup", type=non_negative_int, metavar="EPOCHS",
                    help="raise the KL weight linearly from 0 to beta over this many epochs, beta * min(1, "
                         f"epoch / EPOCHS) (against posterior collapse; the test loss always uses beta) (default: "
