@@ -27,9 +27,9 @@ import numpy as np
 from ..checkpoint import Checkpoint, CheckpointError, load_checkpoint, model_from_config, restore_rng, rng_state, \
     save_checkpoint
 from ..data import BINARIZE_MODES, check_model_fits, load_dataset, prepare
+from ..distributions import DEFAULT_COMPONENTS, PRIORS, prior_label
 from ..errors import UsageError, make_folder
 from ..gradflow import GradTracer, save_gradflow_figure
-from ..distributions import DEFAULT_COMPONENTS, PRIORS, prior_label
 from ..models import ARCHITECTURES, prior_refusal
 from ..nn.init import manual_seed
 from ..objective import LOSSES

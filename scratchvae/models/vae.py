@@ -10,14 +10,7 @@ import numpy as np
 
 from ..distributions import make_kl, make_posterior, make_prior
 from ..nn.activations import sigmoid
-from ..nn.module import Module, Sequential
-
-
-def batch_coupling(module: Module) -> str | None:
-    """The layers of module whose output for one image depends on the others of its batch
-    (BatchNorm), named; None when it has none."""
-    coupled = sorted({type(m).__name__ for m in module.modules() if m.couples_batch})
-    return ", ".join(coupled) or None
+from ..nn.module import Module, Sequential, batch_coupling
 from ..objective import ELBO, Losses, make_loss
 
 
