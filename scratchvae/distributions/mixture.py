@@ -6,6 +6,7 @@ the encoder's posterior on learned pseudo-inputs, distributions/vamp.py).
     mixture_backward       dz, dmeans, dlogvars of dlogp * log p(z)                [MIX-3] .. [MIX-5]
     mixture_sample         a component drawn uniformly, then its Gaussian
     mixture_quantile       each coordinate's marginal quantile (the latent grid's axes)   [MIX-6]
+    mixture_marginal_density   each coordinate's marginal density (the latent histograms)
 (derivation: docs/derivations/mixture.md)
 """
 from __future__ import annotations
@@ -77,6 +78,14 @@ def mixture_sample(n: int, rng: np.random.Generator, means: np.ndarray, logvars:
     return means[m] + np.exp(0.5 * logvars[m]) * eps             # (n, L)
 
 
+def mixture_marginal_density(t: np.ndarray, means: np.ndarray, logvars: np.ndarray) -> np.ndarray:
+    """Each coordinate's marginal density at the points t (G,), (G, L): the derivative of [MIX-6],
+    f_d(t) = (1/M) sum_m N(t; mean_md, v_md) (the latent histograms' curve)."""
+    mu, var = means.astype(np.float64), np.exp(logvars.astype(np.float64))  # (M, L) each
+    diff = np.asarray(t, dtype=np.float64)[:, None, None] - mu   # (G, M, L)
+    return np.mean(np.exp(-0.5 * diff * diff / var) / np.sqrt(2 * math.pi * var), axis=1)  # (G, L)
+
+
 def mixture_quantile(p: np.ndarray, means: np.ndarray, logvars: np.ndarray, steps: int = 80) -> np.ndarray:
     """Each coordinate's marginal quantile, (len(p), L): the z_d with F_d(z_d) = p, where
     F_d(t) = (1/M) sum_m Phi((t - mean_md) / sigma_md) [MIX-6] is increasing, so bisection finds
@@ -144,6 +153,10 @@ class MixtureOfGaussians(Module):
         self.means.grad += dmeans.astype(self.means.grad.dtype, copy=False)
         self.logvars.grad += dlogvars.astype(self.logvars.grad.dtype, copy=False)
         return dz                                                # (..., L)
+
+    def marginal_density(self, t: np.ndarray) -> np.ndarray:
+        """Each coordinate's marginal density at the points t (G,), (G, L)."""
+        return mixture_marginal_density(t, self.means.data, self.logvars.data)
 
     def quantile(self, p: np.ndarray) -> np.ndarray:
         """Each coordinate's marginal quantile at p, (len(p), L) [MIX-6] (the latent grid's axes)."""

@@ -9,7 +9,7 @@ import numpy as np
 from ..nn import init
 from ..nn.activations import sigmoid
 from ..nn.module import Module, Parameter
-from .mixture import mixture_backward, mixture_log_prob, mixture_quantile, mixture_sample
+from .mixture import mixture_backward, mixture_log_prob, mixture_marginal_density, mixture_quantile, mixture_sample
 
 
 class _Components(NamedTuple):
@@ -101,6 +101,10 @@ class VampPrior(Module):
         grads.means[...] += dmeans
         grads.logvars[...] += dlogvars
         return dz                                                # (..., L)
+
+    def marginal_density(self, t: np.ndarray) -> np.ndarray:
+        """Each coordinate's marginal density at the points t (G,), (G, L)."""
+        return mixture_marginal_density(t, *self._require_components())
 
     def quantile(self, p: np.ndarray) -> np.ndarray:
         """Each coordinate's marginal quantile at p, (len(p), L) [MIX-6]."""
