@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from .atomic import save_npz_atomic
+from .distributions import DEFAULT_COMPONENTS
 from .errors import UsageError
 from .models import ARCHITECTURES, build_model
 from .nn.module import Module
@@ -124,6 +125,8 @@ def model_from_config(config: dict, rng: np.random.Generator | None = None) -> M
     image_shape = tuple(config["image_shape"]) if config.get("image_shape") else None
     return build_model(config["model"], config["kind"], config["latent_dim"], config["loss"], config["beta"],
                        rng=rng, image_shape=image_shape, posterior=config.get("posterior", "logvar"),
+                       prior=config.get("prior", "normal"),
+                       prior_components=config.get("prior_components", DEFAULT_COMPONENTS),
                        objective=config.get("objective", "elbo"), iw_samples=config.get("iw_samples", 1))
 
 

@@ -4,7 +4,8 @@ All numbers are nats per image, with the sign of a loss (lower is better):
 
     elbo   = recon + kl  >=  nll          the negative ELBO, one z per image (beta = 1: the bound
                                           itself, whatever beta the model was trained with)
-    recon  = -E_q[log p(x|z)]             kl = KL(q(z|x) || p(z)): the model's kl (closed form for N(0, I))
+    recon  = -E_q[log p(x|z)]             kl = KL(q(z|x) || p(z)): the model's kl (closed form for N(0, I);
+                                          for a learned prior log q(z|x) - log p(z) at the one z, [KL-4])
     nll    = -log p(x)  ~=  -log (1/K) sum_k w_k,   w_k = p(x|z_k) p(z_k) / q(z_k|x),  z_k ~ q(z|x)   [IWAE-1]
 
 The nll estimate is the IWAE bound of Burda et al. (2016): at K = 1 its expectation is the
@@ -138,7 +139,8 @@ def posterior(model: VAE, x: np.ndarray, batch_size: int = 1000) -> tuple[np.nda
 def elbo_terms(model: VAE, x: np.ndarray, batch_size: int = 1000,
                rng: np.random.Generator | None = None) -> Losses:
     """The negative ELBO averaged over the images, one z ~ q(z|x) per image:
-    total = recon + kl,  recon = -log p(x|z),  kl = KL(N(mu, exp(logvar)) || N(0, I)) in closed form.
+    total = recon + kl,  recon = -log p(x|z),  kl = the model's kl: KL(N(mu, exp(logvar)) || N(0, I)) in
+    closed form, or for a learned prior the one-sample log q(z|x) - log p(z) at the same z [KL-4].
 
     model.loss in eval mode with beta = 1, except that recon is -log p(x|z) (log_likelihood):
     for mse that adds D/2 log(pi); for rmse, no likelihood, recon is the loss. eps is drawn from
@@ -277,7 +279,7 @@ class Evaluation:
     nll: float | None                 # importance-sampled -log p(x), mean over the images
     nll_stderr: float | None          # its standard error over the images, std / sqrt(n)
     active_units: int | None
-    kl_per_dim: list[float] | None
+    kl_per_dim: list[float] | None    # None for a learned prior (no closed form, no split over d)
     seconds: float
 
     def as_json(self) -> dict:
@@ -306,8 +308,16 @@ def evaluate_model(model: VAE | Autoencoder, x: np.ndarray, k: int = 5000, n: in
         nll=None if nll is None else float(nll.mean()),
         nll_stderr=None if nll is None else float(nll.std() / math.sqrt(len(nll))),
         active_units=active_units(model, x, batch_size=batch_size),
-        kl_per_dim=[float(v) for v in kl_per_dimension(model, x, batch_size)],
+        kl_per_dim=_kl_per_dim(model, x, batch_size),
         seconds=time.perf_counter() - start)
+
+
+def _kl_per_dim(model: VAE, x: np.ndarray, batch_size: int) -> list[float] | None:
+    """kl_per_dimension as a list, or None for a learned prior: its KL neither has a closed form
+    nor splits over the dimensions (a mixture couples them)."""
+    if not isinstance(model.kl, GaussianKL):
+        return None
+    return [float(v) for v in kl_per_dimension(model, x, batch_size)]
 
 
 def _autoencoder_recon(model: Autoencoder, x: np.ndarray, batch_size: int) -> float:

@@ -49,7 +49,7 @@ from typing import Any, Callable, Iterable, Iterator
 import numpy as np
 
 from ._threads import blas_thread_control, blas_threads
-from .nn.module import Module, Parameter
+from .nn.module import Module, Parameter, batch_coupling
 from .objective import Losses
 from .optim import Optimizer
 from .reduce import sum_shares, updates_in_parts
@@ -111,9 +111,8 @@ def layer_output_bytes(model: Module, x1: np.ndarray) -> int:
 
 def workers_refusal(model: Module) -> str | None:
     """Why this model cannot run on several workers, or None if it can."""
-    coupled = sorted({type(m).__name__ for m in model.modules() if m.couples_batch})
-    if coupled:
-        return f"it has {', '.join(coupled)}, whose batch statistics would become per-share statistics"
+    if (coupled := batch_coupling(model)) is not None:
+        return f"it has {coupled}, whose batch statistics would become per-share statistics"
     if blas_thread_control() is None:
         return "the BLAS NumPy uses is not OpenBLAS, so its threads cannot be set to one per worker"
     return None

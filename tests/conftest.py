@@ -25,7 +25,7 @@ KERNEL_FILES = {"test_adding_a_layer.py", "test_backward_params.py", "test_batch
                 "test_batchnorm_kernels.py", "test_bce_kernel.py", "test_blas.py", "test_conv.py",
                 "test_distributions.py", "test_evaluation.py", "test_fused.py", "test_iwae.py", "test_kernels.py",
                 "test_latent.py", "test_layers.py", "test_logstd.py", "test_models.py", "test_objective.py",
-                "test_optim.py", "test_parallel.py", "test_reference_kernels.py", "test_torch_parity.py",
+                "test_optim.py", "test_parallel.py", "test_priors.py", "test_reference_kernels.py", "test_torch_parity.py",
                 "test_tour.py", "test_trace_grads.py", "test_train_step.py"}
 REQUIRED = {word.strip().lower() for word in os.environ.get("SCRATCHVAE_REQUIRE", "").split(",") if word.strip()}
 

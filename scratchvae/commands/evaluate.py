@@ -142,8 +142,12 @@ def format_table(ev: Evaluation, path: Path, checkpoint: Checkpoint, binary: boo
         if ev.nll is not None:
             rows.append((f"nll (k={ev.k})", f"{ev.nll:.2f} +- {ev.nll_stderr:.2f}   "
                                             f"(importance sampled, {ev.likelihood} likelihood)"))
-        rows.append(("active units", f"{ev.active_units} / {len(ev.kl_per_dim)}   (Var_x E[z_d|x] > 0.01)"))
-        rows.append(("KL per dim", _kl_dims(ev.kl_per_dim)))
+        rows.append(("active units", f"{ev.active_units} / {c.get('latent_dim')}   (Var_x E[z_d|x] > 0.01)"))
+        if ev.kl_per_dim is not None:
+            rows.append(("KL per dim", _kl_dims(ev.kl_per_dim)))
+        else:
+            rows.append(("KL", f"one-sample log q(z|x) - log p(z) under the learned {c.get('prior')} prior; "
+                               f"no per-dimension KL (a mixture couples the dimensions)"))
     rows.append(("seconds", f"{ev.seconds:.1f}"))
     note = _note(ev, checkpoint, binary)
     if note:

@@ -18,9 +18,10 @@ import numpy as np
 
 from .. import nn
 from ..checkpoint import load_model
+from ..distributions import PRIORS
 from ..errors import UsageError
 from ..gradcheck import DEFAULT_TOLERANCE, GradCheckReport, check_kl, check_loss, check_model, check_module
-from ..models import ARCHITECTURES, build_model
+from ..models import ARCHITECTURES, build_model, prior_refusal
 from ..nn.registry import LAYERS  # --layer name -> the class (tests swap in a broken one to see the check fail)
 from ..objective import LOSSES, make_loss
 from .argtypes import non_negative_int, positive_float, positive_int
@@ -30,6 +31,7 @@ from .argtypes import non_negative_int, positive_float, positive_int
 MODEL_STEP = {"mlp": 1e-4, "conv": 1e-3, "keras": 1e-3, "faces": 1e-4}
 LAYER_STEP = 1e-6
 DEFAULT_BATCH, DEFAULT_MODEL_ENTRIES = 3, 40
+DEFAULT_CHECK_COMPONENTS = 4
 
 _LOSS_NAMES = sorted(LOSSES) + ["kl"]
 
@@ -74,6 +76,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     m.add_argument("--latent-dim", type=positive_int, default=None,
                    help="latent size (default: the architecture's, as scratchvae train)")
     m.add_argument("--recon-loss", choices=sorted(LOSSES), default=None, help="the model's loss (default: bce)")
+    m.add_argument("--prior", choices=sorted(PRIORS), default=None,
+                   help="the VAE's prior (default: normal); mog and vamp check the learned prior's parameters "
+                        "too, through the one-sample KL with eps fixed")
+    m.add_argument("--prior-components", type=positive_int, default=None, metavar="M",
+                   help=f"components of --prior mog or vamp (default: {DEFAULT_CHECK_COMPONENTS}: tiny, as the images)")
     m.add_argument("--batch", type=positive_int, default=DEFAULT_BATCH,
                    help="random binary images in the batch (default: %(default)s)")
     l_ = p.add_argument_group(
@@ -126,7 +133,7 @@ def _check_layer(args: argparse.Namespace, rng: np.random.Generator) -> tuple[Gr
     name = args.layer
     if name not in LAYERS:
         raise UsageError(f"unknown layer '{name}', choose from {', '.join(LAYERS)}")
-    _reject(args, "--layer", ["kind", "latent_dim", "recon_loss"])
+    _reject(args, "--layer", ["kind", "latent_dim", "recon_loss", "prior", "prior_components"])
     cls = LAYERS[name]
     stray = _given(args, [n for n in _layer_option_names() if n not in cls.EXAMPLE and n != "input_shape"])
     if stray:
@@ -148,7 +155,7 @@ def _check_loss(args: argparse.Namespace, rng: np.random.Generator) -> tuple[Gra
     name = args.loss
     if name not in _LOSS_NAMES:
         raise UsageError(f"unknown loss '{name}', choose from {', '.join(_LOSS_NAMES)}")
-    _reject(args, "--loss", ["kind", "latent_dim", "recon_loss", "max_entries"]
+    _reject(args, "--loss", ["kind", "latent_dim", "recon_loss", "max_entries", "prior", "prior_components"]
             + [n for n in _layer_option_names() if n != "input_shape"])
     shape = args.input_shape or ((3, 4) if name == "kl" else (3, 8))
     h = LAYER_STEP if args.h is None else args.h
@@ -176,7 +183,8 @@ def _reject(args: argparse.Namespace, mode: str, names) -> None:
 def _check_model(args: argparse.Namespace, rng: np.random.Generator) -> tuple[GradCheckReport, dict, float]:
     _reject(args, "--checkpoint" if args.checkpoint else "--model", _layer_option_names())
     if args.checkpoint is not None:
-        _reject(args, "--checkpoint (its config says)", ["kind", "latent_dim", "recon_loss"])
+        _reject(args, "--checkpoint (its config says)",
+                ["kind", "latent_dim", "recon_loss", "prior", "prior_components"])
         model, checkpoint = load_model(args.checkpoint)
         config = checkpoint.config
         arch, kind = config["model"], config["kind"]
@@ -188,10 +196,17 @@ def _check_model(args: argparse.Namespace, rng: np.random.Generator) -> tuple[Gr
         if arch not in ARCHITECTURES:
             raise UsageError(f"unknown model '{arch}', choose from {', '.join(ARCHITECTURES)}")
         kind, loss = args.kind or "vae", args.recon_loss or "bce"
+        prior, components = args.prior or "normal", args.prior_components or DEFAULT_CHECK_COMPONENTS
+        if kind == "ae" and (args.prior or args.prior_components):
+            raise UsageError("--prior and --prior-components apply to a VAE (--kind vae)")
+        if (why := prior_refusal(arch, prior)) is not None:
+            raise UsageError(why)
         nn.manual_seed(args.seed)
-        model = build_model(arch, kind, args.latent_dim, loss, rng=np.random.default_rng(args.seed))
+        model = build_model(arch, kind, args.latent_dim, loss, rng=np.random.default_rng(args.seed),
+                            prior=prior, prior_components=components)
         shape = ARCHITECTURES[arch][1]
-        what = {"model": arch, "kind": kind, "latent_dim": model.latent_dim, "loss": loss, "seed": args.seed}
+        what = {"model": arch, "kind": kind, "latent_dim": model.latent_dim, "loss": loss, "seed": args.seed,
+                **({"prior": prior, "prior_components": components} if kind == "vae" else {})}
     model.train()
     x = (rng.random((args.batch,) + tuple(shape)) < 0.3).astype(np.float64)
     eps = rng.standard_normal((args.batch, model.latent_dim)) if kind == "vae" else None
@@ -215,7 +230,8 @@ def _describe(what: dict) -> str:
         return f"loss {what['loss']} on random {arrays} {tuple(what['input_shape'])}"
     source = f"checkpoint {what['checkpoint']} (epoch {what['epoch']})" if "checkpoint" in what \
         else f"fresh weights, seed {what['seed']}"
-    return (f"model {what['model']} {what['kind']}, L={what['latent_dim']}, {what['loss']} loss, {source}; "
+    prior = f", prior {what['prior']} (M={what['prior_components']})" if what.get("prior", "normal") != "normal" else ""
+    return (f"model {what['model']} {what['kind']}, L={what['latent_dim']}, {what['loss']} loss{prior}, {source}; "
             f"{what['input_shape'][0]} random binary images" + (", eps fixed" if what["kind"] == "vae" else ""))
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from ..checkpoint import load_model
-from ..distributions import prior_of
+from ..distributions import prior_label, prior_of
 from ..errors import UsageError
 from ..models import VAE
 from ..nn.module import Module
@@ -25,8 +25,9 @@ _OUT_HELP = ("PNG to write (default: {name}-<checkpoint stem>.png next to the ch
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
-        "sample", help="a PNG grid of images decoded from z ~ N(0, I)",
-        description="Decode N draws z ~ N(0, I) with a checkpoint's decoder (the mean image, sigmoid of the "
+        "sample", help="a PNG grid of images decoded from z ~ p(z), the model's prior",
+        description="Decode N draws z ~ p(z) from the model's prior (N(0, I), or the learned mixture of "
+                    "--prior mog or vamp) with a checkpoint's decoder (the mean image, sigmoid of the "
                     "logits for bce) into a PNG grid, and print the path written. An autoencoder (--kind ae) "
                     "checkpoint is allowed, with a note: it is not a generative model, nothing made its codes "
                     "follow N(0, I), so its 'samples' show what the prior misses rather than what it learnt.")
@@ -87,10 +88,11 @@ def _columns(n: int) -> int:
 def run_sample(args: argparse.Namespace) -> int:
     out = output_path(args.out, args.checkpoint, "samples")
     model, checkpoint = load_model(args.checkpoint)
-    z = prior_of(model).sample(args.n, np.random.default_rng(args.seed))  # (N, L): z ~ p(z)
+    prior = prior_of(model)
+    z = prior.sample(args.n, np.random.default_rng(args.seed))  # (N, L): z ~ p(z)
     images = _grey(_decode_mean(model, z))
     c = checkpoint.config
-    title = f"{c.get('model')} {c.get('kind')}, epoch {checkpoint.epoch}: z ~ N(0, I)"
+    title = f"{c.get('model')} {c.get('kind')}, epoch {checkpoint.epoch}: z ~ {prior_label(prior)}"
     if not isinstance(model, VAE):
         print("scratchvae: note: an autoencoder is not a generative model; these are decodings of "
               "N(0, I) draws its codes were never made to follow", file=sys.stderr)

@@ -10,11 +10,11 @@ import numpy as np
 from ..checkpoint import Checkpoint, load_model
 from ..data.folder import read_image
 from ..data.resize import resize_square
+from ..distributions import prior_label, prior_of
 from ..errors import UsageError
 from ..latent.features import (estimate_feature_vector, in_batches, ink, labels_from_file, shift_codes, slant,
                                split_at_median)
 from ..latent.figures import save_histograms, save_manifold, save_scatter, save_strip
-from ..distributions import prior_of
 from ..latent.grid import manifold_codes
 from ..latent.interpolate import interpolation_path
 from ..latent.projection import encode_means
@@ -126,15 +126,27 @@ def run_latent(args: argparse.Namespace) -> int:
     stem, what = args.checkpoint.stem, _describe(checkpoint)
     written = [save_scatter(codes, labels, folder / f"latent-scatter-{stem}.png",
                             f"{what}: held-out means ({len(x)} images)"),
-               save_histograms(codes, folder / f"latent-hist-{stem}.png", f"{what}: held-out means vs N(0, 1)")]
+               _histograms(model, codes, folder / f"latent-hist-{stem}.png", what)]
     if model.latent_dim == 2:
-        z, q = manifold_codes(2, args.grid or 20, prior_of(model).quantile)  # (n*n, 2), (n,)
+        prior = prior_of(model)
+        z, q = manifold_codes(2, args.grid or 20, prior.quantile)  # (n*n, 2), (n,) or (n, 2)
         images = _grey(_decode_mean(model, z))
         written.append(save_manifold(images, q, folder / f"latent-grid-{stem}.png",
-                                     f"{what}: decoded N(0, 1) quantile grid"))
+                                     f"{what}: decoded quantile grid of p(z) = {prior_label(prior)}"))
     for path in written:
         print(path)
     return 0
+
+
+def _histograms(model, codes: np.ndarray, path: Path, what: str) -> Path:
+    """The held-out means' histograms over the prior's marginal densities (N(0, 1)'s for N(0, I))."""
+    prior = prior_of(model)
+    if not hasattr(prior, "marginal_density"):
+        return save_histograms(codes, path, f"{what}: held-out means vs N(0, 1)")
+    grid = np.linspace(min(-4.0, codes.min()), max(4.0, codes.max()), 300)  # (300,)
+    label = prior_label(prior)
+    return save_histograms(codes, path, f"{what}: held-out means vs the marginals of p(z) = {label}",
+                           prior=(grid, prior.marginal_density(grid), "p(z_d)"))
 
 
 def _check_index(i: int, n: int, flag: str) -> None:

@@ -27,9 +27,10 @@ import numpy as np
 from ..checkpoint import Checkpoint, CheckpointError, load_checkpoint, model_from_config, restore_rng, rng_state, \
     save_checkpoint
 from ..data import check_model_fits, load_dataset, prepare
+from ..distributions import prior_label
 from ..errors import UsageError, make_folder
 from ..gradflow import GradTracer, save_gradflow_figure
-from ..models import ARCHITECTURES
+from ..models import ARCHITECTURES, prior_refusal
 from ..nn.init import manual_seed
 from ..optim import Adam
 from ..parallel import DataParallel, default_workers
@@ -92,6 +93,16 @@ def _new_config(args: argparse.Namespace) -> dict:
     return config
 
 
+def _check_prior(config: dict) -> None:
+    """Refuse a prior the run cannot train (UsageError, before any work)."""
+    prior = config.get("prior", "normal")
+    if (why := prior_refusal(config["model"], prior)) is not None:
+        raise UsageError(why)
+    if prior != "normal" and config.get("trace_grads"):
+        raise UsageError(f"--trace-grads splits dh into the closed-form KL's part, which --prior {prior} has not; "
+                         f"use --prior normal")
+
+
 def _run_folder(args: argparse.Namespace, config: dict) -> Path:
     if args.out is not None:
         if args.out.exists() and not args.out.is_dir():
@@ -132,6 +143,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     dataset = load_dataset(config["dataset"], image_size=config["image_size"], seed=config["seed"],
                            train_size=config["train_size"])
     check_model_fits(config["model"], dataset.image_shape)
+    _check_prior(config)
     config["image_shape"] = list(dataset.image_shape)
     x_train, x_test = prepare(dataset, config["binarize"], rng)
     _refuse_objective(config)
@@ -272,7 +284,7 @@ def _figures(model, x_test: np.ndarray, out: Path, config: dict, rows: list[dict
                save_loss_curves(rows, out / "loss.png")]
     if config["kind"] == "vae":
         figures.append(save_grid(model.sample(100, np.random.default_rng(config["seed"])), out / "samples.png",
-                                 title="decoded z ~ N(0, I)"))
+                                 title=f"decoded z ~ {prior_label(model.prior)}"))
     if history:
         final = history[-1].test
         print(f"final test loss {final.total:.2f} (recon {final.recon:.2f}, kl {final.kl:.2f})")

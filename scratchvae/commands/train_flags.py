@@ -10,6 +10,7 @@ import argparse
 from pathlib import Path
 
 from ..data import BINARIZE_MODES
+from ..distributions import DEFAULT_COMPONENTS, PRIORS
 from ..models import ARCHITECTURES
 from ..objective import LOSSES, OBJECTIVES
 from ..train import LR_SCHEDULES
@@ -18,6 +19,7 @@ from .argtypes import non_negative_float, non_negative_int, positive_float, posi
 SETTINGS = ("model", "kind", "latent_dim", "loss", "beta", "binarize", "dataset", "image_size", "seed", "workers",
             "epochs", "batch_size", "lr", "clip", "train_size", "kl_warmup",
             "trace_grads", "posterior",
+            "prior", "prior_components",
             "objective", "iw_samples", "lr_schedule", "preset")
 #: what a setting is when its flag is not given. The flags themselves default to None, so that
 #: --resume can tell a flag given (compared with the run's config) from one left out.
@@ -25,6 +27,7 @@ SETTINGS = ("model", "kind", "latent_dim", "loss", "beta", "binarize", "dataset"
 DEFAULTS = {"model": "mlp", "kind": "vae", "latent_dim": None, "loss": "bce", "beta": 1.0, "binarize": "none",
             "dataset": None, "image_size": None, "seed": 0, "workers": None, "epochs": 10, "batch_size": 128,
             "lr": 1e-3, "clip": None, "train_size": None, "kl_warmup": 0, "trace_grads": False, "posterior": "logvar",
+            "prior": "normal", "prior_components": DEFAULT_COMPONENTS,
             "objective": "elbo", "iw_samples": 1, "lr_schedule": "constant", "preset": None}
 
 #: --preset name -> the settings it gives (a flag given as well wins); docs/recipes.md says how
@@ -62,6 +65,17 @@ def add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     p.add_argument("--posterior", choices=("logvar", "logstd"),
                    help="what the encoder's second half is: logvar = log sigma^2, or logstd = log sigma "
                         f"(the lecture slides' form; docs/derivations/logstd.md) (default: {DEFAULTS['posterior']})")
+    p.add_argument("--prior", choices=sorted(PRIORS),
+                   help="p(z): normal = N(0, I) (closed-form KL); mog = a mixture of --prior-components learned "
+                        "diagonal Gaussians; vamp = the VampPrior, the mixture of the encoder's posteriors on "
+                        "--prior-components learned pseudo-inputs in [0, 1] (not --model faces: BatchNorm). The "
+                        "learned priors' KL is the one-sample estimate log q(z|x) - log p(z), so the logged kl is "
+                        f"noisy (docs/derivations/mixture.md) (default: {DEFAULTS['prior']})")
+    p.add_argument("--prior-components", type=positive_int, metavar="M",
+                   help="components of --prior mog or pseudo-inputs of --prior vamp; 50 keeps a laptop's step "
+                        "cheap: mog adds two (N x M) products, vamp M more encoder rows per step, about a third "
+                        "of a 128-image batch (Tomczak and Welling used 500) "
+                        f"(default: {DEFAULTS['prior_components']})")
     p.add_argument("--objective", choices=sorted(OBJECTIVES),
                    help="elbo: one z per image; iwae: the importance-weighted bound of --iw-samples z per image, "
                         "each sample's gradient weighted by its normalised importance weight (Burda et al. 2016; "

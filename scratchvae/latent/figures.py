@@ -2,7 +2,7 @@
 
     save_scatter      the held-out codes coloured by label; above 2 dimensions their PCA projection
     save_manifold     the decoded quantile grid of a 2-D latent (grid.py)
-    save_histograms   one histogram per latent dimension over the N(0, 1) density
+    save_histograms   one histogram per latent dimension over the prior's density (N(0, 1) or a learned marginal)
     save_strip        rows of decoded images with a label per column (interpolations, feature strips)
 """
 from __future__ import annotations
@@ -61,37 +61,45 @@ def save_scatter(codes: np.ndarray, labels: np.ndarray | None, path: Path, title
 
 
 def save_manifold(images: np.ndarray, q: np.ndarray, path: Path, title: str = "") -> Path:
-    """The n x n decoded grid (images in manifold_codes' order: top row z_2 largest), axes in z."""
+    """The n x n decoded grid (images in manifold_codes' order: top row z_2 largest), axes in z;
+    q (n,), or (n, 2) when each axis has its own quantiles (a mixture prior)."""
     n = len(q)
+    q1, q2 = (q[:, 0], q[:, 1]) if q.ndim == 2 else (q, q)     # (n,) each
     h, w = images.shape[-2:]
     mosaic = tile(np.clip(images, 0.0, 1.0), n)                  # (n*H, n*W)
     fig, ax = plt.subplots(figsize=(7, 7.3))
     ax.imshow(mosaic, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
     step = max(1, n // 8)
     ticks = np.arange(0, n, step)
-    ax.set_xticks(ticks * w + w / 2, [f"{q[i]:.2f}" for i in ticks], fontsize=7)
-    ax.set_yticks(ticks * h + h / 2, [f"{q[n - 1 - i]:.2f}" for i in ticks], fontsize=7)
-    ax.set_xlabel("z_1 = Phi^-1((i + 0.5) / n)")
+    ax.set_xticks(ticks * w + w / 2, [f"{q1[i]:.2f}" for i in ticks], fontsize=7)
+    ax.set_yticks(ticks * h + h / 2, [f"{q2[n - 1 - i]:.2f}" for i in ticks], fontsize=7)
+    ax.set_xlabel("z_1 = Phi^-1((i + 0.5) / n)" if q.ndim == 1 else "z_1 = F_1^-1((i + 0.5) / n), the prior's marginal")
     ax.set_ylabel("z_2")
     ax.set_title(title, fontsize=8)
     return _save(fig, path)
 
 
-def save_histograms(codes: np.ndarray, path: Path, title: str = "", max_dims: int = 64) -> Path:
-    """A density histogram of each dimension of codes (N, L) over the N(0, 1) density (the prior)."""
+def save_histograms(codes: np.ndarray, path: Path, title: str = "", max_dims: int = 64,
+                    prior: tuple[np.ndarray, np.ndarray, str] | None = None) -> Path:
+    """A density histogram of each dimension of codes (N, L) over the prior's density: N(0, 1), or
+    ``prior`` = (points (G,), each dimension's marginal density there (G, L), its name), a learned
+    prior's (distributions/mixture.py, mixture_marginal_density)."""
     latent = min(codes.shape[1], max_dims)
     cols = min(latent, 4)
     rows = math.ceil(latent / cols)
     fig, axs = plt.subplots(rows, cols, figsize=(2.6 * cols, 2.1 * rows + 0.4), squeeze=False)
-    grid = np.linspace(-4, 4, 200)                               # (200,)
-    density = np.exp(-0.5 * grid * grid) / math.sqrt(2 * math.pi)  # (200,)
+    if prior is None:
+        grid = np.linspace(-4, 4, 200)                           # (200,)
+        normal = np.exp(-0.5 * grid * grid) / math.sqrt(2 * math.pi)  # (200,)
+        prior = (grid, np.repeat(normal[:, None], codes.shape[1], axis=1), "N(0, 1)")
+    grid, density, name = prior
     for d, ax in enumerate(axs.ravel()):
         if d >= latent:
             ax.axis("off")
             continue
         c = codes[:, d]                                          # (N,)
         ax.hist(c, bins=40, density=True, alpha=0.6, color="tab:blue")
-        ax.plot(grid, density, "k-", lw=1, label="N(0, 1)")
+        ax.plot(grid, density[:, d], "k-", lw=1, label=name)
         ax.set_title(f"z_{d + 1}: mean {c.mean():.2f}, std {c.std():.2f}", fontsize=7)
         ax.tick_params(labelsize=6)
     axs.ravel()[0].legend(fontsize=6)

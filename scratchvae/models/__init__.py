@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..distributions import DEFAULT_COMPONENTS, make_prior
 from ..objective import make_loss
 from .conv import faces_conv, keras_conv, mnist_conv
 from .mlp import mlp_decoder, mlp_encoder
@@ -27,13 +28,16 @@ ARCHITECTURES = {
 def build_model(arch: str = "mlp", kind: str = "vae", latent_dim: int | None = None, loss: str = "bce",
                 beta: float = 1.0, rng: np.random.Generator | None = None,
                 image_shape: tuple[int, int, int] | None = None, posterior: str = "logvar",
+                prior: str = "normal", prior_components: int = DEFAULT_COMPONENTS,
                 objective: str = "elbo", iw_samples: int = 1) -> VAE | Autoencoder:
     """A VAE (kind='vae') or plain Autoencoder (kind='ae') of a named architecture.
 
     ``rng`` draws the VAE's eps; the initial weights come from nn.init (manual_seed).
     ``image_shape`` (C, H, W): the MLP's input size (default 1x28x28); a conv model takes
     only its own. ``posterior``: what the VAE encoder's second half is, 'logvar' (log sigma^2)
-    or 'logstd' (log sigma). ``objective``: 'elbo', or 'iwae' with ``iw_samples`` K per image."""
+    or 'logstd' (log sigma). ``prior``: 'normal' (N(0, I)), 'mog' (a mixture of prior_components
+    learned Gaussians) or 'vamp' (a VampPrior with prior_components pseudo-inputs; not with a
+    BatchNorm encoder, prior_refusal). ``objective``: 'elbo', or 'iwae' with ``iw_samples`` K per image."""
     if arch not in ARCHITECTURES:
         raise ValueError(f"unknown model '{arch}', choose from {sorted(ARCHITECTURES)}")
     if kind not in ("vae", "ae"):
@@ -52,10 +56,21 @@ def build_model(arch: str = "mlp", kind: str = "vae", latent_dim: int | None = N
     else:
         encoder, decoder = builder(latent_dim, enc_out, final_sigmoid)
     if kind == "vae":
-        return VAE(encoder, decoder, latent_dim, loss, beta, rng, posterior,
+        shape = tuple(image_shape) if image_shape is not None else ARCHITECTURES[arch][1]
+        prior_module = make_prior(prior, latent_dim, prior_components, shape)
+        return VAE(encoder, decoder, latent_dim, loss, beta, rng, posterior, prior_module,
                    objective=objective, iw_samples=iw_samples)
     return Autoencoder(encoder, decoder, latent_dim, loss)
 
 
+def prior_refusal(arch: str, prior: str) -> str | None:
+    """Why the architecture cannot take that prior, or None: a VampPrior runs the encoder on its
+    pseudo-inputs in the images' batch, which BatchNorm's statistics would mix (faces)."""
+    if prior == "vamp" and arch == "faces":
+        return ("--prior vamp: the faces model's encoder has BatchNorm, whose batch statistics would mix "
+                "the images with the pseudo-inputs; use --prior mog or normal")
+    return None
+
+
 __all__ = ["ARCHITECTURES", "Autoencoder", "Losses", "VAE", "build_model", "faces_conv", "keras_conv",
-           "mlp_decoder", "mlp_encoder", "mnist_conv"]
+           "mlp_decoder", "mlp_encoder", "mnist_conv", "prior_refusal"]

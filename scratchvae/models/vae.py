@@ -10,7 +10,7 @@ import numpy as np
 
 from ..distributions import make_kl, make_posterior, make_prior
 from ..nn.activations import sigmoid
-from ..nn.module import Module, Sequential
+from ..nn.module import Module, Sequential, batch_coupling
 from ..objective import Losses, make_loss, make_objective
 
 
@@ -66,8 +66,9 @@ class VAE(_AutoencoderBase):
 
     posterior  q(z|x): DiagonalGaussian, reading the encoder's output h (N, 2L) as mu and logvar
                (posterior='logvar') or mu and log sigma (posterior='logstd')  (distributions/gaussian.py)
-    prior      p(z): StandardNormal, N(0, I)  (distributions/normal.py; prior='normal')
-    kl         KL(q(z|x) || p(z)): the closed form for this pair (distributions/kl.py)
+    prior      p(z): StandardNormal, N(0, I) (distributions/normal.py; prior='normal'), a
+               MixtureOfGaussians ('mog', mixture.py) or a VampPrior ('vamp', vamp.py), or a built prior
+    kl         KL(q(z|x) || p(z)): the closed form for N(0, I), else log q - log p at the sample (distributions/kl.py)
     objective  the negative ELBO, recon + beta * kl, with its backward written out (objective/elbo.py;
                objective='elbo'), or the K-sample importance-weighted bound (objective/iwae.py;
                objective='iwae', iw_samples=K)
@@ -75,14 +76,19 @@ class VAE(_AutoencoderBase):
     loss(x) runs the objective's forward; backward() its backward down to the encoder's output
     dh, then the encoder's. beta = 1 is the VAE; beta > 1 is the beta-VAE of Higgins et al. (2017).
     Swapping a part (a learned prior, another posterior, another objective) is swapping the object.
+    A VampPrior's components are the encoder's posterior on its pseudo-inputs u: encode runs the
+    encoder on [x; u] and backward runs its backward on both, so the objectives never see u.
     """
 
     def __init__(self, encoder: Module, decoder: Module, latent_dim: int, loss: str = "bce",
                  beta: float = 1.0, rng: np.random.Generator | None = None, posterior: str = "logvar",
-                 prior: str = "normal", objective: str = "elbo", iw_samples: int = 1) -> None:
+                 prior: str | Module = "normal", objective: str = "elbo", iw_samples: int = 1) -> None:
         super().__init__(encoder, decoder, latent_dim, loss)
         self.posterior = make_posterior(posterior)
-        self.prior = make_prior(prior, latent_dim)
+        self.prior = prior if isinstance(prior, Module) else make_prior(prior, latent_dim)
+        if self._reads_encoder and (why := batch_coupling(encoder)) is not None:
+            raise ValueError(f"the {type(self.prior).__name__} runs the encoder on its pseudo-inputs in the "
+                             f"images' batch, and this encoder has {why}, whose batch statistics would mix them")
         self.kl = make_kl(self.posterior, self.prior)
         self.objective = make_objective(objective, iw_samples)
         self.beta = beta
@@ -93,9 +99,28 @@ class VAE(_AutoencoderBase):
         """What ``loss`` returns: the total and the objective's terms."""
         return ("total", *self.objective.names)
 
+    @property
+    def _reads_encoder(self) -> bool:
+        """True for a prior made from the encoder's output (the VampPrior)."""
+        return getattr(self.prior, "reads_encoder", False)
+
     def encode(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The posterior's mu and logvar of each image, (N, L) each."""
-        return self.posterior.params(self.encoder.forward(x), self.latent_dim)
+        """The posterior's mu and logvar of each image, (N, L) each. With a VampPrior the encoder
+        runs once on [x; u], and the u rows' mu and logvar become the prior's components   [VAMP-2]."""
+        if not self._reads_encoder:
+            return self.posterior.params(self.encoder.forward(x), self.latent_dim)
+        u = self.prior.pseudo_inputs().astype(x.dtype, copy=False)  # (M, C, H, W)
+        mu, logvar = self.posterior.params(self.encoder.forward(np.concatenate([x, u])), self.latent_dim)
+        n = x.shape[0]
+        self.prior.set_components(mu[n:], logvar[n:])           # (M, L) each
+        return mu[:n], logvar[:n]                                # (N, L) each
+
+    def refresh_prior(self) -> None:
+        """Make a VampPrior's components from the current weights (before sampling from it or
+        reading its quantiles without encoding images); nothing for other priors."""
+        if self._reads_encoder:
+            u = self.prior.pseudo_inputs().astype(self.dtype, copy=False)  # (M, C, H, W)
+            self.prior.set_components(*self.posterior.params(self.encoder.forward(u), self.latent_dim))
 
     def forward(self, x: np.ndarray, eps: np.ndarray | None = None) -> np.ndarray:
         mu, logvar = self.encode(x)
@@ -112,7 +137,15 @@ class VAE(_AutoencoderBase):
         every Parameter.grad; returns dx, or None when input_grad=False (training needs no
         gradient for the data, and skipping it saves a matrix product)."""
         dh = self.objective.backward(self, dloss)                # (N, 2L)
-        return self._encoder_backward(dh, input_grad)            # (N, C, H, W) or None
+        if not self._reads_encoder:
+            return self._encoder_backward(dh, input_grad)        # (N, C, H, W) or None
+        # the prior's components came from the u rows of the same encoder pass: their gradient
+        # joins the images' and one encoder backward gives dx and du   [VAMP-3]
+        dh_u = self.posterior.params_backward(*self.prior.component_grads)  # (M, 2L)
+        dxu = self.encoder.backward(np.concatenate([dh, dh_u]))  # (N + M, C, H, W)
+        n = dh.shape[0]
+        self.prior.pseudo_backward(dxu[n:])
+        return dxu[:n] if input_grad else None
 
     def reconstruct(self, x: np.ndarray) -> np.ndarray:
         """Decode the posterior mean (no sampling): the usual reconstruction figure."""
@@ -121,6 +154,7 @@ class VAE(_AutoencoderBase):
 
     def sample(self, n: int, rng: np.random.Generator | None = None) -> np.ndarray:
         """Decode n draws z ~ p(z) from the prior."""
+        self.refresh_prior()
         return self.decode_mean(self.prior.sample(n, rng or self.rng))
 
 

@@ -319,6 +319,13 @@ class Sequential(Module):
         return iter(self.layers)
 
 
+def batch_coupling(module: Module) -> str | None:
+    """The layers of module whose output for one image depends on the others of its batch
+    (couples_batch: BatchNorm), named; None when it has none."""
+    coupled = sorted({type(m).__name__ for m in module.modules() if m.couples_batch})
+    return ", ".join(coupled) or None
+
+
 def per_image_scale(dloss: float | np.ndarray, n: int, dtype: Any = None) -> float | np.ndarray:
     """The factor each image's gradient gets from the upstream gradient of a batch-mean loss:
     dloss / n for a float (d (dloss * mean_n l_n) / d l_n), or dloss[:, None] for an (n,) array of

@@ -21,13 +21,16 @@ class ELBO:
     loss:     recon(pred, x) + beta * KL(q(z|x) || p(z))                      [ELBO-1]
     backward: dpred = d recon / d pred                                         [ELBO-2]
               dz = decoder.backward(dpred)                                     [ELBO-3]
-              dmu, dlogvar = posterior.backward(dz) + beta * kl.backward()
+              dmu, dlogvar = posterior.backward(dz) + kl.backward(beta)
                   = dz + beta * mu / N,                                        [ELBO-4]
                     dz * eps * exp(logvar / 2) / 2 + beta * (exp(logvar) - 1) / (2 N)   [ELBO-5]
                     (for the N(0, I) prior's closed-form KL)
               dh = posterior.params_backward(dmu, dlogvar)
               dx = encoder.backward(dh)      (training skips dx: input_grad=False)   [ELBO-6]
               (derivation, line by line: docs/derivations/elbo.md)
+    beta enters the KL's backward as its upstream gradient, not as a factor applied after it: a
+    learned prior's log_prob_backward adds its own parameters' gradients on the way, and they
+    must carry beta too.
     backward(dloss) starts the chain at dloss: a float gives the gradients of dloss * loss
     (parallel.py: dloss = n_k / n); an (N,) array weights each image's terms (the gradients of
     sum_n dloss_n * loss_n).
@@ -51,9 +54,9 @@ class ELBO:
         dpred = vae.recon_loss.backward(dloss)                   # (N, C, H, W)
         dz = vae.decoder.backward(dpred)                         # (N, L)
         dmu, dlogvar = vae.posterior.backward(dz)                # (N, L) each
-        dmu_kl, dlogvar_kl = vae.kl.backward(dloss)              # (N, L) each
-        dmu = dmu + vae.beta * dmu_kl                            # (N, L)
-        dlogvar = dlogvar + vae.beta * dlogvar_kl                # (N, L)
+        dmu_kl, dlogvar_kl = vae.kl.backward(vae.beta * dloss)   # (N, L) each: beta * d kl
+        dmu = dmu + dmu_kl                                       # (N, L)
+        dlogvar = dlogvar + dlogvar_kl                           # (N, L)
         return vae.posterior.params_backward(dmu, dlogvar)       # (N, 2L)
 
     def per_image(self, vae: VAE, x: np.ndarray, target: np.ndarray, rng: np.random.Generator | None = None,
