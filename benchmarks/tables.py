@@ -7,7 +7,7 @@ and the machine it ran on, ready to paste over the old one.
                                                    evaluate --k 1000 --n 1000: numbers, time, peak memory
     python benchmarks/tables.py zoo [BUG ...]      docs/zoo.md: each bug's default run, and the table of
                                                    what catches what built from those runs
-    python benchmarks/tables.py tour               docs/tour.md: what `scratchvae tour` prints
+    python benchmarks/tables.py tour               docs/tour.md: what `scratchvae tour` prints (ELBO, IWAE)
 
 speed and evaluate time things and take minutes to an hour: run them on an otherwise idle machine.
 The zoo's cheap rows and the tour are deterministic, and tests/test_zoo.py and tests/test_docs_tables.py
@@ -155,9 +155,15 @@ def run_zoo(bugs: tuple[str, ...]) -> dict[str, str]:
     return runs
 
 
-def tour_text(model: str = "mlp") -> str:
+#: the tours docs/tour.md shows: the command a reader types -> what it prints
+TOURS = ("scratchvae tour --model mlp", "scratchvae tour --objective iwae")
+
+
+def tour_text(command: str = TOURS[0]) -> str:
+    """What ``command`` (one of TOURS) prints."""
     from scratchvae.tour import format_tour, run_tour
-    return format_tour(run_tour(model))
+    from scratchvae.tour_iwae import run_iwae_tour
+    return format_tour(run_iwae_tour() if "--objective iwae" in command else run_tour("mlp"))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -183,7 +189,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"\n`scratchvae zoo {bug}` (the default run):\n\n```\n{text}\n```")
         print(f"\n{zoo_table(runs)}")
     else:
-        print(f"{made_by(command)}\n\n```\n$ scratchvae tour --model mlp\n{tour_text()}\n```")
+        print(made_by(command))
+        for tour in TOURS:
+            print(f"\n```\n$ {tour}\n{tour_text(tour)}\n```")
     return 0
 
 
