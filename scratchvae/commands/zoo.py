@@ -51,6 +51,11 @@ def list_bugs() -> str:
     return "\n".join(f"{name:<{width}}  {bug.summary}" for name, bug in BUGS.items())
 
 
+def _objective(bug) -> str:
+    """What the two models train on, when it is not the ELBO."""
+    return "" if bug.objective == "elbo" else f" on the importance-weighted bound (K = {bug.iw_samples})"
+
+
 def format_table(verdicts: list[Verdict]) -> str:
     rows = [("detector", "measured", "verdict")] + [
         (v.detector, v.measured, "n/a" if v.caught is None else ("CAUGHT" if v.caught else "not caught"))
@@ -84,7 +89,8 @@ def run(args: argparse.Namespace) -> int:
     else:
         s = settings
         print(f"zoo {bug.name}: {bug.summary}\n  wrong: {bug.wrong}\n  right: {bug.right}\n"
-              f"trained: MLP VAE, L = {s.latent_dim}, {s.epochs} epochs on {s.train_size} binarized MNIST images, "
+              f"trained: MLP VAE{_objective(bug)}, L = {s.latent_dim}, {s.epochs} epochs on {s.train_size} binarized "
+              f"MNIST images, "
               f"lr {s.lr:g}, seed {s.seed}; evaluated on {s.n_test} held-out images, nll with K = {s.k}")
         print(format_table(zoo_run.verdicts))
         if zoo_run.curve:
