@@ -5,8 +5,9 @@ and the machine it ran on, ready to paste over the old one.
                                                    fresh processes; a cell shows the range over the runs
     python benchmarks/tables.py evaluate           README "Evaluate": the two 10-epoch runs trained, then
                                                    evaluate --k 1000 --n 1000: numbers, time, peak memory
-    python benchmarks/tables.py zoo [BUG ...] [--figures docs/figures]   docs/zoo.md: each bug's default run, and the table of
-                                                   what catches what built from those runs
+    python benchmarks/tables.py zoo [BUG ...]      docs/zoo.md: each bug's default run, and the table of
+                                                   what catches what built from those runs (--figures
+                                                   docs/figures: keep each bug's figure there)
     python benchmarks/tables.py tour               docs/tour.md: what `scratchvae tour` prints (ELBO, IWAE)
 
 speed and evaluate time things and take minutes to an hour: run them on an otherwise idle machine.

@@ -154,10 +154,11 @@ def _check_sample_sum(vae: VAE, mu: np.ndarray, logvar: np.ndarray, eps: np.ndar
     def scalar() -> float:
         z = m[:, None] + np.exp(0.5 * lv)[:, None] * eps             # (N, K, L)
         return float(np.sum(dz * z) + vae.beta * np.sum(g * vae.posterior.log_prob(eps, lv[:, None])))
+    grads = [Grad("dmu", dmu.shape, SUM_FORMULAS[0], relative_error(dmu, numerical_gradient(scalar, m, H))),
+             Grad("dlogvar", dlogvar.shape, SUM_FORMULAS[1],
+                  relative_error(dlogvar, numerical_gradient(scalar, lv, H)))]
     return Step("sum over the K samples -> dmu, dlogvar  (z_k = mu + std * eps_k  [REP-1], log q at fixed eps)",
-                dz.shape, [Grad("dmu", dmu.shape, SUM_FORMULAS[0], relative_error(dmu, numerical_gradient(scalar, m, H))),
-                           Grad("dlogvar", dlogvar.shape, SUM_FORMULAS[1],
-                                relative_error(dlogvar, numerical_gradient(scalar, lv, H)))])
+                dz.shape, grads)
 
 
 def _weights_note(weights: np.ndarray, bound: float, total: float) -> str:

@@ -240,7 +240,8 @@ def _uniform_weights(vae):
     vae.objective = UniformWeights(vae.objective.k)
 
 
-@pytest.mark.parametrize("install, step", [(_unnormalised_weights, "loss -> log w"), (_uniform_weights, "loss -> log w"),
+@pytest.mark.parametrize("install, step", [(_unnormalised_weights, "loss -> log w"),
+                                           (_uniform_weights, "loss -> log w"),
                                            (_flip_prior, "prior log p(z)")], ids=["unnormalised", "uniform", "prior"])
 def test_a_wrong_iwae_step_makes_the_tour_fail(install, step, monkeypatch, capsys):
     """The tour checks the library's own pieces: a wrong formula in one fails the step that computes it,

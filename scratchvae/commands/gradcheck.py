@@ -30,7 +30,8 @@ from .argtypes import non_negative_int, positive_float, positive_int
 MODEL_STEP = {"mlp": 1e-4, "conv": 1e-3, "keras": 1e-3, "faces": 1e-4}
 LAYER_STEP = 1e-6
 DEFAULT_BATCH, DEFAULT_MODEL_ENTRIES = 3, 40
-DEFAULT_IW_SAMPLES = 3    # --objective iwae: enough samples that the weights w~ differ, few enough rows for a quick check
+#: --objective iwae: enough samples that the weights w~ differ, few enough decoder rows for a quick check
+DEFAULT_IW_SAMPLES = 3
 _MODEL_ONLY = ["kind", "latent_dim", "recon_loss", "objective", "iw_samples"]
 
 _LOSS_NAMES = sorted(LOSSES) + ["kl"]
