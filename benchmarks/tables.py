@@ -6,8 +6,9 @@ and the machine it ran on, ready to paste over the old one.
     python benchmarks/tables.py evaluate           README "Evaluate": the two 10-epoch runs trained, then
                                                    evaluate --k 1000 --n 1000: numbers, time, peak memory
     python benchmarks/tables.py zoo [BUG ...]      docs/zoo.md: each bug's default run, and the table of
-                                                   what catches what built from those runs
-    python benchmarks/tables.py tour               docs/tour.md: what `scratchvae tour` prints
+                                                   what catches what built from those runs (--figures
+                                                   docs/figures: keep each bug's figure there)
+    python benchmarks/tables.py tour               docs/tour.md: what `scratchvae tour` prints (ELBO, IWAE)
 
 speed and evaluate time things and take minutes to an hour: run them on an otherwise idle machine.
 The zoo's cheap rows and the tour are deterministic, and tests/test_zoo.py and tests/test_docs_tables.py
@@ -32,7 +33,8 @@ import numpy as np
 BENCH = Path(__file__).resolve().parent / "bench.py"
 MODELS = {"mlp": "MLP 784-400-20", "conv": "reference conv VAE", "keras": "keras-io conv VAE",
           "faces": "faces conv VAE (64x64, BatchNorm)"}
-BUGS = ("std-exp-logvar", "logstd-mixup", "pixel-mean", "kl-dim-mean", "bce-unclamped", "iwae-mean-log")
+BUGS = ("std-exp-logvar", "logstd-mixup", "pixel-mean", "kl-dim-mean", "bce-unclamped", "iwae-mean-log",
+        "iwae-unnormalised", "iwae-uniform")
 ZOO_ROW = re.compile(r"^(\S.*?)\s{2,}(CAUGHT|not caught|n/a)\s{2,}(.*)$", re.MULTILINE)
 CELL = {"CAUGHT": "**caught**", "not caught": "-", "n/a": "n/a"}
 #: evaluate's peak memory: the command run in a child that reports its own maximum resident set size
@@ -144,20 +146,29 @@ def zoo_table(runs: dict[str, str]) -> str:
     return "\n".join(lines)
 
 
-def run_zoo(bugs: tuple[str, ...]) -> dict[str, str]:
+def run_zoo(bugs: tuple[str, ...], figures: Path | None = None) -> dict[str, str]:
+    """Each bug's default run (its text from "zoo BUG:" to the figure's line); its figure kept in
+    ``figures`` (docs/figures for docs/zoo.md) when given."""
     runs = {}
     with tempfile.TemporaryDirectory() as tmp:
+        out = str(Path(figures).resolve()) if figures is not None else tmp
         for bug in bugs:
             print(f"zoo: {bug} ...", file=sys.stderr)
-            done = subprocess.run([sys.executable, "-m", "scratchvae.cli", "zoo", bug, "--no-progress", "--out", tmp],
+            done = subprocess.run([sys.executable, "-m", "scratchvae.cli", "zoo", bug, "--no-progress", "--out", out],
                                   check=True, capture_output=True, text=True, cwd=tmp)
             runs[bug] = done.stdout[done.stdout.index(f"zoo {bug}:"):done.stdout.index("figure:")].rstrip()
     return runs
 
 
-def tour_text(model: str = "mlp") -> str:
+#: the tours docs/tour.md shows: the command a reader types -> what it prints
+TOURS = ("scratchvae tour --model mlp", "scratchvae tour --objective iwae")
+
+
+def tour_text(command: str = TOURS[0]) -> str:
+    """What ``command`` (one of TOURS) prints."""
     from scratchvae.tour import format_tour, run_tour
-    return format_tour(run_tour(model))
+    from scratchvae.tour_iwae import run_iwae_tour
+    return format_tour(run_iwae_tour() if "--objective iwae" in command else run_tour("mlp"))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -166,7 +177,9 @@ def main(argv: list[str] | None = None) -> int:
     sub = p.add_subparsers(dest="table", required=True)
     sub.add_parser("speed").add_argument("--runs", type=int, default=3, help="bench runs (default: 3)")
     sub.add_parser("evaluate")
-    sub.add_parser("zoo").add_argument("bugs", nargs="*", default=list(BUGS))
+    zoo = sub.add_parser("zoo")
+    zoo.add_argument("bugs", nargs="*", default=list(BUGS))
+    zoo.add_argument("--figures", type=Path, default=None, help="keep each bug's figure there (docs/figures)")
     sub.add_parser("tour")
     args = p.parse_args(argv)
     command = "python benchmarks/tables.py " + " ".join(argv if argv is not None else sys.argv[1:])
@@ -177,13 +190,15 @@ def main(argv: list[str] | None = None) -> int:
     elif args.table == "evaluate":
         print(f"{made_by(command)}\n\n{evaluate_table(run_evaluate())}")
     elif args.table == "zoo":
-        runs = run_zoo(tuple(args.bugs))
+        runs = run_zoo(tuple(args.bugs), args.figures)
         print(made_by(command))
         for bug, text in runs.items():
             print(f"\n`scratchvae zoo {bug}` (the default run):\n\n```\n{text}\n```")
         print(f"\n{zoo_table(runs)}")
     else:
-        print(f"{made_by(command)}\n\n```\n$ scratchvae tour --model mlp\n{tour_text()}\n```")
+        print(made_by(command))
+        for tour in TOURS:
+            print(f"\n```\n$ {tour}\n{tour_text(tour)}\n```")
     return 0
 
 

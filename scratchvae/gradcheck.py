@@ -240,12 +240,15 @@ def check_kl(mu: np.ndarray, logvar: np.ndarray, h: float = 1e-6,
 
 def check_model(model: Module, x: np.ndarray, eps: np.ndarray | None = None, h: float = 1e-6,
                 tolerance: float = DEFAULT_TOLERANCE, max_entries: int | None = None,
-                seed: int = 0) -> GradCheckReport:
+                seed: int = 0, objective=None) -> GradCheckReport:
     """Check a whole model's training loss (``model.loss`` then ``model.backward``).
 
     For a VAE, pass ``eps`` so the same noise is used at every evaluation: with it
     fixed, z = mu + exp(logvar/2) * eps is a deterministic function of x and the weights.
     ``seed`` picks the entries sampled when an array has more than ``max_entries``.
+    ``objective`` (an ELBO or IWAE object): differentiate its forward numerically instead of the
+    model's own loss, so that model.backward() is checked against what the loss should be, not
+    against what the model computes (the zoo: a wrong objective's gradient against the true bound).
     """
     model.to(np.float64)
     x = np.array(x, dtype=np.float64)
@@ -255,7 +258,9 @@ def check_model(model: Module, x: np.ndarray, eps: np.ndarray | None = None, h: 
         kwargs["eps"] = np.asarray(eps, dtype=np.float64)
 
     def loss() -> float:
-        return float(model.loss(x, **kwargs).total)
+        if objective is None:
+            return float(model.loss(x, **kwargs).total)
+        return float(objective.forward(model, x, kwargs["target"], kwargs.get("eps")).total)
 
     model.zero_grad()
     model.loss(x, **kwargs)

@@ -98,6 +98,8 @@ class Tour:
     chain_arrays: int               # how many arrays that compared
     unrolled: dict[str, np.ndarray] = field(default_factory=dict, repr=False)        # "input" and each parameter
     model_backward: dict[str, np.ndarray] = field(default_factory=dict, repr=False)  # the same from model.backward()
+    objective: str = "elbo"
+    iw_samples: int = 1
 
     @property
     def max_error(self) -> float:
@@ -127,16 +129,19 @@ class Tour:
     def as_json(self) -> list[dict]:
         """The steps, then a last object for the chain-vs-model.backward() check."""
         final = {"step": "unrolled chain == model.backward()", "model": self.model, "seed": self.seed,
+                 "objective": self.objective, "iw_samples": self.iw_samples,
                  "x_shape": list(self.x_shape), "arrays": self.chain_arrays,
                  "max_rel_diff": self.chain_max_rel_diff, "max_error": self.max_error,
                  "tolerance": TOLERANCE, "ok": self.ok}
         return [s.as_json() for s in self.steps] + [final]
 
 
-def tiny_vae(model: str = "mlp", seed: int = 0) -> tuple[VAE, np.ndarray, np.ndarray]:
+def tiny_vae(model: str = "mlp", seed: int = 0, objective: str = "elbo",
+             iw_samples: int = 1) -> tuple[VAE, np.ndarray, np.ndarray]:
     """(vae, x, eps): a float64 VAE small enough for finite differences of every entry, a batch
-    of BATCH images in [0, 1] and a fixed eps. mlp: 1x4x4 images, hidden 6, latent 2. conv:
-    1x6x6 images, Conv2d(1, 2, 3, s2, p1) -> 2x3x3 -> Linear, and back through ConvTranspose2d."""
+    of BATCH images in [0, 1] and a fixed eps, (N, L), or (N, K, L) for objective 'iwae'. mlp:
+    1x4x4 images, hidden 6, latent 2. conv: 1x6x6 images, Conv2d(1, 2, 3, s2, p1) -> 2x3x3 ->
+    Linear, and back through ConvTranspose2d."""
     if model not in MODELS:
         raise ValueError(f"unknown tour model '{model}', choose from {', '.join(MODELS)}")
     manual_seed(seed)
@@ -151,9 +156,10 @@ def tiny_vae(model: str = "mlp", seed: int = 0) -> tuple[VAE, np.ndarray, np.nda
                              Flatten(), Linear(18, 2 * latent))                          # (N, 2L)
         decoder = Sequential(Linear(latent, 18), ReLU(inplace=True), Reshape((2, 3, 3)),
                              ConvTranspose2d(2, 1, 3, stride=2, padding=1, output_padding=1))  # (N, 1, 6, 6)
-    vae = VAE(encoder, decoder, latent, "bce", rng=rng).to(np.float64)
+    vae = VAE(encoder, decoder, latent, "bce", rng=rng, objective=objective, iw_samples=iw_samples).to(np.float64)
     x = rng.random((BATCH,) + shape)                                 # (N, C, H, W) in [0, 1]
-    eps = rng.standard_normal((BATCH, latent))                       # (N, L), held fixed
+    samples = (iw_samples,) if objective == "iwae" else ()
+    eps = rng.standard_normal((BATCH, *samples, latent))             # (N, L) or (N, K, L), held fixed
     return vae, x, eps
 
 
@@ -202,13 +208,7 @@ def run_tour(model: str = "mlp", seed: int = 0) -> Tour:
     chain = []  # (kind, data) recorded in order; checks come after, since they rerun forward passes
     dpred = vae.recon_loss.backward(1.0)                             # [ELBO-2]
     chain.append(("loss", dpred.copy()))
-    dout = dpred
-    for name, layer, x_in, _ in reversed(dec):                       # [ELBO-3]
-        d_in = dout.copy()
-        dout = layer.backward(dout)
-        chain.append(("layer", (name, layer, x_in, d_in, dout.copy(),
-                                {n: p.grad.copy() for n, p in layer.named_parameters()})))
-    dz = dout
+    dz = layers_backward(dec, dpred, chain)                          # [ELBO-3]
     dmu, dlogvar = vae.posterior.backward(dz)
     chain.append(("reparam", (dz.copy(), dmu.copy(), dlogvar.copy())))
     dmu_kl, dlogvar_kl = vae.kl.backward(1.0)
@@ -217,22 +217,8 @@ def run_tour(model: str = "mlp", seed: int = 0) -> Tour:
     dlogvar = dlogvar + beta * dlogvar_kl                            # [ELBO-5]
     dh = vae.posterior.params_backward(dmu, dlogvar)                 # [ELBO-6]
     chain.append(("concat", dh.copy()))
-    dout = dh
-    for name, layer, x_in, _ in reversed(enc):
-        d_in = dout.copy()
-        dout = layer.backward(dout)
-        chain.append(("layer", (name, layer, x_in, d_in, dout.copy(),
-                                {n: p.grad.copy() for n, p in layer.named_parameters()})))
-    dx_chain = dout.copy()
-    grads_chain = {n: p.grad.copy() for n, p in vae.named_parameters()}
-
-    # -- the same gradients from model.backward() ----------------------------------------------
-    vae.zero_grad()
-    vae.loss(x, target, eps)
-    dx_model = vae.backward()
-    unrolled, from_model = {"input": dx_chain, **grads_chain}, {"input": dx_model.copy()}
-    from_model.update((n, p.grad.copy()) for n, p in vae.named_parameters())
-    diffs = [relative_error(from_model[n], unrolled[n]) for n in unrolled]
+    dx_chain = layers_backward(enc, dh, chain)
+    unrolled, from_model, diffs = compare_with_model_backward(vae, x, target, eps, dx_chain)
 
     # -- each step against finite differences --------------------------------------------------
     loss_label, loss_formula = LOSS_FORMULAS[type(vae.recon_loss).__name__]
@@ -244,8 +230,7 @@ def run_tour(model: str = "mlp", seed: int = 0) -> Tour:
             steps.append(Step(f"loss -> dpred ({loss_label})", None,
                               [Grad("dpred", data.shape, loss_formula, relative_error(data, num))]))
         elif kind == "layer":
-            name, layer, x_in, d_in, d_out, pgrads = data
-            steps.append(_check_layer(name, layer, x_in, d_in, d_out, pgrads))
+            steps.append(_check_layer(*data))
         elif kind == "reparam":
             dz_in, a_mu, a_lv = data
             m, lv = mu.copy(), logvar.copy()
@@ -280,6 +265,29 @@ def run_tour(model: str = "mlp", seed: int = 0) -> Tour:
     return Tour(model, seed, x.shape, steps, max(diffs), len(diffs), unrolled, from_model)
 
 
+def layers_backward(rows: list, dout: np.ndarray, chain: list) -> np.ndarray:
+    """Each layer's backward of ``rows`` (vae.trace's, one network), last to first, as the
+    network's backward runs them; records ("layer", (name, layer, input, dout, dx, grads)) in
+    ``chain`` for _check_layer. Returns the last dx."""
+    for name, layer, x_in, _ in reversed(rows):
+        d_in = dout.copy()
+        dout = layer.backward(dout)
+        chain.append(("layer", (name, layer, x_in, d_in, dout.copy(),
+                                {n: p.grad.copy() for n, p in layer.named_parameters()})))
+    return dout.copy()
+
+
+def compare_with_model_backward(vae: VAE, x: np.ndarray, target: np.ndarray, eps: np.ndarray,
+                                dx_chain: np.ndarray) -> tuple[dict, dict, list[float]]:
+    """The unrolled chain's dx and parameter gradients (now in .grad) against model.backward()'s on
+    the same forward: (unrolled, from_model, relative difference of each array)."""
+    unrolled = {"input": dx_chain, **{n: p.grad.copy() for n, p in vae.named_parameters()}}
+    vae.zero_grad()
+    vae.loss(x, target, eps)
+    from_model = {"input": vae.backward().copy(), **{n: p.grad.copy() for n, p in vae.named_parameters()}}
+    return unrolled, from_model, [relative_error(from_model[n], unrolled[n]) for n in unrolled]
+
+
 def _dout(step: Step) -> str:
     if step.dout_shape is None:
         return "scalar (dloss = 1)"
@@ -288,7 +296,8 @@ def _dout(step: Step) -> str:
 
 def format_tour(tour: Tour) -> str:
     """The tour as text: per step its name, dout's shape, then per gradient shape, check and formula."""
-    lines = [f"backward tour: {tour.model} VAE, x {tuple(tour.x_shape)}, float64, eps fixed, seed {tour.seed}; "
+    what = "" if tour.objective == "elbo" else f", IWAE K = {tour.iw_samples}"
+    lines = [f"backward tour: {tour.model} VAE{what}, x {tuple(tour.x_shape)}, float64, eps fixed, seed {tour.seed}; "
              f"rel. error = ||analytic - numeric|| / max(norms), central differences h = {H:.0e}"]
     for i, s in enumerate(tour.steps, 1):
         lines.append(f"{i:2d}. {s.name}   dout {_dout(s)}")
@@ -299,7 +308,6 @@ def format_tour(tour: Tour) -> str:
             lines.append(f"      {g.name:<{width}} {str(tuple(g.shape)):<14} rel. err {g.rel_error:.1e}{mark}"
                          f"   {first}")
             lines += [" " * (6 + width + 1 + 14 + 1 + 16) + f"   {f}" for f in more]
-        if s.note:
-            lines.append(f"      ({s.note})")
+        lines += [f"      ({line})" for line in s.note.splitlines()]
     lines.append(tour.summary())
     return "\n".join(lines)

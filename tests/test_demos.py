@@ -39,7 +39,8 @@ FIGURES = {
     "07_faces.py": {"loss": plots(1), "samples": mosaic(4, 8, 16), "reconstructions": mosaic(8, 10, 40),
                     "morph": mosaic(2, 8, 4), "feature-person": mosaic(4, 7, 10), "feature-bright": mosaic(4, 7, 10)},
     "10_bug_zoo.py": {f"zoo-{bug}": plots(1, mosaics=2) for bug in ("std-exp-logvar", "logstd-mixup", "pixel-mean",
-                                                                   "kl-dim-mean", "bce-unclamped", "iwae-mean-log")},
+                                                                   "kl-dim-mean", "bce-unclamped", "iwae-mean-log",
+                                                                   "iwae-unnormalised", "iwae-uniform")},
 }
 
 

@@ -28,12 +28,13 @@ def test_the_zoo_table_is_the_one_its_pasted_runs_give():
     assert tables.zoo_table(_pasted_zoo_runs()) == shown
 
 
-def test_the_docs_tour_is_what_the_tour_prints():
+@pytest.mark.parametrize("command", tables.TOURS)
+def test_the_docs_tour_is_what_the_tour_prints(command):
     """docs/tour.md's output, line for line; its finite-difference errors within a factor 10 (they are
     rounding, ~1e-16 / h, which another BLAS's summation order moves in its last digits: never by 10x),
     and the chain's difference with model.backward() within the tour's own 1e-12."""
-    shown = (ROOT / "docs" / "tour.md").read_text().split("$ scratchvae tour --model mlp\n", 1)[1].split("```", 1)[0]
-    printed = tables.tour_text() + "\n"
+    shown = (ROOT / "docs" / "tour.md").read_text().split(f"$ {command}\n", 1)[1].split("```", 1)[0]
+    printed = tables.tour_text(command) + "\n"
     assert ROUNDING.sub(r"\1 X", printed) == ROUNDING.sub(r"\1 X", shown)
     for (what, now), (_, then) in zip(ROUNDING.findall(printed), ROUNDING.findall(shown)):
         if what == "max rel. difference":

@@ -8,6 +8,7 @@ import scratchvae as sv
 from scratchvae.checkpoint import Checkpoint, save_checkpoint
 from scratchvae.cli import main
 from scratchvae.commands import gradcheck as command
+from scratchvae.objective import IWAE
 
 LAYER_PARAMS = {"linear": {"input", "weight", "bias"}, "conv": {"input", "weight", "bias"},
                 "conv_transpose": {"input", "weight", "bias"}, "batchnorm1d": {"input", "weight", "bias"},
@@ -175,3 +176,80 @@ def test_help_documents_the_exit_status(capsys):
     assert info.value.code == 0
     text = " ".join(capsys.readouterr().out.split())
     assert "0 when every row passes, 1 when any fails" in text
+
+
+# -- the importance-weighted bound: --objective iwae --iw-samples K --------------------------------------------
+class UniformWeightIWAE(IWAE):
+    """WRONG backward: every sample weighted 1/K instead of w~ [IWG-3] (the forward is the bound)."""
+
+    def _run(self, vae, x, target, eps):
+        out = super()._run(vae, x, target, eps)
+        self.cache = self.cache._replace(weights=np.full_like(self.cache.weights, 1 / self.k))
+        return out
+
+
+@pytest.mark.parametrize("arch, k", [("mlp", 4), ("conv", 2), ("mlp", 1)])
+def test_iwae_models_pass_with_eps_fixed_per_sample(capsys, monkeypatch, arch, k):
+    seen = []
+    original = command.check_model
+
+    def spy(model, x, eps, **kwargs):
+        seen.append((type(model.objective), model.objective.k, eps.shape))
+        return original(model, x, eps, **kwargs)
+    monkeypatch.setattr(command, "check_model", spy)
+    code, report = _json(capsys, "--model", arch, "--objective", "iwae", "--iw-samples", k, "--max-entries", 5,
+                         "--latent-dim", 3, "--batch", 2)
+    assert code == 0 and report["ok"], report
+    assert report["objective"] == "iwae" and report["iw_samples"] == k
+    assert seen == [(IWAE, k, (2, k, 3))]                # the bound of K samples, each its own fixed eps
+    code, out, _ = _run(capsys, "--model", arch, "--objective", "iwae", "--iw-samples", k, "--max-entries", 3,
+                        "--latent-dim", 3, "--batch", 2)
+    assert code == 0 and f"IWAE bound K = {k}," in out.splitlines()[0] and out.splitlines()[-1].startswith("PASS")
+
+
+def test_iwae_default_k_and_a_wrong_iwae_backward_fails(capsys, monkeypatch):
+    """Uniform weights 1/K in backward: the gradient of the mean of K ELBOs, not of the bound forward
+    computes. The check must see it (every array but the input's sampled entries can move; all fail here)."""
+    code, report = _json(capsys, "--model", "mlp", "--objective", "iwae", "--max-entries", 5, "--latent-dim", 3)
+    assert code == 0 and report["iw_samples"] == command.DEFAULT_IW_SAMPLES
+
+    def build(*args, **kwargs):
+        model = sv.build_model(*args, **kwargs)
+        model.objective = UniformWeightIWAE(model.objective.k)
+        return model
+    monkeypatch.setattr(command, "build_model", build)
+    code, report = _json(capsys, "--model", "mlp", "--objective", "iwae", "--max-entries", 5, "--latent-dim", 3)
+    assert code == 1 and not report["ok"]
+    failed = [r["name"] for r in report["rows"] if not r["ok"]]
+    assert "decoder.2.bias" in failed and "encoder.3.bias" in failed, failed
+
+
+def test_iwae_checkpoint_is_checked_on_its_own_bound(capsys, tmp_path):
+    model = sv.build_model("mlp", "vae", latent_dim=2, objective="iwae", iw_samples=3)
+    config = {"model": "mlp", "kind": "vae", "latent_dim": 2, "loss": "bce", "beta": 1.0,
+              "image_shape": [1, 28, 28], "objective": "iwae", "iw_samples": 3}
+    path = tmp_path / "iw.npz"
+    save_checkpoint(path, Checkpoint(config, model.state_dict(), epoch=1))
+    code, report = _json(capsys, "--checkpoint", path, "--max-entries", 4)
+    assert code == 0 and report["ok"] and report["objective"] == "iwae" and report["iw_samples"] == 3
+    _assert_one_line_error(*_run(capsys, "--checkpoint", path, "--iw-samples", 5)[::2], "--iw-samples")
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["--model", "mlp", "--iw-samples", "3"], ["--iw-samples 3 needs --objective iwae"]),
+    (["--model", "mlp", "--objective", "elbo", "--iw-samples", "2"], ["--iw-samples 2 needs --objective iwae"]),
+    (["--model", "mlp", "--kind", "ae", "--objective", "iwae"], ["--objective iwae", "--kind vae"]),
+    (["--layer", "relu", "--objective", "iwae"], ["--objective", "--layer"]),
+    (["--loss", "bce", "--iw-samples", "2"], ["--iw-samples", "--loss"]),
+])
+def test_iwae_bad_input_is_one_line(capsys, argv, words):
+    _assert_one_line_error(*_run(capsys, *argv)[::2], *words)
+
+
+@pytest.mark.parametrize("argv", [["--model", "mlp", "--objective", "iwae", "--iw-samples", "0"],
+                                  ["--model", "mlp", "--objective", "vamp"]])
+def test_iwae_argparse_errors_exit_2(capsys, argv):
+    with pytest.raises(SystemExit) as info:
+        main(["gradcheck", *argv])
+    err = capsys.readouterr().err
+    assert info.value.code == 2 and "Traceback" not in err and "--" in err.strip().splitlines()[-1]

@@ -8,6 +8,7 @@ bug's pasted run), never copied here. The trained verdicts are asserted only on 
 them by a wide margin: float32 training differs in rounding between machines, so a verdict near
 its threshold could flip.
 """
+import dataclasses
 import json
 import re
 from pathlib import Path
@@ -24,14 +25,20 @@ from scratchvae.objective import BCE
 from scratchvae.zoo import BUGS, Settings, get_bug, run_bug
 from scratchvae.zoo import detectors as det
 from scratchvae.zoo.bugs import tiny_model
-from scratchvae.zoo.pieces import (KLMeanOverDims, LogstdFedAsLogvar, PixelMeanBCE, StdIsExpLogvar, UnclampedBCE,
-                                   log_weights, nll_log_of_mean, nll_mean_of_logs)
+from scratchvae.zoo.pieces import (KLMeanOverDims, LogstdFedAsLogvar, MeanOfLogWeights, PixelMeanBCE, StdIsExpLogvar,
+                                   UnclampedBCE, UnnormalisedWeights, log_weights, nll_log_of_mean, nll_mean_of_logs)
+from scratchvae.zoo.runner import cheap_verdicts
 
 ROOT = Path(__file__).resolve().parent.parent
 ZOO_MD = (ROOT / "docs" / "zoo.md").read_text()
 ID = re.compile(r"\[([A-Z]+-\d+)\]")
 DEFINITION = re.compile(r"^\[([A-Z]+-\d+)\]", re.MULTILINE)   # as tests/test_derivations.py
-CHEAP = ("gradient check", "meaning: std of z", "meaning: KL vs Monte Carlo", "meaning: recon = -log p(x|z)")
+CHEAP = ("gradient check", "meaning: std of z", "meaning: KL vs Monte Carlo", "meaning: recon = -log p(x|z)",
+         "meaning: IWAE weights", "gradient vs the IWAE bound")
+#: a gradient check's max relative error: finite differences' rounding for right code, moved in its last digits
+#: by another summation order (see test_the_cheap_detectors_give_what_docs_zoo_md_shows)
+ROUNDED = ("gradient check", "gradient vs the IWAE bound")
+IWAE_BUGS = [name for name, bug in BUGS.items() if bug.objective == "iwae"]
 VERDICT = {"**caught**": True, "-": False, "n/a": None, "CAUGHT": True, "not caught": False}
 
 
@@ -91,10 +98,22 @@ def test_wrong_losses_pass_their_gradient_check(loss, rng):
     assert report.ok, f"\n{report}"
 
 
-@pytest.mark.parametrize("name", list(BUGS))
+@pytest.mark.parametrize("name", [name for name in BUGS if name != "iwae-unnormalised"])
 def test_the_gradient_check_of_the_whole_buggy_model_passes(name):
     verdict = det.gradient_check(get_bug(name))
     assert verdict.caught is False and verdict.numbers["ok"], verdict.measured
+
+
+def test_unnormalised_weights_compute_the_bound_but_not_its_gradient():
+    """The one zoo piece whose backward is not its forward's derivative: its forward is the true bound
+    (the gradient check, differentiating that forward, fails), and its loss is the library IWAE's."""
+    bug = get_bug("iwae-unnormalised")
+    verdict = det.gradient_check(bug)
+    assert verdict.caught is True and verdict.numbers["max_rel_error"] > 0.1, verdict.measured
+    model, right = tiny_model(bug), tiny_model(bug, with_bug=False)
+    x, eps = det._batch(model, 0)
+    # the same float64 forward lines: only the cached weights differ, never the loss
+    assert model.loss(x, eps=eps).total == right.loss(x, eps=eps).total
 
 
 # -- the meaning tests ------------------------------------------------------------------------------------
@@ -105,17 +124,17 @@ def test_the_cheap_detectors_give_what_docs_zoo_md_shows(name):
     the rounding of finite differences (1e-16 / h with h = 1e-6, changed by another summation order):
     within a factor 3 of the pasted one (4.7e-9 here where 4.8e-9 was pasted; the tolerance is 1e-6)."""
     bug, table, pasted = get_bug(name), claimed(), pasted_run(name)
-    verdicts = [det.gradient_check(bug), det.std_of_z(bug), det.kl_vs_monte_carlo(bug),
-                det.recon_is_log_likelihood(bug)]
+    verdicts = cheap_verdicts(bug, 0)
     assert [v.detector for v in verdicts] == list(CHEAP)
+    number = re.compile(r"max rel\. error (\S+) ")
     for v in verdicts:
         assert v.caught == table[v.detector][name] == pasted[v.detector][0], v.detector
-        if v.detector != "gradient check":
+        if v.detector not in ROUNDED or v.caught is None:
             assert v.measured == pasted[v.detector][1]
-    measured, shown = verdicts[0].measured, pasted["gradient check"][1]
-    number = re.compile(r"max rel\. error (\S+) ")
-    assert number.sub("", measured) == number.sub("", shown)
-    assert 1 / 3 < float(number.search(measured)[1]) / float(number.search(shown)[1]) < 3
+            continue
+        measured, shown = v.measured, pasted[v.detector][1]
+        assert number.sub("", measured) == number.sub("", shown)
+        assert 1 / 3 < float(number.search(measured)[1]) / float(number.search(shown)[1]) < 3
 
 
 def test_kl_mean_over_dims_is_the_monte_carlo_kl_over_L():
@@ -154,6 +173,65 @@ def test_mean_of_logs_never_falls_below_log_of_mean():
     np.testing.assert_array_equal(nll_mean_of_logs(log_w[:, :1]), nll_log_of_mean(log_w[:, :1]))
     for k in (2, 10, 50):
         assert np.all(nll_mean_of_logs(log_w[:, :k]) > nll_log_of_mean(log_w[:, :k]))
+
+
+@pytest.mark.parametrize("name", IWAE_BUGS)
+def test_the_iwae_detectors_fire_on_the_bug_and_stay_quiet_on_the_right_code(name):
+    """The weights the backward really hands the loss, and the gradient against finite differences of the
+    true bound: off for each wrong piece (by >= 0.3 in a weight, >= 0.5 in relative error, measured: the
+    thresholds are 1e-8 and 1e-6), and, for the library's IWAE on the same tiny model, weights that are
+    softmax(log w) to 1e-12 and a gradient within the check's tolerance."""
+    bug = get_bug(name)
+    wrong = {v.detector: v for v in cheap_verdicts(bug, 0)}
+    assert wrong["meaning: IWAE weights"].caught is True and wrong["gradient vs the IWAE bound"].caught is True
+    assert wrong["meaning: IWAE weights"].numbers["max_abs_diff"] > 0.3
+    assert wrong["gradient vs the IWAE bound"].numbers["max_rel_error"] > 0.5
+    sums = np.array(wrong["meaning: IWAE weights"].numbers["sums"])
+    if name == "iwae-unnormalised":       # the best sample weighs 1, the others their ratio to it
+        assert np.all((sums > 1.5) & (sums <= bug.iw_samples))
+    else:                                 # 1/K each: the sum is right, the weights are not
+        np.testing.assert_allclose(sums, 1.0, rtol=1e-12)
+    right = {v.detector: v for v in cheap_verdicts(dataclasses.replace(bug, install=None), 0)}
+    assert all(v.caught is False for v in right.values()), {d: v.measured for d, v in right.items() if v.caught}
+    assert right["meaning: IWAE weights"].numbers["max_abs_diff"] < 1e-12
+    np.testing.assert_allclose(right["meaning: IWAE weights"].numbers["sums"], 1.0, rtol=1e-12)
+
+
+@pytest.mark.parametrize("name", [name for name in BUGS if name not in IWAE_BUGS])
+def test_the_iwae_detectors_do_not_run_on_elbo_bugs(name):
+    verdicts = {v.detector: v for v in cheap_verdicts(get_bug(name), 0)}
+    assert verdicts["meaning: IWAE weights"].caught is None and verdicts["gradient vs the IWAE bound"].caught is None
+
+
+@pytest.mark.parametrize("piece", [UnnormalisedWeights, MeanOfLogWeights])
+def test_the_wrong_iwae_pieces_are_right_at_k_1(piece):
+    """At K = 1 both mistakes vanish (one weight, exp(0) = 1 = 1/K): a test at K = 1 cannot see them; at K = 3
+    their gradients differ from the bound's."""
+    for k, same in ((1, True), (3, False)):
+        bug = dataclasses.replace(get_bug("iwae-uniform"), iw_samples=k)
+        right, wrong = tiny_model(bug, with_bug=False), tiny_model(bug, with_bug=False)
+        wrong.objective = piece(k)
+        x, eps = det._batch(right, 0)
+        grads = []
+        for model in (right, wrong):
+            model.zero_grad()
+            model.loss(x, eps=eps)
+            grads.append(np.concatenate([model.backward().ravel()] + [p.grad.ravel() for p in model.parameters()]))
+        # float64, the same lines but a weight of exactly 1 (1.0 * g == g): equal to rounding, 1e-12 is far above it
+        assert np.allclose(grads[0], grads[1], rtol=1e-12, atol=1e-15) == same, k
+
+
+def test_mean_of_log_weights_is_consistent_and_is_the_mean_elbo():
+    """Its backward is its forward's derivative (a gradient check passes), and its loss is the mean over the
+    K samples of the single-sample ELBO: never below the bound, equal at K = 1."""
+    bug = get_bug("iwae-uniform")
+    assert det.gradient_check(bug).caught is False
+    model, right = tiny_model(bug), tiny_model(bug, with_bug=False)
+    x, eps = det._batch(model, 0)
+    mean_elbo, bound = model.loss(x, eps=eps).total, right.loss(x, eps=eps).total
+    terms = model.loss(x, eps=eps)
+    assert mean_elbo == pytest.approx(terms.recon + terms.kl, rel=1e-12)     # the plain means over the N*K samples
+    assert mean_elbo > bound + 0.1                                            # Jensen, strict for unequal weights
 
 
 # -- the command: trained verdicts (quick runs), the figure, bad input --------------------------------------
@@ -208,6 +286,19 @@ def test_mean_of_logs_estimate_does_not_tighten(capsys, tmp_path):
     v = zoo_json(capsys, tmp_path, "iwae-mean-log")
     assert v["nll below the -ELBO"]["caught"] is True and v["nll vs correct model"]["caught"] is True
     assert v["ELBO vs correct model"]["caught"] is False and v["samples: diversity"]["caught"] is False
+
+
+def test_uniform_weights_quick_run(capsys, tmp_path):
+    """The quick run (3 epochs on 2000 images, K = 5) decides these by a wide margin, measured: the code's
+    loss (its mean ELBO) sits 6.3 +- 0.4 nats above the evaluated bound, the nll 4.8 +- 0.4 nats above the
+    correct IWAE model's, while its -ELBO is 2.1 +- 0.7 nats *better* (it trains the ELBO): the thresholds are
+    4 standard errors and 1 nat. (The 10-epoch default run of docs/zoo.md finds no nll gap: the table says so.)
+    The gradient check passes; the weights' detector and the true bound's do not."""
+    v = zoo_json(capsys, tmp_path, "iwae-uniform")
+    assert v["gradient check"]["caught"] is False
+    assert v["meaning: IWAE weights"]["caught"] is True and v["gradient vs the IWAE bound"]["caught"] is True
+    assert v["ELBO: the loss vs evaluated"]["caught"] is True and v["ELBO: the loss vs evaluated"]["gap"] > 0
+    assert v["nll vs correct model"]["caught"] is True and v["ELBO vs correct model"]["gap"] < 0
 
 
 def test_no_bug_lists_them_all(capsys):

@@ -23,7 +23,7 @@ from ..errors import UsageError
 from ..gradcheck import DEFAULT_TOLERANCE, GradCheckReport, check_kl, check_loss, check_model, check_module
 from ..models import ARCHITECTURES, build_model, prior_refusal
 from ..nn.registry import LAYERS  # --layer name -> the class (tests swap in a broken one to see the check fail)
-from ..objective import LOSSES, make_loss
+from ..objective import LOSSES, OBJECTIVES, IWAE, make_loss
 from .argtypes import non_negative_int, positive_float, positive_int
 
 #: the finite-difference step per model (tests/test_models.py, SAMPLED_CHECK_STEP: a loss of
@@ -32,6 +32,9 @@ MODEL_STEP = {"mlp": 1e-4, "conv": 1e-3, "keras": 1e-3, "faces": 1e-4}
 LAYER_STEP = 1e-6
 DEFAULT_BATCH, DEFAULT_MODEL_ENTRIES = 3, 40
 DEFAULT_CHECK_COMPONENTS = 4
+#: --objective iwae: enough samples that the weights w~ differ, few enough decoder rows for a quick check
+DEFAULT_IW_SAMPLES = 3
+_MODEL_ONLY = ["kind", "latent_dim", "recon_loss", "prior", "prior_components", "objective", "iw_samples"]
 
 _LOSS_NAMES = sorted(LOSSES) + ["kl"]
 
@@ -57,7 +60,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         description="Compare every analytic gradient (backward) with central finite differences "
                     "(L(a + h e_i) - L(a - h e_i)) / 2h, in float64, and print one row per array: the input "
                     "and each parameter. Give one of --model, --checkpoint, --layer or --loss. A model is "
-                    "checked on its training loss (negative ELBO, eps held fixed; recon for --kind ae), in "
+                    "checked on its training loss (negative ELBO, or with --objective iwae the negative K-sample "
+                    "importance-weighted bound, eps held fixed; recon for --kind ae), in "
                     "training mode (BatchNorm on batch statistics), on --batch random binary images; a "
                     "layer on L = sum(out * R) with a fixed random R; a loss on random pred and target. "
                     "Arrays larger than --max-entries are checked on that many random entries. An entry "
@@ -81,6 +85,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         "too, through the one-sample KL with eps fixed")
     m.add_argument("--prior-components", type=positive_int, default=None, metavar="M",
                    help=f"components of --prior mog or vamp (default: {DEFAULT_CHECK_COMPONENTS}: tiny, as the images)")
+    m.add_argument("--objective", choices=sorted(OBJECTIVES), default=None,
+                   help="the training loss checked: elbo, or iwae, the importance-weighted bound of --iw-samples z "
+                        "per image with eps (N, K, L) fixed (default: elbo; a checkpoint's own)")
+    m.add_argument("--iw-samples", type=positive_int, default=None, metavar="K",
+                   help=f"importance samples per image for --objective iwae (default: {DEFAULT_IW_SAMPLES})")
     m.add_argument("--batch", type=positive_int, default=DEFAULT_BATCH,
                    help="random binary images in the batch (default: %(default)s)")
     l_ = p.add_argument_group(
@@ -133,7 +142,7 @@ def _check_layer(args: argparse.Namespace, rng: np.random.Generator) -> tuple[Gr
     name = args.layer
     if name not in LAYERS:
         raise UsageError(f"unknown layer '{name}', choose from {', '.join(LAYERS)}")
-    _reject(args, "--layer", ["kind", "latent_dim", "recon_loss", "prior", "prior_components"])
+    _reject(args, "--layer", _MODEL_ONLY)
     cls = LAYERS[name]
     stray = _given(args, [n for n in _layer_option_names() if n not in cls.EXAMPLE and n != "input_shape"])
     if stray:
@@ -155,7 +164,7 @@ def _check_loss(args: argparse.Namespace, rng: np.random.Generator) -> tuple[Gra
     name = args.loss
     if name not in _LOSS_NAMES:
         raise UsageError(f"unknown loss '{name}', choose from {', '.join(_LOSS_NAMES)}")
-    _reject(args, "--loss", ["kind", "latent_dim", "recon_loss", "max_entries", "prior", "prior_components"]
+    _reject(args, "--loss", _MODEL_ONLY + ["max_entries"]
             + [n for n in _layer_option_names() if n != "input_shape"])
     shape = args.input_shape or ((3, 4) if name == "kl" else (3, 8))
     h = LAYER_STEP if args.h is None else args.h
@@ -174,6 +183,19 @@ def _check_loss(args: argparse.Namespace, rng: np.random.Generator) -> tuple[Gra
     return report, {"loss": name, "input_shape": list(shape)}, h
 
 
+def _objective(args: argparse.Namespace, kind: str) -> tuple[str, int]:
+    """(objective, K) for a fresh model; a UsageError for --iw-samples without --objective iwae or
+    an importance-weighted autoencoder."""
+    objective = args.objective or "elbo"
+    if objective == "elbo":
+        if args.iw_samples is not None:
+            raise UsageError(f"--iw-samples {args.iw_samples} needs --objective iwae (the ELBO draws one z per image)")
+        return objective, 1
+    if kind != "vae":
+        raise UsageError("--objective iwae checks a VAE (--kind vae): an autoencoder has no q(z|x) to sample")
+    return objective, DEFAULT_IW_SAMPLES if args.iw_samples is None else args.iw_samples
+
+
 def _reject(args: argparse.Namespace, mode: str, names) -> None:
     stray = _given(args, names)
     if stray:
@@ -183,8 +205,7 @@ def _reject(args: argparse.Namespace, mode: str, names) -> None:
 def _check_model(args: argparse.Namespace, rng: np.random.Generator) -> tuple[GradCheckReport, dict, float]:
     _reject(args, "--checkpoint" if args.checkpoint else "--model", _layer_option_names())
     if args.checkpoint is not None:
-        _reject(args, "--checkpoint (its config says)",
-                ["kind", "latent_dim", "recon_loss", "prior", "prior_components"])
+        _reject(args, "--checkpoint (its config says)", _MODEL_ONLY)
         model, checkpoint = load_model(args.checkpoint)
         config = checkpoint.config
         arch, kind = config["model"], config["kind"]
@@ -201,15 +222,19 @@ def _check_model(args: argparse.Namespace, rng: np.random.Generator) -> tuple[Gr
             raise UsageError("--prior and --prior-components apply to a VAE (--kind vae)")
         if (why := prior_refusal(arch, prior)) is not None:
             raise UsageError(why)
+        objective, k = _objective(args, kind)
         nn.manual_seed(args.seed)
         model = build_model(arch, kind, args.latent_dim, loss, rng=np.random.default_rng(args.seed),
-                            prior=prior, prior_components=components)
+                            prior=prior, prior_components=components, objective=objective, iw_samples=k)
         shape = ARCHITECTURES[arch][1]
         what = {"model": arch, "kind": kind, "latent_dim": model.latent_dim, "loss": loss, "seed": args.seed,
                 **({"prior": prior, "prior_components": components} if kind == "vae" else {})}
     model.train()
     x = (rng.random((args.batch,) + tuple(shape)) < 0.3).astype(np.float64)
-    eps = rng.standard_normal((args.batch, model.latent_dim)) if kind == "vae" else None
+    samples = (model.objective.k,) if isinstance(getattr(model, "objective", None), IWAE) else ()
+    eps = rng.standard_normal((args.batch, *samples, model.latent_dim)) if kind == "vae" else None  # (N, [K,] L)
+    if samples:
+        what.update(objective="iwae", iw_samples=samples[0])
     h = MODEL_STEP[arch] if args.h is None else args.h
     entries = DEFAULT_MODEL_ENTRIES if args.max_entries is None else args.max_entries
     report = check_model(model, x, eps, h=h, tolerance=args.tolerance, max_entries=entries, seed=args.seed)
@@ -231,7 +256,9 @@ def _describe(what: dict) -> str:
     source = f"checkpoint {what['checkpoint']} (epoch {what['epoch']})" if "checkpoint" in what \
         else f"fresh weights, seed {what['seed']}"
     prior = f", prior {what['prior']} (M={what['prior_components']})" if what.get("prior", "normal") != "normal" else ""
-    return (f"model {what['model']} {what['kind']}, L={what['latent_dim']}, {what['loss']} loss{prior}, {source}; "
+    bound = f", IWAE bound K = {what['iw_samples']}" if "iw_samples" in what else ""
+    return (f"model {what['model']} {what['kind']}, L={what['latent_dim']}, {what['loss']} loss{prior}{bound}, "
+            f"{source}; "
             f"{what['input_shape'][0]} random binary images" + (", eps fixed" if what["kind"] == "vae" else ""))
 
 

@@ -17,7 +17,8 @@ from ..models import VAE, build_model
 from ..models.mlp import mlp_decoder, mlp_encoder
 from ..nn.init import manual_seed
 from ..objective import make_loss
-from .pieces import KLMeanOverDims, LogstdFedAsLogvar, PixelMeanBCE, StdIsExpLogvar, UnclampedBCE
+from .pieces import (KLMeanOverDims, LogstdFedAsLogvar, MeanOfLogWeights, PixelMeanBCE, StdIsExpLogvar,
+                     UnclampedBCE, UnnormalisedWeights)
 
 
 def _sampler(cls) -> Callable[[VAE], None]:
@@ -36,6 +37,12 @@ def _kl(model: VAE) -> None:
     model.kl = KLMeanOverDims()
 
 
+def _objective(cls) -> Callable[[VAE], None]:
+    def install(model: VAE) -> None:
+        model.objective = cls(model.objective.k)
+    return install
+
+
 @dataclass(frozen=True)
 class Bug:
     name: str
@@ -46,6 +53,8 @@ class Bug:
     loss: str = "bce"                            # not in training but in the nll estimate
     posterior: str = "logvar"                    # of the correct model, and what the buggy one declares
     true_posterior: str = "logvar"               # what the buggy sampler really follows
+    objective: str = "elbo"                      # what the correct model trains on: elbo, or iwae with
+    iw_samples: int = 1                          # iw_samples z per image
 
     @property
     def in_estimator(self) -> bool:
@@ -71,6 +80,13 @@ BUGS: dict[str, Bug] = {b.name: b for b in [
         _recon(UnclampedBCE), loss="bce-prob"),
     Bug("iwae-mean-log", "the log-likelihood estimate takes the mean of the log-weights, not the log of the mean",
         "nll = -log_w.mean(axis=1)", "nll = -(logsumexp(log_w, axis=1) - log(K))   [IWAE-1]", None),
+    Bug("iwae-unnormalised", "IWAE training: the backward's importance weights exp(log w - max) never divided by "
+        "their sum", "weights = ratio", "weights = ratio / ratio.sum(axis=1, keepdims=True)   [IWG-3]",
+        _objective(UnnormalisedWeights), objective="iwae", iw_samples=5),
+    Bug("iwae-uniform", "IWAE training on the mean of the K log-weights: uniform weights 1/K, the K-sample ELBO, "
+        "not the bound", "loss = -log_w.mean(axis=1)",
+        "loss = -(logsumexp(log_w, axis=1) - log(K))   [IWG-2]", _objective(MeanOfLogWeights),
+        objective="iwae", iw_samples=5),
 ]}
 
 
@@ -93,7 +109,8 @@ def buggy_model(bug: Bug, latent_dim: int, seed: int) -> VAE:
 def correct_model(bug: Bug, latent_dim: int, seed: int) -> VAE:
     """The same MLP VAE without the bug: the library's own pieces."""
     manual_seed(seed)
-    return build_model("mlp", "vae", latent_dim, bug.loss, rng=np.random.default_rng(seed), posterior=bug.posterior)
+    return build_model("mlp", "vae", latent_dim, bug.loss, rng=np.random.default_rng(seed), posterior=bug.posterior,
+                       objective=bug.objective, iw_samples=bug.iw_samples)
 
 
 def honest_view(bug: Bug, model: VAE, buggy: bool) -> VAE:
@@ -111,7 +128,8 @@ def tiny_model(bug: Bug, seed: int = 0, latent_dim: int = 3, with_bug: bool = Tr
     shape = (1, 3, 3)
     final_sigmoid = not make_loss(bug.loss).takes_logits
     model = VAE(mlp_encoder(shape, 5, 2 * latent_dim), mlp_decoder(latent_dim, 5, shape, final_sigmoid),
-                latent_dim, bug.loss, posterior=bug.posterior, rng=np.random.default_rng(seed)).to(np.float64)
+                latent_dim, bug.loss, posterior=bug.posterior, rng=np.random.default_rng(seed),
+                objective=bug.objective, iw_samples=bug.iw_samples).to(np.float64)
     if with_bug and bug.install is not None:
         bug.install(model)
     return model

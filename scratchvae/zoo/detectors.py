@@ -10,6 +10,9 @@ The cheap ones run on a tiny float64 model (bugs.tiny_model):
     KL vs MC         the code's closed-form KL against E_q[log q(z) - log p(z)] over the
                      draws of the sampler the code really runs [KL-1]
     recon            the code's reconstruction loss against the Bernoulli -log p(x|z) [BCE-1]
+    IWAE weights     the weights IWAE's backward hands the loss, against softmax(log w) [IWG-3]
+    vs the bound     model.backward() against finite differences of the true K-sample bound [IWG-2]
+                     (these two: n/a for a model that does not train on the importance-weighted bound)
 The others compare two MLP VAEs trained the same way (runner.py), the buggy and the correct one.
 """
 from __future__ import annotations
@@ -21,6 +24,8 @@ import numpy as np
 
 from ..gradcheck import check_model
 from ..models import VAE
+from ..objective import IWAE
+from ..tour_iwae import log_weights
 from .bugs import Bug, tiny_model
 
 #: draws for the two Monte Carlo meaning tests: the sample std then has a relative standard
@@ -36,6 +41,9 @@ RECON_RTOL = 1e-8
 #: paired per-image difference AND MIN_GAP nats (the gap a published comparison would care about)
 SIGMAS = 4.0
 MIN_GAP = 1.0
+#: the weights IWAE's backward uses against softmax(log w): two float64 formulas of one softmax agree
+#: to ~1e-16; weights never divided by their sum, or 1/K each, are off by more than 1e-2 (measured: docs/zoo.md)
+WEIGHTS_ATOL = 1e-8
 
 #: the tiny model's encoder output h = (mu, second half): set by its last Linear's bias, with its
 #: weight zeroed, so every image gets these; second halves far from 0, where exp(s) and
@@ -64,16 +72,78 @@ def _fixed_encoder_model(bug: Bug, seed: int) -> VAE:
     return model
 
 
+def _batch(model: VAE, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """4 binary 1x3x3 images and their fixed eps, (4, L), or (4, K, L) for the importance-weighted bound."""
+    rng = np.random.default_rng(seed)
+    x = (rng.random((4, 1, 3, 3)) < 0.5).astype(np.float64)
+    samples = (model.objective.k,) if isinstance(model.objective, IWAE) else ()
+    return x, rng.standard_normal((4, *samples, model.latent_dim))
+
+
+def _check_verdict(detector: str, model: VAE, x: np.ndarray, eps: np.ndarray, objective: IWAE | None = None) -> Verdict:
+    report = check_model(model, x, eps, objective=objective)
+    return Verdict(detector, f"{'PASS' if report.ok else 'FAIL'}: {len(report.errors)} arrays, max rel. error "
+                   f"{report.max_error:.1e} (tolerance {report.tolerance:g})", not report.ok,
+                   {"ok": report.ok, "max_rel_error": report.max_error})
+
+
 def gradient_check(bug: Bug, seed: int = 0) -> Verdict:
     """check_model on the tiny buggy model: binary images, eps held fixed, float64, h = 1e-6."""
     model = tiny_model(bug, seed)
-    rng = np.random.default_rng(seed)
-    x = (rng.random((4, 1, 3, 3)) < 0.5).astype(np.float64)
-    report = check_model(model, x, rng.standard_normal((4, model.latent_dim)))
-    arrays = len(report.errors)
-    return Verdict("gradient check", f"{'PASS' if report.ok else 'FAIL'}: {arrays} arrays, max rel. error "
-                   f"{report.max_error:.1e} (tolerance {report.tolerance:g})", not report.ok,
-                   {"ok": report.ok, "max_rel_error": report.max_error})
+    return _check_verdict("gradient check", model, *_batch(model, seed))
+
+
+def gradient_vs_bound(bug: Bug, seed: int = 0) -> Verdict:
+    """The buggy model's backward against finite differences of the true bound [IWG-2] (the library's
+    IWAE with the same K on the same weights and eps), not of the model's own forward."""
+    if bug.objective != "iwae":
+        return _not_iwae("gradient vs the IWAE bound")
+    model = tiny_model(bug, seed)
+    return _check_verdict("gradient vs the IWAE bound", model, *_batch(model, seed), objective=IWAE(bug.iw_samples))
+
+
+class _DlossProbe:
+    """The model's reconstruction loss, keeping the per-row dloss its backward is handed."""
+
+    def __init__(self, loss) -> None:
+        self.loss, self.dloss = loss, None
+
+    def __getattr__(self, name: str):
+        return getattr(self.loss, name)
+
+    def backward(self, dloss=1.0) -> np.ndarray:
+        self.dloss = np.array(dloss, dtype=np.float64)
+        return self.loss.backward(dloss)
+
+
+def iwae_weights(bug: Bug, seed: int = 0) -> Verdict:
+    """The weights the backward really uses (the per-row dloss it hands the reconstruction loss, times
+    N) against w~ = softmax_k(log w) [IWG-3], log w from the model's parts [IWG-1]: each image's K
+    weights must sum to 1 and be w~."""
+    if bug.objective != "iwae":
+        return _not_iwae("meaning: IWAE weights")
+    model = tiny_model(bug, seed)
+    x, eps = _batch(model, seed)
+    n, k = eps.shape[:2]
+    probe = model.recon_loss = _DlossProbe(model.recon_loss)
+    try:
+        model.loss(x, eps=eps)
+        model.backward()
+    finally:
+        model.recon_loss = probe.loss
+    used = probe.dloss.reshape(n, k) * n                         # (N, K)
+    log_w = log_weights(model, *model.encode(x), eps, x)         # (N, K)
+    right = np.exp(log_w - log_w.max(axis=1, keepdims=True))     # (N, K)
+    right /= right.sum(axis=1, keepdims=True)
+    worst = float(np.abs(used - right).max())
+    sums = used.sum(axis=1)                                      # (N,)
+    return Verdict("meaning: IWAE weights", "sum over k per image " + ", ".join(f"{v:.3f}" for v in sums) +
+                   f"; max |w - softmax(log w)| {worst:.3f}", worst > WEIGHTS_ATOL,
+                   {"sums": sums.tolist(), "max_abs_diff": worst})
+
+
+def _not_iwae(detector: str) -> Verdict:
+    return Verdict(detector, "not run: the model does not train on the importance-weighted bound", None)
 
 
 def _draws(model: VAE, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -119,15 +189,18 @@ def kl_vs_monte_carlo(bug: Bug, seed: int = 0) -> Verdict:
 
 def recon_is_log_likelihood(bug: Bug, seed: int = 0) -> Verdict:
     """The code's recon against -log p(x|z) = -sum(x log p + (1 - x) log(1 - p)) [BCE-1], p the
-    decoder's mean, on the tiny model (p well inside (0, 1) there)."""
+    decoder's mean, on the tiny model (p well inside (0, 1) there; every sample's row for IWAE)."""
     model = tiny_model(bug, seed)
-    rng = np.random.default_rng(seed)
-    x = (rng.random((4, 1, 3, 3)) < 0.5).astype(np.float64)
-    eps = rng.standard_normal((4, model.latent_dim))
+    x, eps = _batch(model, seed)
     recon = float(model.loss(x, eps=eps).recon)
-    mu, logvar = model.encode(x)
-    p = model.decode_mean(model.posterior.forward(mu, logvar, eps)).reshape(4, -1)  # (N, D)
-    t = x.reshape(4, -1)
+    if isinstance(model.objective, IWAE):                        # its N*K rows, as its forward drew them
+        z = model.objective.cache.z.reshape(-1, model.latent_dim)  # (N*K, L)
+        t = np.repeat(x, eps.shape[1], axis=0).reshape(len(z), -1)  # (N*K, D)
+    else:
+        mu, logvar = model.encode(x)
+        z = model.posterior.forward(mu, logvar, eps)             # (N, L)
+        t = x.reshape(4, -1)                                     # (N, D)
+    p = model.decode_mean(z).reshape(len(z), -1)                 # (rows, D)
     bernoulli = float(np.mean(-np.sum(t * np.log(p) + (1 - t) * np.log1p(-p), axis=1)))
     rel = abs(recon - bernoulli) / bernoulli
     return Verdict("meaning: recon = -log p(x|z)", f"loss {recon:.4f}, Bernoulli -log p(x|z) {bernoulli:.4f} "

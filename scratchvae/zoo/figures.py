@@ -3,7 +3,8 @@
 Left and middle: decoded prior draws z ~ N(0, I) of both models (the buggy one read honestly,
 bugs.honest_view). Right, by bug: the estimate against K (a bug in the estimator); the held-out
 loss per epoch with the NaN stop marked (a run that stopped); else the loss the code reports
-against the -ELBO evaluation.py measures, recon and KL stacked, for both models.
+against the -ELBO evaluation.py measures (the K-sample bound for an IWAE bug), recon and KL stacked,
+for both models.
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from ..plots import tile  # noqa: E402
-from .runner import ZooRun  # noqa: E402
+from .runner import ZooRun, reference_name  # noqa: E402
 
 GRID = 6  # samples per row and column of each panel
 
@@ -54,8 +55,9 @@ def _loss_curves(ax, run: ZooRun) -> None:
 
 
 def _loss_vs_elbo(ax, run: ZooRun) -> None:
-    bars = [("correct\nits loss", run.correct.own), ("correct\n-ELBO", (run.correct.elbo, run.correct.kl)),
-            ("buggy\nits loss", run.buggy.own), ("buggy\n-ELBO", (run.buggy.elbo, run.buggy.kl))]
+    ref = reference_name(run.bug).replace(" (", "\n(")
+    bars = [("correct\nits loss", run.correct.own), (f"correct\n{ref}", run.correct.reference),
+            ("buggy\nits loss", run.buggy.own), (f"buggy\n{ref}", run.buggy.reference)]
     x = np.arange(len(bars))
     total = np.array([b[1][0].mean() for b in bars])
     kl = np.array([b[1][1].mean() for b in bars])

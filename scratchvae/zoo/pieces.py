@@ -1,10 +1,11 @@
 """The zoo's deliberate mistakes: each a subclass of the correct part (posterior, KL, loss) with ONE line wrong.
 
 Every class here is wrong on purpose and is used only by the bug zoo (scratchvae/zoo/bugs.py,
-``scratchvae zoo``). Each backward is the exact derivative of its own (wrong) forward, so each
-passes a finite-difference gradient check: the check compares backward with the forward it is
-given, and cannot know that the forward computes the wrong thing. docs/zoo.md shows, bug by bug,
-which other tests do catch it.
+``scratchvae zoo``). Each backward but one is the exact derivative of its own (wrong) forward, so
+each passes a finite-difference gradient check: the check compares backward with the forward it is
+given, and cannot know that the forward computes the wrong thing. The one, UnnormalisedWeights,
+computes the right bound and the wrong gradient: the mistake a gradient check is for. docs/zoo.md
+shows, bug by bug, which other tests do catch it.
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from ..evaluation import chunk_log_weights, posterior
 from ..models import VAE
 from ..distributions import DiagonalGaussian, GaussianKL
 from ..distributions.gaussian import _SampleCache
-from ..objective import BCE, BCEWithLogits
+from ..objective import BCE, IWAE, BCEWithLogits
 
 
 class StdIsExpLogvar(DiagonalGaussian):
@@ -119,6 +120,43 @@ class UnclampedBCE(BCE):
     def _dpred(self, pred: np.ndarray, target: np.ndarray, scale: float) -> np.ndarray:
         with np.errstate(divide="ignore", invalid="ignore"):
             return (pred - target) / (pred * (1 - pred)) * scale  # (N, D)
+
+
+class UnnormalisedWeights(IWAE):
+    """WRONG: the backward's importance weights shifted by their max, for stability, and never
+    divided by their sum [IWG-3].
+
+    right:  w~_k = exp(log w_k - m) / sum_j exp(log w_j - m),  m = max_j log w_j   (sum_k w~_k = 1)
+    here:   w_k  = exp(log w_k - m): the best sample weighs 1 and the others their ratio to it, so
+            each image's gradient is scaled by sum_k w_k, between 1 and K: most for the images whose
+            K samples explain them equally well
+    forward: the bound [IWG-2], right; backward: not its derivative (the one zoo piece a gradient
+    check can catch)
+    """
+
+    def _run(self, vae: VAE, x: np.ndarray, target: np.ndarray,
+             eps: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        loss, recon, kl = super()._run(vae, x, target, eps)
+        log_w = -recon - vae.beta * kl                           # (N, K)   [IWG-1]
+        ratio = np.exp(log_w - log_w.max(axis=1, keepdims=True))  # (N, K)   <- the bug: not / ratio.sum(axis=1)
+        self.cache = self.cache._replace(weights=ratio)
+        return loss, recon, kl
+
+
+class MeanOfLogWeights(IWAE):
+    """WRONG: the K samples averaged in log space, the K-sample ELBO instead of the bound [IWG-2].
+
+    right:  loss_n = -(logsumexp_k log w_nk - log K);   g_nk = w~_nk / N   [IWG-3]
+    here:   loss_n = -(1/K) sum_k log w_nk;             g_nk = 1 / (N K): uniform weights
+    (the estimator's iwae-mean-log mistake, made in training: a lower-variance ELBO, never tighter)
+    backward: the derivative of this forward, consistent: a gradient check passes. Right at K = 1.
+    """
+
+    def _run(self, vae: VAE, x: np.ndarray, target: np.ndarray,
+             eps: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        _, recon, kl = super()._run(vae, x, target, eps)
+        self.cache = self.cache._replace(weights=np.full_like(self.cache.weights, 1 / self.k))  # (N, K)
+        return (recon + vae.beta * kl).mean(axis=1), recon, kl  # (N,)   <- the bug: mean of the log-weights
 
 
 def log_weights(model: VAE, x: np.ndarray, k: int, rng: np.random.Generator, batch_size: int = 1000) -> np.ndarray:
