@@ -192,3 +192,15 @@ def test_bad_objective_flags_are_one_line_errors(argv, message, capsys, tmp_path
         code = exit_.code
     err = capsys.readouterr().err
     assert code == 2 and message in err.splitlines()[-1] and "Traceback" not in err, err
+
+
+@pytest.mark.parametrize("prior", ["mog", "vamp"])
+def test_the_bound_with_a_learned_prior_passes_the_gradient_check(prior, rng):
+    """The prior's term [IWG-5] reaches a mixture's means and logvars, and a VampPrior's pseudo-inputs
+    through the encoder, with every sample's weight g."""
+    sv.manual_seed(0)
+    vae = sv.build_model("mlp", latent_dim=2, image_shape=SHAPE, prior=prior, prior_components=3,
+                         objective="iwae", iw_samples=3, rng=np.random.default_rng(0)).to(np.float64)
+    x = rng.uniform(0, 1, (3, *SHAPE))
+    report = check_model(vae, x, eps=rng.standard_normal((3, 3, 2)))
+    assert report.ok and any(name.startswith("prior.") for name in report.errors), f"\n{report}"
