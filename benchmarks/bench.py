@@ -51,7 +51,8 @@ from timing import PAUSE_S, alternating_ms, gemm_peak_gflops, median_ms, minor_f
 MNIST_TRAIN_IMAGES = 60000
 #: --models names beyond the architectures: an architecture trained another way (its objective or
 #: prior), timed against the same PyTorch twin trained the same way
-VARIANTS = {"conv-iwae5": ("conv", {"objective": "iwae", "iw_samples": 5})}
+VARIANTS = {"conv-iwae5": ("conv", {"objective": "iwae", "iw_samples": 5}),
+            "conv-vamp": ("conv", {"prior": "vamp"})}
 
 
 def model_of(name: str):

@@ -41,10 +41,14 @@ def step_gemms(model: snn.Module, x: np.ndarray, training: bool = True) -> list[
     forward, dweight and dx, except the dx of the encoder's first trained layer (no gradient
     for the data). training=False: the forward products only, as encode + decode run them.
     An objective that decodes K samples of each image (the importance-weighted bound) trains the
-    decoder on N*K rows."""
+    decoder on N*K rows; a VampPrior's encoder runs on the N images and its M pseudo-inputs, and
+    needs the input gradient for them (u is trained), so its first layer's dx is a product too."""
     first = first_trained_layer(model)
     rows = getattr(getattr(model, "objective", None), "decoder_rows_per_image", 1) if training else 1
     z = np.zeros((x.shape[0] * rows, model.latent_dim), x.dtype)  # (N*K, L)
+    if getattr(getattr(model, "prior", None), "reads_encoder", False):
+        x = np.concatenate([x, model.prior.pseudo_inputs().astype(x.dtype)])  # (N + M, C, H, W)
+        first = None if training else first
     return [g for _, layer, x_in, out in model.trace(x, z)
             for g in layer_gemms(layer, x_in.shape, out.shape, input_grad=layer is not first)
             if training or g.role == "forward"]

@@ -32,6 +32,19 @@ def test_the_iwae_bound_and_its_gradients_match_torch(arch, k, beta):
     assert_matches_twin(model, x, rng.standard_normal((3, k, model.latent_dim)))
 
 
+# Checks [IWG-5], [MIX-3] .. [MIX-5], [VAMP-3] against autograd: the twin the benchmark times.
+@pytest.mark.parametrize("arch, prior, k", [("mlp", "mog", None), ("conv", "vamp", None), ("mlp", "vamp", 4),
+                                            ("conv", "mog", 3)])
+def test_learned_priors_with_either_objective_match_torch(arch, prior, k):
+    sv.manual_seed(0)
+    kwargs = {"objective": "iwae", "iw_samples": k} if k else {}
+    model = sv.build_model(arch, prior=prior, prior_components=5, **kwargs).to(np.float64)
+    shape = sv.models.ARCHITECTURES[arch][1]
+    rng = np.random.default_rng(2)
+    x = (rng.random((3,) + shape) < 0.3).astype(np.float64)
+    assert_matches_twin(model, x, rng.standard_normal((3, *((k,) if k else ()), model.latent_dim)))
+
+
 def test_faces_model_state_dict_loads_into_torch():
     model = sv.build_model("faces")
     tmodel = TorchVAE(model)  # load_state_dict is strict: every name and shape must match

@@ -13,6 +13,7 @@ import torch.nn.functional as F
 
 from scratchvae import nn as snn
 from scratchvae.models.vae import VAE, Autoencoder
+from scratchvae.distributions import MixtureOfGaussians, VampPrior
 from scratchvae.objective import IWAE
 
 
@@ -29,7 +30,9 @@ def torch_layer(layer: snn.Module) -> torch.nn.Module:
 
 class TorchVAE(torch.nn.Module):
     """Same encoder/decoder, same objective (BCE-with-logits summed over pixels + beta * KL, batch
-    mean; or, for a model trained on the importance-weighted bound, that bound on eps (N, K, L))."""
+    mean; or, for a model trained on the importance-weighted bound, that bound on eps (N, K, L)).
+    A learned prior (mixture, VampPrior) is the same mixture density with the same parameters
+    (prior.means/logvars, prior.pseudo_logits), its KL the one-sample log q - log p at z."""
 
     def __init__(self, model: VAE | Autoencoder) -> None:
         super().__init__()
@@ -40,19 +43,29 @@ class TorchVAE(torch.nn.Module):
         self.variational = isinstance(model, VAE)
         self.beta = getattr(model, "beta", 0.0)
         self.iw_samples = model.objective.k if isinstance(getattr(model, "objective", None), IWAE) else None
+        prior = getattr(model, "prior", None)
+        self.prior_kind = {MixtureOfGaussians: "mog", VampPrior: "vamp"}.get(type(prior), "normal")
+        if self.prior_kind != "normal":
+            self.prior = torch.nn.Module()
+            for name, p in prior.named_parameters():
+                setattr(self.prior, name, torch.nn.Parameter(torch.zeros(p.data.shape)))
         self.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in model.state_dict().items()})
 
     def loss(self, x: torch.Tensor, eps: torch.Tensor | None = None,
              target: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         target = x.detach() if target is None else target
-        h = self.encoder(x)
+        h = self.encode(x)
         if self.iw_samples is not None:
             return self.iwae_loss(h, eps, target)
         if self.variational:
             mu, logvar = h[:, :self.latent_dim], h[:, self.latent_dim:]
             eps = torch.randn_like(mu) if eps is None else eps
             z = mu + torch.exp(0.5 * logvar) * eps
-            kl = 0.5 * torch.sum(mu * mu + logvar.exp() - 1 - logvar) / x.shape[0]
+            if self.prior_kind == "normal":
+                kl = 0.5 * torch.sum(mu * mu + logvar.exp() - 1 - logvar) / x.shape[0]
+            else:
+                log_q = torch.distributions.Normal(mu, torch.exp(0.5 * logvar)).log_prob(z).sum(-1)
+                kl = torch.mean(log_q - self.log_prior(z))
         else:
             z, kl = h, torch.zeros(())
         logits = self.decoder(z)
@@ -76,8 +89,23 @@ class TorchVAE(torch.nn.Module):
         bound = torch.logsumexp(log_w, dim=1) - np.log(k)
         return -bound.mean(), recon.mean()
 
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """The encoder's output h for x; with a VampPrior the encoder runs once on [x; sigmoid(a)], as
+        scratchvae's VAE.encode does, and the pseudo-inputs' rows are the prior's components."""
+        if self.prior_kind != "vamp":
+            return self.encoder(x)
+        h = self.encoder(torch.cat([x, torch.sigmoid(self.prior.pseudo_logits)]))
+        n, latent = x.shape[0], self.latent_dim
+        self._components = (h[n:, :latent], h[n:, latent:])
+        return h[:n]
+
     def log_prior(self, z: torch.Tensor) -> torch.Tensor:
-        """log p(z) of N(0, I), summed over the last axis."""
+        """log p(z), summed over the last axis: N(0, I), or the mixture (1/M) sum_m N(z; m_m, exp(v_m))."""
+        if self.prior_kind != "normal":
+            means, logvars = ((self.prior.means, self.prior.logvars) if self.prior_kind == "mog"
+                              else self._components)
+            comp = torch.distributions.Normal(means, torch.exp(0.5 * logvars)).log_prob(z[..., None, :]).sum(-1)
+            return torch.logsumexp(comp, dim=-1) - np.log(means.shape[0])
         return torch.distributions.Normal(0.0, 1.0).log_prob(z).sum(-1)
 
     def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
