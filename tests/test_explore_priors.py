@@ -31,6 +31,18 @@ TINY = ["--epochs", "1", "--train-size", "300", "--batch-size", "64", "--no-prog
         "--binarize", "dynamic", "--prior-components", str(M)]
 
 
+# the pad's contours (pad.js contourLines), its 81 x 81 grid and the segments' ends as codes z, and the
+# pad canvas's alpha at each segment's middle (drawn: > 0)
+CONTOURS = """(() => {
+  const c = PAD.contourLines(MODEL.prior.logDensity), s = 400 / 80, pad = document.getElementById('pad').getContext('2d');
+  const grid = [];
+  for (let i = 0; i <= 80; i++) for (let j = 0; j <= 80; j++) grid.push(PAD.fromPad(j * s, i * s));
+  const ends = c.segments.map((q) => [PAD.fromPad(q[0], q[1]), PAD.fromPad(q[2], q[3])]);
+  const inked = c.segments.map((q) => pad.getImageData(Math.floor((q[0] + q[2]) / 2), Math.floor((q[1] + q[3]) / 2), 1, 1).data[3]);
+  return { ...c, grid, ends, inked };
+})()"""
+
+
 @pytest.fixture(scope="module", params=["mog", "vamp"])
 def run(request, tmp_path_factory):
     """(prior, checkpoint, page): a tiny trained run with the learned prior, and its page."""
@@ -70,7 +82,8 @@ def test_export_holds_the_learned_prior(run):
         return
     assert spec["type"] == "VampPrior"
     model.refresh_prior()
-    assert np.array_equal(means, model.prior.components.means) and np.array_equal(logvars, model.prior.components.logvars)
+    now = model.prior.components
+    assert np.array_equal(means, now.means) and np.array_equal(logvars, now.logvars)
     u = np.frombuffer(base64.b64decode(spec["pseudo_inputs"]["b64"]), dtype="<f4")
     assert np.array_equal(u.reshape(M, 1, 28, 28), sigmoid(model.prior.pseudo_logits.data))
 
@@ -127,12 +140,7 @@ def test_contours_are_the_learned_prior_s(run):
     _, ckpt, page = run
     prior = _float64_reference(load_model(ckpt)[0]).prior
     with chromium(page) as tab:
-        lines = tab.evaluate("(() => { const c = PAD.contourLines(MODEL.prior.logDensity), s = 400 / 80;"
-                             " const grid = []; for (let i = 0; i <= 80; i++) for (let j = 0; j <= 80; j++)"
-                             " grid.push(PAD.fromPad(j * s, i * s));"
-                             " return {...c, grid, ends: c.segments.map((q) => [PAD.fromPad(q[0], q[1]), PAD.fromPad(q[2], q[3])]),"
-                             " inked: c.segments.map((q) => document.getElementById('pad').getContext('2d')"
-                             ".getImageData(Math.floor((q[0] + q[2]) / 2), Math.floor((q[1] + q[3]) / 2), 1, 1).data[3]) }; })()")
+        lines = tab.evaluate(CONTOURS)
     top = prior.log_prob(np.array(lines["grid"])).max()
     assert abs(lines["top"] - top) <= TOL64 * max(1.0, abs(top))                 # the same grid, the same maximum
     level = np.array([lines["levels"][int(s[4])] for s in lines["segments"]])    # (S,)

@@ -15,8 +15,8 @@ the likelihood's mean, which is ``model.decode_mean``: sigmoid(logits) for bce, 
 otherwise. distributions.js holds the math of the prior, the posterior and the likelihood; the
 types named here are the ones it knows. A learned prior exports its components: a
 MixtureOfGaussians its means and logvars, a VampPrior the means and logvars the encoder gives its
-pseudo-inputs now (refresh_prior, at export) and the pseudo-inputs themselves. An autoencoder has no prior and no posterior (None): its
-encoder's output is the code.
+pseudo-inputs now (refresh_prior, at export) and the pseudo-inputs themselves. An autoencoder has
+no prior and no posterior (None): its encoder's output is the code.
 
 A BatchNorm exports its running statistics: the page runs in eval mode, as every command does
 (checkpoint.load_model puts the model in eval mode).
