@@ -237,12 +237,14 @@ def _numpy(model, dtype, at: dict | None = None, z=None) -> dict:
     return out
 
 
-def _worst(page: dict, model, at=None, z=None) -> tuple[float, float]:
+def _worst(page: dict, model, at=None, z=None, model64=None) -> tuple[float, float]:
     """max over the page's numbers of |page - NumPy| / (tolerance * scale), against NumPy in float32 and
-    in float64 (module docstring): both at most 1 when the page computes what NumPy does."""
+    in float64 (module docstring): both at most 1 when the page computes what NumPy does. model64: the
+    float64 reference (default: the model cast to float64)."""
     worst = []
     for dtype, tol in ((np.float32, TOL32), (np.float64, TOL64)):
-        reference = _numpy(model if dtype == np.float32 else copy.deepcopy(model).to(dtype), dtype, at, z)
+        float64 = model64 if model64 is not None else copy.deepcopy(model).to(dtype)
+        reference = _numpy(model if dtype == np.float32 else float64, dtype, at, z)
         errors = {}
         for name, got in page.items():
             want = np.ravel(reference[name]).astype(np.float64)
@@ -254,9 +256,9 @@ def _worst(page: dict, model, at=None, z=None) -> tuple[float, float]:
     return worst[0], worst[1]
 
 
-def _assert_same(page: dict, model, at=None, z=None) -> None:
+def _assert_same(page: dict, model, at=None, z=None, model64=None) -> None:
     """The page's numbers are NumPy's, within both tolerances."""
-    worst32, worst64 = _worst(page, model, at, z)
+    worst32, worst64 = _worst(page, model, at, z, model64)
     assert worst32 <= 1 and worst64 <= 1, f"{worst32:.2g} and {worst64:.2g} times the float32 and float64 tolerances"
 
 

@@ -25,7 +25,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                     "manifold behind it; the first two principal directions above), a sample z = mu + sigma eps "
                     "('new eps'), the recon and KL terms in nats, the KL of each latent dimension and the "
                     "importance-sampled nll, as `evaluate` computes them; a slider per latent dimension, a "
-                    "'sample from the prior' button, interpolation between two held-out images and a slider "
+                    "'sample from the prior' button (the model's prior: N(0, I), or a learned mog or vamp, whose "
+                    "KL on the page is then the one-sample log q - log p and whose contours are on the 2-D "
+                    "pad), interpolation between two held-out images and a slider "
                     "per label's feature vector. Every --model of train runs in the page (Linear, Conv2d, "
                     "ConvTranspose2d, BatchNorm in eval mode, ReLU, LeakyReLU, Sigmoid, Flatten, Reshape); "
                     "a layer the page cannot run is refused, naming it.")

@@ -17,6 +17,7 @@ import numpy as np
 
 from ..nn import init
 from ..nn.module import Module, Parameter
+from ..nn.page_arrays import page_array
 from .gaussian import LOG_2PI
 
 
@@ -161,6 +162,10 @@ class MixtureOfGaussians(Module):
     def quantile(self, p: np.ndarray) -> np.ndarray:
         """Each coordinate's marginal quantile at p, (len(p), L) [MIX-6] (the latent grid's axes)."""
         return mixture_quantile(p, self.means.data, self.logvars.data)
+
+    def page_spec(self) -> dict:
+        """What the browser explorer runs (explore/distributions.js): the components, float32."""
+        return {"type": "MixtureOfGaussians", "means": page_array(self.means), "logvars": page_array(self.logvars)}
 
     def extra_repr(self) -> str:
         return f"latent_dim={self.latent_dim}, components={self.means.shape[0]}"

@@ -9,6 +9,7 @@ import numpy as np
 from ..nn import init
 from ..nn.activations import sigmoid
 from ..nn.module import Module, Parameter
+from ..nn.page_arrays import page_array
 from .mixture import mixture_backward, mixture_log_prob, mixture_marginal_density, mixture_quantile, mixture_sample
 
 
@@ -109,6 +110,13 @@ class VampPrior(Module):
     def quantile(self, p: np.ndarray) -> np.ndarray:
         """Each coordinate's marginal quantile at p, (len(p), L) [MIX-6]."""
         return mixture_quantile(p, *self._require_components())
+
+    def page_spec(self) -> dict:
+        """What the browser explorer runs (explore/distributions.js): the components as they are now
+        (VAE.refresh_prior makes them from the current weights first) and the pseudo-inputs u, to show."""
+        means, logvars = self._require_components()
+        return {"type": "VampPrior", "means": page_array(means), "logvars": page_array(logvars),
+                "pseudo_inputs": page_array(sigmoid(self.pseudo_logits.data))}
 
     def _cast_hook(self, dtype) -> None:
         """Module.to: the components were the encoder's output in the old dtype; the next encode makes them again."""

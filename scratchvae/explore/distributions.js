@@ -1,6 +1,8 @@
 // distributions.js: the model's three distributions, and all of their math the page uses.
 //
-//   prior       p(z)     which one, from the exported data (export.py): {"type": "StandardNormal"}
+//   prior       p(z)     which one, from the exported data (export.py): {"type": "StandardNormal"}, or a
+//                        learned mixture {"type": "MixtureOfGaussians" | "VampPrior", "means", "logvars"}
+//                        (M, L) each (a VampPrior's: the encoder's posteriors of its pseudo-inputs)
 //   posterior   q(z|x)   {"type": "DiagonalGaussian", "param": "logvar" | "logstd"}: the encoder's output
 //                        h (2L) is mu = h[:L] and logvar = h[L:] (or logvar = 2 h[L:] for logstd)
 //   likelihood  p(x|z)   {"type": "Bernoulli", "logits": true | false} or {"type": "Gaussian", "variance": 0.5},
@@ -17,6 +19,40 @@ function standardNormal() {                // one N(0, 1) draw, by Box-Muller
   return Math.sqrt(-2 * Math.log(1 - Math.random())) * Math.cos(2 * Math.PI * Math.random());
 }
 
+// log sum_k exp(v_k), from the largest v so no exp overflows and one term is exp(0) = 1   [MIX-2] [IWAE-3]
+function logSumExp(values) {
+  const top = Math.max(...values);
+  return top + Math.log(values.reduce((s, v) => s + Math.exp(v - top), 0));
+}
+
+// rows of an exported (M, L) float32 array, as plain numbers
+function rowsOf(spec) {
+  const flat = fromBase64(spec, Float32Array), n = spec.shape[1];
+  return Array.from({ length: spec.shape[0] }, (_, m) => Array.from(flat.subarray(m * n, (m + 1) * n)));
+}
+
+// p(z) = (1/M) sum_m N(z; mean_m, diag exp(logvar_m)), both learned priors (distributions/mixture.py):
+// it has no closed-form KL from q(z|x) (klPerDim null), so the ELBO's KL is the one-sample
+// log q(z|x) - log p(z) at the page's z [KL-4], as the VAE's MonteCarloKL
+function mixturePrior(spec, name) {
+  const means = rowsOf(spec.means), logvars = rowsOf(spec.logvars), M = means.length;
+  // log N(z; mean_m, v_m) = -1/2 sum_d ( (z_d - mean_md)^2 / v_md + logvar_md + log(2 pi) )   [MIX-1]
+  const logComponent = (z, m) => z.reduce((s, v, d) => s - 0.5 * ((v - means[m][d]) ** 2 * Math.exp(-logvars[m][d]) + logvars[m][d] + LOG_2PI), 0);
+  return {
+    name, means, logvars,
+    // log p(z) = logsumexp_m log N(z; mean_m, v_m) - log M   [MIX-2]
+    logDensity: (z) => logSumExp(means.map((_, m) => logComponent(z, m))) - Math.log(M),
+    // a component m uniform over the M, then z = mean_m + exp(logvar_m / 2) eps (mixture_sample)
+    sample: () => {
+      const component = Math.floor(Math.random() * M), eps = Array.from({ length: means[0].length }, standardNormal);
+      return { z: eps.map((e, d) => means[component][d] + Math.exp(0.5 * logvars[component][d]) * e), component, eps };
+    },
+    klPerDim: null,
+  };
+}
+
+// Each prior: name, logDensity(z), sample() -> {z, component (a mixture's, else null), eps}, and
+// klPerDim(q), the closed-form KL of each dimension, or null where there is none
 const PRIORS = {
   // p(z) = N(0, I)
   StandardNormal(spec, L) {
@@ -24,12 +60,14 @@ const PRIORS = {
       name: "N(0, I)",
       // log N(z; 0, I) = sum_d ( -z_d^2 / 2 - log(2 pi) / 2 )   (evaluation.log_standard_normal)
       logDensity: (z) => z.reduce((s, v) => s - 0.5 * v * v - 0.5 * LOG_2PI, 0),
-      sample: () => Array.from({ length: L }, standardNormal),
+      sample: () => { const eps = Array.from({ length: L }, standardNormal); return { z: eps.slice(), component: null, eps }; },
       // KL(q || p) of each dimension in closed form, q = N(mu, exp(logvar)):
       //   0.5 (mu_d^2 + exp(logvar_d) - 1 - logvar_d)   [KL-1]
       klPerDim: (q) => q.mu.map((m, d) => 0.5 * (m * m + Math.exp(q.logvar[d]) - 1 - q.logvar[d])),
     };
   },
+  MixtureOfGaussians: (spec) => mixturePrior(spec, "a mixture of " + spec.means.shape[0] + " learned Gaussians"),
+  VampPrior: (spec) => mixturePrior(spec, "VampPrior, " + spec.means.shape[0] + " pseudo-inputs"),
 };
 
 const POSTERIORS = {

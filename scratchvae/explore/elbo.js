@@ -29,7 +29,8 @@ function encodeImage(model, x) {
 const reconAt = (model, x, out) => (model.likelihood ? -model.likelihood.logProb(out.data, x.data) : null);
 
 // One z = mu + sigma eps and the negative ELBO's two terms (elbo_per_image):
-//   recon = -log p(x|z),  kl = KL(q(z|x) || p(z)) in closed form, per dimension and summed,  total = recon + kl
+//   recon = -log p(x|z),  total = recon + kl,  kl = KL(q(z|x) || p(z)) in closed form, per dimension and
+//   summed [KL-1]; for a learned prior, which has none, the one-sample log q(z|x) - log p(z) at this z [KL-4]
 // An autoencoder: recon at its code, no kl.
 function elboTerms(model, x, q, eps) {
   if (!model.posterior) {
@@ -38,8 +39,9 @@ function elboTerms(model, x, q, eps) {
   }
   const z = model.posterior.reparameterize(q, eps);
   const out = decodeOutput(model, z);
-  const recon = reconAt(model, x, out), klPerDim = model.prior.klPerDim(q);
-  const kl = klPerDim.reduce((s, v) => s + v, 0);
+  const recon = reconAt(model, x, out), klPerDim = model.prior.klPerDim ? model.prior.klPerDim(q) : null;
+  const kl = klPerDim ? klPerDim.reduce((s, v) => s + v, 0)
+    : model.posterior.logDensityAtEps(q, eps) - model.prior.logDensity(z);
   return { z, out, recon, klPerDim, kl, total: recon === null ? null : recon + kl };
 }
 
@@ -51,11 +53,7 @@ function logWeight(model, x, q, eps) {
 }
 
 // -log (1/K) sum_k exp(log w_k), by log-sum-exp about the largest log w   [IWAE-3]
-function nllFromLogWeights(logW) {
-  const m = Math.max(...logW);
-  const sum = logW.reduce((s, w) => s + Math.exp(w - m), 0);
-  return -(m + Math.log(sum) - Math.log(logW.length));
-}
+const nllFromLogWeights = (logW) => -(logSumExp(logW) - Math.log(logW.length));
 
 // The nll of x with K importance samples, computed a few samples at a time (step) so the page keeps
 // answering while a slow decoder runs K times; eps are drawn up front, K x L (the test reads them)

@@ -20,6 +20,7 @@ let ends = [STRIP.index[0], STRIP.index[1 % STRIP.index.length]], nextEnd = 0, a
 let at = null;                           // the image at hand: {source, x, q, eps, elbo, nll}
 let backdrop = null, manifold = null;    // the decoded manifold (L = 2): on the pad while its toggle is on
 let shown = null;                        // the decode of z on show
+let sampled = null;                      // the last draw from the prior: {z, component, eps}
 
 // -- images -----------------------------------------------------------------------------------------
 // (C, H, W) values in [0, 1] onto a canvas: grey for one channel, RGB for three, else the channels' mean
@@ -50,7 +51,7 @@ function render() {
   const ms = performance.now() - start;
   drawImage($("decoded"), shown.shape, shown.data);
   PAD.draw({ z, backdrop, prior: L === 2 ? MODEL.prior : null, q: at && at.q.logvar ? { mu: at.q.mu, sigma: MODEL.posterior.sigma(at.q) } : null,
-             zSample: at && at.elbo.klPerDim ? at.elbo.z : null });
+             zSample: at && MODEL.posterior ? at.elbo.z : null });
   $("zinfo").textContent = "z = [" + short(z) + "]\ndecoded in " + ms.toFixed(1) + " ms";
   z.forEach((v, d) => { const s = $("dim" + d); s.value = v; s.nextSibling.textContent = v.toFixed(2); });
 }
@@ -90,6 +91,7 @@ function startNll() {                     // K samples (the select; 100 as evalu
 function showElbo() {
   const e = at.elbo, label = at.source.label === undefined ? "" : ", label " + at.source.label;
   $("atsource").textContent = at.source.kind === "drawn" ? "your drawing (centred and scaled as MNIST's digits: see under the canvas)"
+    : at.source.kind === "pseudo-input" ? "pseudo-input u_" + at.source.index + " of the VampPrior: its posterior is the prior's component " + at.source.index
     : "held-out image " + at.source.index + label;
   const nll = at.nll ? (at.nll.done ? nats(at.nll.value) : at.nll.logW.length + " of " + at.nll.K + " samples...") : "-";
   $("elbo").textContent = !MODEL.posterior
@@ -97,10 +99,13 @@ function showElbo() {
     : "mu    = [" + short(at.q.mu) + "]\nsigma = [" + short(MODEL.posterior.sigma(at.q)) + "]\neps   = [" + short(at.eps) +
       "]\nz = mu + sigma eps: the green circle on the pad\n\n" +
       "recon  -log p(x|z)       " + nats(e.recon).padStart(9) + " nats\n" +
-      "KL     KL(q(z|x) || p(z)) " + nats(e.kl).padStart(8) + " nats\n" +
+      (e.klPerDim ? "KL     KL(q(z|x) || p(z)) " + nats(e.kl).padStart(8)
+        : "KL     log q - log p at z" + nats(e.kl).padStart(9)) + " nats\n" +
       "-ELBO  recon + KL        " + nats(e.total).padStart(9) + " nats\n" +
       "nll    -log p(x), K = " + $("k").value + "  " + nll.padStart(8) + (at.nll && at.nll.done ? " nats" : "") +
       (MODEL.likelihood ? "" : "\n(the loss is no log-likelihood: no recon or nll)") +
+      (e.klPerDim ? "" : "\n(a learned prior has no closed-form KL: this is the one-sample estimate at the green z, as " +
+        "training and evaluate compute it; new eps moves it, it can be negative, its mean over eps is the KL)") +
       (greyUnderBernoulli(at.x) ? "\n(grey levels under a Bernoulli: losses, not -log p)" : "");
   drawKlBars(e.klPerDim);
 }
@@ -139,7 +144,7 @@ for (let d = 0; d < L; d++) {             // a slider per latent dimension z_d
   $("dim" + d).addEventListener("input", (e) => { const v = z.slice(); v[d] = Number(e.target.value); setZ(v); });
 }
 $("sample").textContent = "sample z ~ " + PRIOR.name;
-$("sample").addEventListener("click", () => setZ(PRIOR.sample()));
+$("sample").addEventListener("click", () => { sampled = PRIOR.sample(); setZ(sampled.z); });
 $("neweps").addEventListener("click", () => { newEps(); render(); });
 $("k").addEventListener("change", () => { if (at) { startNll(); showElbo(); } });
 
@@ -180,6 +185,23 @@ STRIP.index.forEach((i, s) => {
   $("strip").appendChild(c);
 });
 
+// a VampPrior's pseudo-inputs u_m (sigmoid of its learned logits): p(z) = (1/M) sum_m q(z | u_m); a click encodes one
+const PSEUDO = DATA.model.prior && DATA.model.prior.pseudo_inputs;
+if (PSEUDO) {
+  const u = fromBase64(PSEUDO, Float32Array), size = C * H * W;
+  const image = (m) => ({ shape: DATA.image_shape, data: Float64Array.from(u.subarray(m * size, (m + 1) * size)) });
+  for (let m = 0; m < PSEUDO.shape[0]; m++) {
+    const c = document.createElement("canvas");
+    c.width = c.height = 28;
+    c.title = "pseudo-input u_" + m + ": click to encode it";
+    drawImage(c, DATA.image_shape, image(m).data);
+    c.addEventListener("click", () => setImage(image(m), { kind: "pseudo-input", index: m }));
+    $("pseudo").appendChild(c);
+  }
+  $("pseudonote").textContent = "The VampPrior's " + PSEUDO.shape[0] + " learned pseudo-inputs u_m: the prior is the mixture " +
+    "of their posteriors, (1/M) sum_m q(z | u_m), made from the encoder when the page was written. Click one to encode it.";
+}
+
 // feature sliders: z = origin + sum_k alpha_k v_k (latent/features.py shift_codes)
 function applyFeatures() {
   const alphas = [...document.querySelectorAll("#features input")].map((s) => Number(s.value));
@@ -213,7 +235,9 @@ $("padtitle").textContent = DATA.pca
   : "held-out means mu (z_1 across" + (L > 1 ? ", z_2 up)" : ")");
 $("padnote").textContent = (DATA.pca
   ? "Move the pointer: z moves in the plane of the two directions, its other coordinates stay."
-  : "Move the pointer: z is the point under it." + (L === 2 && MODEL.prior ? " Grey: the prior's 1-, 2- and 3-sigma contours." : "")) +
+  : "Move the pointer: z is the point under it." + (L === 2 && MODEL.prior ? (MODEL.prior.klPerDim
+    ? " Grey: the prior's 1-, 2- and 3-sigma contours."
+    : " Grey: contours of the learned prior's log-density, 0.5, 2 and 4.5 nats below its highest value on the pad.") : "")) +
   (MODEL.posterior ? " Black: the image at hand's mean and one-sigma ellipse; green: its sample z." : "");
 $("drawnote").textContent = "Draw with a mouse, a pen or a finger. The page makes the drawing a " + H + " x " + W +
   " image the way MNIST's digits were made: scaled to fit a " + Math.round(BOX * Math.min(H, W)) + " x " +
@@ -224,6 +248,9 @@ $("featurenote").textContent = DATA.features.length
     " held-out images; latent/features.py). Moving one keeps the code they started from."
   : "none: the dataset has no labels";
 $("backdroplabel").style.display = L === 2 ? "" : "none";
+$("klnote").textContent = !MODEL.prior ? "" : MODEL.prior.klPerDim ? "KL of each latent dimension, KL(q(z_d|x) || p(z_d)):"
+  : "no KL bars: the KL from a learned prior does not split over the latent dimensions";
+$("klbars").style.display = MODEL.prior && !MODEL.prior.klPerDim ? "none" : "";
 for (const id of ["decoded", "xat", "xmean", "xsample"]) {    // whole screen pixels per image pixel
   const c = $(id), k = Math.max(1, Math.floor(c.width / W));
   c.width = W * k; c.height = H * k;
@@ -235,7 +262,7 @@ pick(0);
 function explorerState() {
   const arr = (v) => (v ? Array.from(v) : null);
   return {
-    z, shown: { shape: shown.shape, pixels: arr(shown.data) }, alpha, ends,
+    z, shown: { shape: shown.shape, pixels: arr(shown.data) }, alpha, ends, sampled,
     features: [...document.querySelectorAll("#features input")].map((s) => Number(s.value)),
     at: at && {
       source: at.source, x: { shape: at.x.shape, pixels: arr(at.x.data) }, mu: at.q.mu, logvar: at.q.logvar, eps: at.eps,

@@ -1,7 +1,7 @@
 """The model as data a web page can run: its layers, and which prior, posterior and likelihood it has.
 
     export_model(model) -> {"encoder": [layer, ...], "decoder": [layer, ...],
-                            "prior": {"type": "StandardNormal"},
+                            "prior": {"type": "StandardNormal"}   (or a learned prior's components),
                             "posterior": {"type": "DiagonalGaussian", "param": "logvar"},
                             "likelihood": {"type": "Bernoulli", "logits": true}}
 
@@ -13,20 +13,23 @@ has no forward for it) is refused with one line naming it (ExportError, a UsageE
 The decoder's output is what the likelihood reads (logits for bce); the image the page shows is
 the likelihood's mean, which is ``model.decode_mean``: sigmoid(logits) for bce, the output itself
 otherwise. distributions.js holds the math of the prior, the posterior and the likelihood; the
-types named here are the ones it knows. An autoencoder has no prior and no posterior (None): its
-encoder's output is the code.
+types named here are the ones it knows. A learned prior exports its components: a
+MixtureOfGaussians its means and logvars, a VampPrior the means and logvars the encoder gives its
+pseudo-inputs now (refresh_prior, at export) and the pseudo-inputs themselves. An autoencoder has
+no prior and no posterior (None): its encoder's output is the code.
 
 A BatchNorm exports its running statistics: the page runs in eval mode, as every command does
 (checkpoint.load_model puts the model in eval mode).
 """
 from __future__ import annotations
 
+from ..distributions import prior_of
 from ..errors import UsageError
 from ..nn.module import Module, Sequential
 from ..objective import BCE, MSE, BCEWithLogits
 
 POSTERIOR_PARAMS = ("logvar", "logstd")   # what distributions.js reads the encoder's second half as
-PRIORS = ("StandardNormal",)              # the priors distributions.js has (PRIORS there)
+PRIORS = ("StandardNormal", "MixtureOfGaussians", "VampPrior")   # the priors distributions.js has (PRIORS there)
 
 
 class ExportError(UsageError):
@@ -70,10 +73,9 @@ def posterior_param(model: Module) -> str:
 
 def prior_spec(model: Module) -> dict:
     """N(0, I) for a model without a prior (an autoencoder); else the prior's page_spec() (None: the
-    page cannot run it). distributions.js must know the type."""
-    prior = getattr(model, "prior", None)
-    if prior is None:
-        return {"type": "StandardNormal"}
+    page cannot run it), a VampPrior's components made from the current weights first (prior_of).
+    distributions.js must know the type."""
+    prior = prior_of(model)
     spec = prior.page_spec()
     if spec is None or spec["type"] not in PRIORS:
         raise ExportError(f"the page cannot run a {type(prior).__name__} prior (it knows {', '.join(PRIORS)})")

@@ -63,14 +63,15 @@ function makePad(canvas, means, pca, labels) {
     return { canvas: out, n, zs, images };
   }
 
-  // L = 2: contours of the prior's log density at its maximum minus 0.5, 2 and 4.5 (for N(0, I) the 1-,
-  // 2- and 3-sigma circles), by marching squares on a grid of the pad
-  function contours(g, logDensity) {
-    const n = 80, step = SIZE / n, f = [];
+  // L = 2: contours of the prior's log density at its highest value on the grid minus 0.5, 2 and 4.5
+  // (for N(0, I) the 1-, 2- and 3-sigma circles; for a mixture, whatever shape it has), by marching
+  // squares on an (n + 1) x (n + 1) grid of the pad: {top, levels, segments [[x0, y0, x1, y1, level]]}
+  function contourLines(logDensity, n = 80) {
+    const step = SIZE / n, f = [];
     for (let i = 0; i <= n; i++) for (let j = 0; j <= n; j++) f.push(logDensity(fromPad(j * step, i * step)));
-    const top = Math.max(...f), at = (i, j) => f[i * (n + 1) + j];
-    g.strokeStyle = "#999"; g.lineWidth = 1; g.beginPath();
-    for (const level of [0.5, 2, 4.5].map((d) => top - d)) {
+    const top = Math.max(...f), at = (i, j) => f[i * (n + 1) + j], levels = [0.5, 2, 4.5].map((d) => top - d);
+    const segments = [];
+    levels.forEach((level, l) => {
       for (let i = 0; i < n; i++) {
         for (let j = 0; j < n; j++) {
           // where the level crosses the square's four edges, by linear interpolation; joined in pairs
@@ -82,10 +83,18 @@ function makePad(canvas, means, pca, labels) {
               cross.push([(a[1] + t * (b[1] - a[1])) * step, (a[0] + t * (b[0] - a[0])) * step]);
             }
           }
-          for (let k = 0; k + 1 < cross.length; k += 2) { g.moveTo(...cross[k]); g.lineTo(...cross[k + 1]); }
+          for (let k = 0; k + 1 < cross.length; k += 2) segments.push([...cross[k], ...cross[k + 1], l]);
         }
       }
-    }
+    });
+    return { top, levels, segments };
+  }
+
+  let drawnPrior = null, lines = null;       // the contours, computed once per prior
+  function contours(g, prior) {
+    if (prior !== drawnPrior) { lines = contourLines(prior.logDensity); drawnPrior = prior; }
+    g.strokeStyle = "#999"; g.lineWidth = 1; g.beginPath();
+    for (const [x0, y0, x1, y1] of lines.segments) { g.moveTo(x0, y0); g.lineTo(x1, y1); }
     g.stroke();
   }
 
@@ -97,7 +106,7 @@ function makePad(canvas, means, pca, labels) {
     g.strokeStyle = "#ddd"; g.lineWidth = 1;
     const [ox, oy] = toPad([0, 0]);
     g.beginPath(); g.moveTo(0, oy); g.lineTo(SIZE, oy); g.moveTo(ox, 0); g.lineTo(ox, SIZE); g.stroke();
-    if (scene.prior && L === 2) contours(g, scene.prior.logDensity);
+    if (scene.prior && L === 2) contours(g, scene.prior);
     g.globalAlpha = scene.backdrop ? 0.8 : 0.55;
     points.forEach((p, i) => {
       const [x, y] = toPad(p);
@@ -130,5 +139,5 @@ function makePad(canvas, means, pca, labels) {
     }
   }
 
-  return { project, fromPad, moveOnPad, manifold, draw };
+  return { project, fromPad, moveOnPad, manifold, contourLines, draw };
 }
