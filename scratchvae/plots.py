@@ -35,6 +35,24 @@ def save_grid(images: np.ndarray, path: Path, ncols: int = 10, title: str | None
     return Path(path)
 
 
+def draw_mosaic(ax, images: np.ndarray, ncols: int, title: str, fontsize: int = 8) -> None:
+    """One titled mosaic of images (clipped to [0, 1]) in the axes ``ax``, no frame."""
+    ax.imshow(tile(np.clip(images, 0.0, 1.0), ncols), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+    ax.set_title(title, fontsize=fontsize)
+    ax.axis("off")
+
+
+def save_mosaics(panels: list[tuple[str, np.ndarray]], path: Path, ncols: int = 6) -> Path:
+    """(title, images) panels side by side, one mosaic each with ``ncols`` images a row."""
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.3 * len(panels), 3.6), squeeze=False)
+    for ax, (title, images) in zip(axes[0], panels):
+        draw_mosaic(ax, images, ncols, title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return Path(path)
+
+
 def save_reconstructions(originals: np.ndarray, recons: np.ndarray, path: Path, ncols: int = 10,
                          title: str = "top: test images, bottom: reconstructions") -> Path:
     """Alternate rows of originals and their reconstructions (a short last pair padded with blank
