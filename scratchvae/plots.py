@@ -42,10 +42,15 @@ def draw_mosaic(ax, images: np.ndarray, ncols: int, title: str, fontsize: int = 
     ax.axis("off")
 
 
-def save_mosaics(panels: list[tuple[str, np.ndarray]], path: Path, ncols: int = 6) -> Path:
-    """(title, images) panels side by side, one mosaic each with ``ncols`` images a row."""
-    fig, axes = plt.subplots(1, len(panels), figsize=(3.3 * len(panels), 3.6), squeeze=False)
-    for ax, (title, images) in zip(axes[0], panels):
+def save_mosaics(panels: list[tuple[str, np.ndarray]], path: Path, ncols: int = 6, stacked: bool = False) -> Path:
+    """(title, images) panels, one mosaic each with ``ncols`` images a row: side by side, or one under
+    another (``stacked``: for wide mosaics)."""
+    rows = max(-(-len(images) // ncols) for _, images in panels)
+    width, height = 0.55 * ncols, 0.55 * rows + 0.4            # inches per panel
+    shape, size = ((len(panels), 1), (width, height * len(panels))) if stacked else \
+        ((1, len(panels)), (width * len(panels), height))
+    fig, axes = plt.subplots(*shape, figsize=size, squeeze=False)
+    for ax, (title, images) in zip(axes.ravel(), panels):
         draw_mosaic(ax, images, ncols, title)
     fig.tight_layout()
     fig.savefig(path, dpi=120)

@@ -74,7 +74,8 @@ def save_ae_vs_vae(ae, vae, x: np.ndarray, labels: np.ndarray | None, path: Path
                    rng: np.random.Generator | None = None) -> Path:
     """The AE-vs-VAE figure (module docstring): a row per model of [codes of x (dashed: their bounding
     box, red: radius 2 of N(0, I)), decodes of n uniform draws over that box, decodes of n draws
-    from the model's prior (distributions.prior_of: N(0, I) for the autoencoder)]. Both models need a 2-D latent space (a ValueError otherwise)."""
+    from the model's prior (distributions.prior_of: N(0, I) for the autoencoder)]. Both models need a 2-D
+    latent space (a ValueError otherwise)."""
     for name, model in (("autoencoder", ae), ("VAE", vae)):
         if model.latent_dim != 2:
             raise ValueError(f"the AE-vs-VAE figure needs 2-D latent spaces, the {name}'s has {model.latent_dim}")

@@ -94,7 +94,8 @@ def save_zoo_figure(run: ZooRun, path: Path) -> Path:
     fig, axes = plt.subplots(1, 3, figsize=(10, 3.4), gridspec_kw={"width_ratios": [1, 1, 1.3]})
     _samples(axes[0], run.correct.samples, f"correct:\n{_prior_title(run.correct)}")
     stopped = run.buggy.fault is not None
-    _samples(axes[1], run.buggy.samples, f"{run.bug.name}: " + ("its last weights" if stopped else "\n" + _prior_title(run.buggy)))
+    buggy_title = "its last weights" if stopped else "\n" + _prior_title(run.buggy)
+    _samples(axes[1], run.buggy.samples, f"{run.bug.name}: {buggy_title}")
     if run.bug.in_estimator:
         _k_curve(axes[2], run)
     elif isinstance(run.buggy.model.prior, VampPrior):
