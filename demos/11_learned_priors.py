@@ -1,6 +1,6 @@
 """Learned priors: the same MLP VAE with p(z) = N(0, I), a mixture of Gaussians and a VampPrior.
 
-    python demos/11_learned_priors.py            # 5-6 min on 2 busy cores (3 models, 10 epochs each)
+    python demos/11_learned_priors.py            # 5-12 min on 2 busy cores here (3 models, 10 epochs each)
     python demos/11_learned_priors.py --quick    # well under a minute: tiny data, 2 epochs
 
 Three MLP VAEs (784-400-20, Bernoulli likelihood) train on binarized MNIST with the same initial
