@@ -1,4 +1,4 @@
-"""The bug zoo: six mistakes people keep making in VAE code, and which tests catch each one.
+"""The bug zoo: the mistakes people keep making in VAE code, and which tests catch each one.
 
     python demos/10_bug_zoo.py            # 10-20 s per bug on 2 idle cores (the default runs of docs/zoo.md)
     python demos/10_bug_zoo.py --quick    # seconds per bug: a tiny training, every figure written
@@ -15,6 +15,7 @@ What to look for (tables printed, figures in --out, default runs/demo-10):
     zoo-kl-dim-mean    the loss reports a KL of a few nats; evaluation.py measures tens
     zoo-bce-unclamped  no samples to blame: the run stops on a NaN
     zoo-iwae-mean-log  the right estimate falls with K, the wrong one stays at the -ELBO
+    zoo-vamp-unbounded  the pseudo-inputs' pixels spill out of [0, 1] on both sides; the library's stay inside
 """
 # %%
 from _common import parse_args
@@ -23,7 +24,7 @@ from scratchvae.zoo import BUGS, Settings, run_bug
 from scratchvae.zoo.figures import save_zoo_figure
 
 args = parse_args(__doc__, "demo-10")
-# --quick: even smaller than `scratchvae zoo --quick`, so all six fit in seconds each
+# --quick: even smaller than `scratchvae zoo --quick`, so each bug fits in seconds
 settings = Settings.quick(train_size=500, epochs=1, n_test=100, k=10, k_curve=(1, 3, 10), seed=args.seed,
                           progress=False) if args.quick else Settings(seed=args.seed, progress=False)
 

@@ -35,6 +35,29 @@ def save_grid(images: np.ndarray, path: Path, ncols: int = 10, title: str | None
     return Path(path)
 
 
+def draw_mosaic(ax, images: np.ndarray, ncols: int, title: str, fontsize: int = 8) -> None:
+    """One titled mosaic of images (clipped to [0, 1]) in the axes ``ax``, no frame."""
+    ax.imshow(tile(np.clip(images, 0.0, 1.0), ncols), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+    ax.set_title(title, fontsize=fontsize)
+    ax.axis("off")
+
+
+def save_mosaics(panels: list[tuple[str, np.ndarray]], path: Path, ncols: int = 6, stacked: bool = False) -> Path:
+    """(title, images) panels, one mosaic each with ``ncols`` images a row: side by side, or one under
+    another (``stacked``: for wide mosaics)."""
+    rows = max(-(-len(images) // ncols) for _, images in panels)
+    width, height = 0.55 * ncols, 0.55 * rows + 0.4            # inches per panel
+    shape, size = ((len(panels), 1), (width, height * len(panels))) if stacked else \
+        ((1, len(panels)), (width * len(panels), height))
+    fig, axes = plt.subplots(*shape, figsize=size, squeeze=False)
+    for ax, (title, images) in zip(axes.ravel(), panels):
+        draw_mosaic(ax, images, ncols, title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return Path(path)
+
+
 def save_reconstructions(originals: np.ndarray, recons: np.ndarray, path: Path, ncols: int = 10,
                          title: str = "top: test images, bottom: reconstructions") -> Path:
     """Alternate rows of originals and their reconstructions (a short last pair padded with blank

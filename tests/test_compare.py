@@ -4,6 +4,7 @@ import pytest
 
 import pngs
 import scratchvae as sv
+from scratchvae.latent import compare
 from scratchvae.latent import (BetaResult, bounding_box, box_samples, save_ae_vs_vae, save_beta_samples,
                                save_rate_distortion)
 
@@ -54,6 +55,23 @@ def test_ae_vs_vae_needs_a_2d_latent(tmp_path, latents):
     with pytest.raises(ValueError, match="2-D"):
         save_ae_vs_vae(ae, vae, x, None, tmp_path / "bad.png")
     assert not (tmp_path / "bad.png").exists()
+
+
+@pytest.mark.parametrize("prior, label", [("normal", "N(0, I)"), ("mog", "MixtureOfGaussians, M=3"),
+                                          ("vamp", "VampPrior, M=3")])
+def test_ae_vs_vae_names_the_prior_it_samples(tmp_path, monkeypatch, prior, label):
+    """The prior panel's title names the prior the draws really come from (the VAE's own), the
+    autoencoder's N(0, I); it once said N(0, I) for every VAE."""
+    sv.manual_seed(0)
+    ae = sv.build_model("mlp", "ae", 2)
+    vae = sv.build_model("mlp", "vae", 2, rng=np.random.default_rng(0), prior=prior, prior_components=3)
+    titles = []
+    real = compare.draw_mosaic
+    monkeypatch.setattr(compare, "draw_mosaic", lambda ax, images, ncols, title: (titles.append(title),
+                                                                                   real(ax, images, ncols, title)))
+    x = np.random.default_rng(0).uniform(0, 1, (10, 1, 28, 28)).astype(np.float32)
+    save_ae_vs_vae(ae, vae, x, None, tmp_path / "cmp.png", n=4)
+    assert [t for t in titles if " ~ " in t] == ["autoencoder: z ~ N(0, I)", f"VAE: z ~ {label}"]
 
 
 def test_ae_vs_vae_label_count(tmp_path):

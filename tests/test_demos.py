@@ -17,6 +17,11 @@ def mosaic(rows: int, cols: int, min_distinct: int) -> tuple:
     return ("mosaic", rows, cols, min_distinct)
 
 
+def mosaics(count: int, rows: int, cols: int, min_distinct: int) -> tuple:
+    """A figure of ``count`` rows x cols image mosaics side by side, each at least min_distinct tiles different."""
+    return ("mosaics", count, rows, cols, min_distinct)
+
+
 def plots(count: int, mosaics: int = 0) -> tuple:
     """A figure of ``count`` plots with curves, points or bars in each (and ``mosaics`` image mosaics)."""
     return ("plots", count, mosaics)
@@ -40,7 +45,12 @@ FIGURES = {
                     "morph": mosaic(2, 8, 4), "feature-person": mosaic(4, 7, 10), "feature-bright": mosaic(4, 7, 10)},
     "10_bug_zoo.py": {f"zoo-{bug}": plots(1, mosaics=2) for bug in ("std-exp-logvar", "logstd-mixup", "pixel-mean",
                                                                    "kl-dim-mean", "bce-unclamped", "iwae-mean-log",
-                                                                   "iwae-unnormalised", "iwae-uniform")},
+                                                                   "iwae-unnormalised", "iwae-uniform",
+                                                                   "vamp-unbounded")},
+    # --quick: M = 20 pseudo-inputs (2 x 10), their change and their decoded components: 20, 20 and 16 of 20
+    # distinct here, the decoded components of a 2-epoch model differing by little, so 5 leaves room for other
+    # machines' rounding; samples of three briefly trained models: 36 of 36 distinct for each prior here
+    "11_learned_priors.py": {"pseudo-inputs": mosaics(3, 2, 10, 5), "samples": mosaics(3, 6, 6, 12)},
 }
 
 
@@ -54,6 +64,10 @@ def check_figure(path: Path, spec: tuple) -> None:
     if spec[0] == "mosaic":
         _, rows, cols, min_distinct = spec
         pngs.assert_mosaic(path, rows, cols, min_distinct=min_distinct)
+    elif spec[0] == "mosaics":
+        _, count, rows, cols, min_distinct = spec
+        for index in range(count):
+            pngs.assert_mosaic(path, rows, cols, count=count, index=index, min_distinct=min_distinct)
     else:
         _, count, mosaics = spec
         # one epoch draws a loss curve as a single point: no width to span

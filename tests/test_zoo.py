@@ -24,9 +24,11 @@ from scratchvae.nn.activations import sigmoid
 from scratchvae.objective import BCE
 from scratchvae.zoo import BUGS, Settings, get_bug, run_bug
 from scratchvae.zoo import detectors as det
-from scratchvae.zoo.bugs import tiny_model
+from scratchvae.optim import Adam
+from scratchvae.zoo.bugs import buggy_model, correct_model, tiny_model
 from scratchvae.zoo.pieces import (KLMeanOverDims, LogstdFedAsLogvar, MeanOfLogWeights, PixelMeanBCE, StdIsExpLogvar,
-                                   UnclampedBCE, UnnormalisedWeights, log_weights, nll_log_of_mean, nll_mean_of_logs)
+                                   UnboundedVampPrior, UnclampedBCE, UnnormalisedWeights, log_weights, nll_log_of_mean,
+                                   nll_mean_of_logs)
 from scratchvae.zoo.runner import cheap_verdicts
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -232,6 +234,55 @@ def test_mean_of_log_weights_is_consistent_and_is_the_mean_elbo():
     terms = model.loss(x, eps=eps)
     assert mean_elbo == pytest.approx(terms.recon + terms.kl, rel=1e-12)     # the plain means over the N*K samples
     assert mean_elbo > bound + 0.1                                            # Jensen, strict for unequal weights
+
+
+# -- vamp-unbounded: the pseudo-inputs leave the image range -------------------------------------------------
+def test_unbounded_vamp_starts_with_the_librarys_pseudo_inputs():
+    """The buggy and the correct zoo model start from the same u (the bug's a is the library's sigmoid(a0)),
+    so only where training may take u differs; the bug is installed with its KL reading it."""
+    bug = get_bug("vamp-unbounded")
+    wrong, right = buggy_model(bug, 20, 0), correct_model(bug, 20, 0)
+    assert isinstance(wrong.prior, UnboundedVampPrior) and wrong.kl.prior is wrong.prior
+    assert type(right.prior).__name__ == "VampPrior"
+    # the same sigmoid of the same float32 array, stored and read back: equal to the last bit
+    np.testing.assert_array_equal(wrong.prior.pseudo_inputs(), right.prior.pseudo_inputs())
+
+
+def _pushed(with_bug: bool):
+    """The tiny vamp-unbounded model (float64, 3 pseudo-inputs of 1x3x3) after 100 Adam steps at lr 0.3 on one
+    fixed batch and eps: a hard push, enough to take the library's u near the edges of [0, 1]."""
+    model = tiny_model(get_bug("vamp-unbounded"), with_bug=with_bug)
+    optimizer = Adam(model.parameters(), lr=0.3)
+    x, eps = det._batch(model, 0)
+    for _ in range(100):
+        model.zero_grad()
+        model.loss(x, eps=eps)
+        model.backward(input_grad=False)
+        optimizer.step()
+    return model
+
+
+def test_the_pseudo_input_detector_fires_on_the_bug_and_stays_quiet_on_the_librarys_vamp_prior():
+    """Pushed the same way, the bug's u = a leaves [0, 1] on both sides (measured: 23 of 27 pixels, range
+    [-2.8, 2.2]), the library's sigmoid(a) comes near both edges and stays inside (measured [0.014, 0.970]):
+    the margins are over a unit and far from any rounding, so the verdicts hold on every machine."""
+    wrong = det.pseudo_inputs_in_range(_pushed(True))
+    assert wrong.caught is True and wrong.numbers["below"] > 0 and wrong.numbers["above"] > 0, wrong.measured
+    assert wrong.numbers["min"] < -1 and wrong.numbers["max"] > 2, wrong.measured
+    right = det.pseudo_inputs_in_range(_pushed(False))
+    assert right.caught is False and right.numbers["below"] == right.numbers["above"] == 0, right.measured
+    assert 0 <= right.numbers["min"] < 0.05 and 0.95 < right.numbers["max"] <= 1, right.measured
+    assert det.pseudo_inputs_in_range(tiny_model(get_bug("pixel-mean"))).caught is None   # no VampPrior: n/a
+
+
+def test_unbounded_vamp_quick_run(capsys, tmp_path):
+    """A real training (the quick run at lr 1e-2) takes pseudo-pixels outside [0, 1] (measured: 4588 of 39,200,
+    on both sides; 100 leaves a wide margin for float32 rounding on other machines), the detector reads them
+    there, and the figure shows both models' samples and the pseudo-pixels' histogram."""
+    v = zoo_json(capsys, tmp_path, "vamp-unbounded", "--lr", "1e-2")
+    assert v["pseudo-inputs in [0, 1]"]["caught"] is True
+    assert v["pseudo-inputs in [0, 1]"]["below"] + v["pseudo-inputs in [0, 1]"]["above"] > 100
+    assert v["gradient check"]["caught"] is False and v["meaning: KL vs Monte Carlo"]["caught"] is None
 
 
 # -- the command: trained verdicts (quick runs), the figure, bad input --------------------------------------

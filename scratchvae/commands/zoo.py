@@ -27,10 +27,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                     "the buggy and the correct MLP VAE (same seed, data and order) on binarized MNIST and "
                     "the detectors that need trained models: a NaN stop, the loss against the -ELBO "
                     "evaluation.py measures, the -ELBO and the nll against the correct model's, the nll "
-                    "below the -ELBO, the samples' diversity. Prints a table (detector, what it measured, "
+                    "below the -ELBO, the samples' diversity, and for a VampPrior the pseudo-inputs against the image "
+                    "range [0, 1]. Prints a table (detector, what it measured, "
                     "caught or not) and writes zoo-BUG.png to --out. The default run took 10-20 s per bug "
                     "on 2 idle cores here (minutes on a busy machine); the IWAE bugs train on 5 samples per image "
-                    "and took about 3 minutes each on 2 busy cores. Without BUG (or with --list): the bugs, "
+                    "and took about 3 minutes each on 2 busy cores, vamp-unbounded (its encoder also runs on 50 "
+                    "pseudo-inputs per batch) about 7 minutes on 2 busy cores. Without BUG (or with --list): the bugs, "
                     "one line each. docs/zoo.md explains every bug and every detector.",
         epilog="bugs: " + ", ".join(BUGS))
     p.add_argument("bug", nargs="?", metavar="BUG", help="which bug (see --list)")

@@ -5,7 +5,8 @@ point of the same 2-D latent space. For each model the figure shows
 
     the codes, coloured by label                   where the encoder puts the data
     decodes of z ~ Uniform(bounding box of codes)  is every point between the clusters an image?
-    decodes of z ~ N(0, I)                         can we sample by drawing from the prior?
+    decodes of z ~ the model's prior               can we sample by drawing from the prior?
+                                                   (N(0, I) for the autoencoder, which has none)
 
 The AE's codes have no reason to fill their box or to sit near the origin at unit scale: uniform
 draws land in the gaps between clusters (blurry non-digits) and N(0, I) draws may miss the codes
@@ -25,8 +26,8 @@ from typing import Sequence
 
 import numpy as np
 
-from ..distributions import prior_of
-from ..plots import plt, tile
+from ..distributions import prior_label, prior_of
+from ..plots import draw_mosaic, plt, tile
 from .figures import _save
 from .projection import encode_means
 
@@ -69,17 +70,12 @@ def _scatter(ax, codes: np.ndarray, labels: np.ndarray | None, title: str) -> No
     ax.grid(alpha=0.3)
 
 
-def _mosaic(ax, images: np.ndarray, ncols: int, title: str) -> None:
-    ax.imshow(tile(np.clip(images, 0.0, 1.0), ncols), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
-    ax.set_title(title, fontsize=8)
-    ax.axis("off")
-
-
 def save_ae_vs_vae(ae, vae, x: np.ndarray, labels: np.ndarray | None, path: Path, n: int = 64,
                    rng: np.random.Generator | None = None) -> Path:
     """The AE-vs-VAE figure (module docstring): a row per model of [codes of x (dashed: their bounding
     box, red: radius 2 of N(0, I)), decodes of n uniform draws over that box, decodes of n draws
-    from N(0, I)]. Both models need a 2-D latent space (a ValueError otherwise)."""
+    from the model's prior (distributions.prior_of: N(0, I) for the autoencoder)]. Both models need a 2-D
+    latent space (a ValueError otherwise)."""
     for name, model in (("autoencoder", ae), ("VAE", vae)):
         if model.latent_dim != 2:
             raise ValueError(f"the AE-vs-VAE figure needs 2-D latent spaces, the {name}'s has {model.latent_dim}")
@@ -91,7 +87,8 @@ def save_ae_vs_vae(ae, vae, x: np.ndarray, labels: np.ndarray | None, path: Path
     for row, (name, model) in enumerate((("autoencoder", ae), ("VAE", vae))):
         codes = encode_means(model, x)                           # (N, 2)
         z_box = box_samples(codes, n, rng)                       # (n, 2)
-        z_prior = prior_of(model).sample(n, rng)                 # (n, 2)
+        prior = prior_of(model)
+        z_prior = prior.sample(n, rng)                           # (n, 2)
         _scatter(axs[row, 0], codes, labels, f"{name}: codes of the held-out images")
         was_training = model.training
         model.eval()
@@ -100,9 +97,9 @@ def save_ae_vs_vae(ae, vae, x: np.ndarray, labels: np.ndarray | None, path: Path
         finally:
             model.train(was_training)
         (lo0, lo1), (hi0, hi1) = bounding_box(codes)
-        _mosaic(axs[row, 1], box_images, ncols,
-                f"{name}: z uniform in the box [{lo0:.1f}, {hi0:.1f}] x [{lo1:.1f}, {hi1:.1f}]")
-        _mosaic(axs[row, 2], prior_images, ncols, f"{name}: z ~ N(0, I)")
+        draw_mosaic(axs[row, 1], box_images, ncols,
+                    f"{name}: z uniform in the box [{lo0:.1f}, {hi0:.1f}] x [{lo1:.1f}, {hi1:.1f}]")
+        draw_mosaic(axs[row, 2], prior_images, ncols, f"{name}: z ~ {prior_label(prior)}")
     return _save(fig, path)
 
 

@@ -13,12 +13,16 @@ from typing import Callable
 
 import numpy as np
 
+from ..distributions import make_kl, make_prior
 from ..models import VAE, build_model
 from ..models.mlp import mlp_decoder, mlp_encoder
 from ..nn.init import manual_seed
 from ..objective import make_loss
 from .pieces import (KLMeanOverDims, LogstdFedAsLogvar, MeanOfLogWeights, PixelMeanBCE, StdIsExpLogvar,
-                     UnclampedBCE, UnnormalisedWeights)
+                     UnboundedVampPrior, UnclampedBCE, UnnormalisedWeights)
+
+#: the tiny model's VampPrior: 3 pseudo-inputs of 1x3x3, enough for a mixture, small for a gradient check
+TINY_COMPONENTS = 3
 
 
 def _sampler(cls) -> Callable[[VAE], None]:
@@ -43,6 +47,11 @@ def _objective(cls) -> Callable[[VAE], None]:
     return install
 
 
+def _unbounded_vamp(model: VAE) -> None:
+    model.prior = UnboundedVampPrior.from_prior(model.prior)
+    model.kl = make_kl(model.posterior, model.prior)             # the KL reads the prior it was built with
+
+
 @dataclass(frozen=True)
 class Bug:
     name: str
@@ -55,6 +64,7 @@ class Bug:
     true_posterior: str = "logvar"               # what the buggy sampler really follows
     objective: str = "elbo"                      # what the correct model trains on: elbo, or iwae with
     iw_samples: int = 1                          # iw_samples z per image
+    prior: str = "normal"                        # the correct model's prior (distributions.PRIORS)
 
     @property
     def in_estimator(self) -> bool:
@@ -87,6 +97,8 @@ BUGS: dict[str, Bug] = {b.name: b for b in [
         "not the bound", "loss = -log_w.mean(axis=1)",
         "loss = -(logsumexp(log_w, axis=1) - log(K))   [IWG-2]", _objective(MeanOfLogWeights),
         objective="iwae", iw_samples=5),
+    Bug("vamp-unbounded", "VampPrior pseudo-inputs u = a, the raw parameter: nothing keeps them inside the image "
+        "range [0, 1]", "u = pseudo_logits", "u = sigmoid(pseudo_logits)   [VAMP-1]", _unbounded_vamp, prior="vamp"),
 ]}
 
 
@@ -110,7 +122,7 @@ def correct_model(bug: Bug, latent_dim: int, seed: int) -> VAE:
     """The same MLP VAE without the bug: the library's own pieces."""
     manual_seed(seed)
     return build_model("mlp", "vae", latent_dim, bug.loss, rng=np.random.default_rng(seed), posterior=bug.posterior,
-                       objective=bug.objective, iw_samples=bug.iw_samples)
+                       objective=bug.objective, iw_samples=bug.iw_samples, prior=bug.prior)
 
 
 def honest_view(bug: Bug, model: VAE, buggy: bool) -> VAE:
@@ -119,16 +131,18 @@ def honest_view(bug: Bug, model: VAE, buggy: bool) -> VAE:
     ``true_posterior``): what evaluation.py measures on it is the ELBO and likelihood of the
     model as it really samples."""
     return VAE(model.encoder, model.decoder, model.latent_dim, bug.loss, rng=model.rng,
-               posterior=bug.true_posterior if buggy else bug.posterior)
+               posterior=bug.true_posterior if buggy else bug.posterior, prior=model.prior)
 
 
 def tiny_model(bug: Bug, seed: int = 0, latent_dim: int = 3, with_bug: bool = True) -> VAE:
-    """A float64 VAE on 1x3x3 images (hidden 5) small enough for a full gradient check."""
+    """A float64 VAE on 1x3x3 images (hidden 5) small enough for a full gradient check (a VampPrior:
+    TINY_COMPONENTS pseudo-inputs)."""
     manual_seed(seed)
     shape = (1, 3, 3)
     final_sigmoid = not make_loss(bug.loss).takes_logits
-    model = VAE(mlp_encoder(shape, 5, 2 * latent_dim), mlp_decoder(latent_dim, 5, shape, final_sigmoid),
-                latent_dim, bug.loss, posterior=bug.posterior, rng=np.random.default_rng(seed),
+    encoder, decoder = mlp_encoder(shape, 5, 2 * latent_dim), mlp_decoder(latent_dim, 5, shape, final_sigmoid)
+    model = VAE(encoder, decoder, latent_dim, bug.loss, posterior=bug.posterior, rng=np.random.default_rng(seed),
+                prior=make_prior(bug.prior, latent_dim, TINY_COMPONENTS, shape),
                 objective=bug.objective, iw_samples=bug.iw_samples).to(np.float64)
     if with_bug and bug.install is not None:
         bug.install(model)

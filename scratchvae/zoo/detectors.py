@@ -13,7 +13,9 @@ The cheap ones run on a tiny float64 model (bugs.tiny_model):
     IWAE weights     the weights IWAE's backward hands the loss, against softmax(log w) [IWG-3]
     vs the bound     model.backward() against finite differences of the true K-sample bound [IWG-2]
                      (these two: n/a for a model that does not train on the importance-weighted bound)
-The others compare two MLP VAEs trained the same way (runner.py), the buggy and the correct one.
+The others compare two MLP VAEs trained the same way (runner.py), the buggy and the correct one,
+and measure the trained buggy one:
+    pseudo-inputs    the VampPrior's pseudo-inputs, the images it encodes, against the image range [VAMP-1]
 """
 from __future__ import annotations
 
@@ -23,6 +25,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..gradcheck import check_model
+from ..distributions import GaussianKL, VampPrior
 from ..models import VAE
 from ..objective import IWAE
 from ..tour_iwae import log_weights
@@ -172,8 +175,12 @@ def std_of_z(bug: Bug, seed: int = 0) -> Verdict:
 def kl_vs_monte_carlo(bug: Bug, seed: int = 0) -> Verdict:
     """The code's KL against E_q[log q(z) - log p(z)] over the sampler's own draws. The sampler is
     z = mu + s * eps for the s it really uses (s = its output at eps = 1, minus mu), so
-    log q(z) = sum(-eps^2 / 2 - log s - log(2 pi) / 2): no convention to get wrong."""
+    log q(z) = sum(-eps^2 / 2 - log s - log(2 pi) / 2): no convention to get wrong. n/a for a learned
+    prior: its KL has no closed form, the code's KL is already log q - log p at the sample [KL-4]."""
     model = _fixed_encoder_model(bug, seed)
+    if not isinstance(model.kl, GaussianKL):
+        return Verdict("meaning: KL vs Monte Carlo", "not run: no closed-form KL with a learned prior, the loss's "
+                       "KL is log q - log p at the sample", None)
     mu, logvar, z, eps = _draws(model, seed)
     closed = float(model.kl.forward(mu, logvar))
     s = model.posterior.forward(mu, logvar, np.ones_like(mu)) - mu  # (1, L): the std the sampler uses
@@ -212,3 +219,19 @@ def paired_gap(worse: np.ndarray, better: np.ndarray) -> tuple[float, float, boo
     d = np.asarray(worse, dtype=np.float64) - np.asarray(better, dtype=np.float64)   # (N,)
     gap, stderr = float(d.mean()), float(d.std() / math.sqrt(len(d)))
     return gap, stderr, bool(gap > SIGMAS * stderr and gap > MIN_GAP)
+
+
+def pseudo_inputs_in_range(model: VAE) -> Verdict:
+    """The pseudo-inputs u the VampPrior hands the encoder are images: every pixel in [0, 1] [VAMP-1].
+    Measured on a trained model: the share of pseudo-pixels outside, and how far the furthest go.
+    The library's u = sigmoid(a) cannot leave [0, 1] (float32 rounds it at worst to 0 or 1), so any
+    pixel outside, by any amount, is the mistake: no threshold to tune. n/a without a VampPrior."""
+    prior = getattr(model, "prior", None)
+    if not isinstance(prior, VampPrior):
+        return Verdict("pseudo-inputs in [0, 1]", "not run: the model has no VampPrior", None)
+    u = np.asarray(prior.pseudo_inputs(), dtype=np.float64)     # (M, C, H, W)
+    below, above = int(np.sum(u < 0)), int(np.sum(u > 1))
+    low, high = float(u.min()), float(u.max())
+    return Verdict("pseudo-inputs in [0, 1]", f"{below + above} of {u.size} pseudo-pixels outside "
+                   f"({(below + above) / u.size:.1%}): {below} below 0, {above} above 1; range [{low:.3f}, {high:.3f}]",
+                   below + above > 0, {"below": below, "above": above, "size": u.size, "min": low, "max": high})

@@ -1,8 +1,9 @@
 """The figure of a zoo run: samples of the correct and the buggy model, and the numbers that tell them apart.
 
-Left and middle: decoded prior draws z ~ N(0, I) of both models (the buggy one read honestly,
+Left and middle: decoded draws from each model's prior (the buggy one read honestly,
 bugs.honest_view). Right, by bug: the estimate against K (a bug in the estimator); the held-out
-loss per epoch with the NaN stop marked (a run that stopped); else the loss the code reports
+loss per epoch with the NaN stop marked (a run that stopped); the histogram of the pseudo-inputs'
+pixel values against the image range (a VampPrior bug); else the loss the code reports
 against the -ELBO evaluation.py measures (the K-sample bound for an IWAE bug), recon and KL stacked,
 for both models.
 """
@@ -16,17 +17,15 @@ matplotlib.use("Agg")  # write files; never open a window
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from ..plots import tile  # noqa: E402
+from ..distributions import VampPrior, prior_label  # noqa: E402
+from ..plots import draw_mosaic  # noqa: E402
 from .runner import ZooRun, reference_name  # noqa: E402
 
 GRID = 6  # samples per row and column of each panel
 
 
 def _samples(ax, samples: np.ndarray, title: str) -> None:
-    ax.imshow(tile(np.clip(samples[:GRID * GRID], 0, 1), GRID), cmap="gray", vmin=0, vmax=1,
-              interpolation="nearest")
-    ax.set_title(title, fontsize=9)
-    ax.axis("off")
+    draw_mosaic(ax, samples[:GRID * GRID], GRID, title, fontsize=9)
 
 
 def _k_curve(ax, run: ZooRun) -> None:
@@ -72,13 +71,35 @@ def _loss_vs_elbo(ax, run: ZooRun) -> None:
     ax.legend(fontsize=7)
 
 
+def _pseudo_pixels(ax, run: ZooRun) -> None:
+    """Where the pseudo-inputs' pixels lie, both models, against the image range [0, 1] [VAMP-1]."""
+    values = [np.asarray(t.model.prior.pseudo_inputs(), dtype=np.float64).ravel() for t in (run.correct, run.buggy)]
+    bins = np.linspace(min(v.min() for v in values + [np.zeros(1)]), max(v.max() for v in values + [np.ones(1)]), 60)
+    for v, label, colour in zip(values, ("correct: sigmoid(a)", f"{run.bug.name}: a"), ("tab:blue", "tab:orange")):
+        ax.hist(v, bins=bins, histtype="step", lw=1.5, color=colour, label=label)
+    ax.set_yscale("log")
+    ax.axvspan(0, 1, color="gray", alpha=0.15, lw=0, label="image range [0, 1]")
+    ax.set_xlabel("pseudo-input pixel value")
+    ax.set_ylabel("pixels (log scale)")
+    outside = int(np.sum((values[1] < 0) | (values[1] > 1)))
+    ax.set_title(f"pseudo-inputs: {outside} of {values[1].size} buggy pixels outside", fontsize=9)
+    ax.legend(fontsize=7)
+
+
+def _prior_title(t) -> str:
+    return f"decoded z ~ {prior_label(t.model.prior)}"
+
+
 def save_zoo_figure(run: ZooRun, path: Path) -> Path:
     fig, axes = plt.subplots(1, 3, figsize=(10, 3.4), gridspec_kw={"width_ratios": [1, 1, 1.3]})
-    _samples(axes[0], run.correct.samples, "correct: decoded z ~ N(0, I)")
+    _samples(axes[0], run.correct.samples, f"correct:\n{_prior_title(run.correct)}")
     stopped = run.buggy.fault is not None
-    _samples(axes[1], run.buggy.samples, f"{run.bug.name}: " + ("its last weights" if stopped else "decoded z ~ N(0, I)"))
+    buggy_title = "its last weights" if stopped else "\n" + _prior_title(run.buggy)
+    _samples(axes[1], run.buggy.samples, f"{run.bug.name}: {buggy_title}")
     if run.bug.in_estimator:
         _k_curve(axes[2], run)
+    elif isinstance(run.buggy.model.prior, VampPrior):
+        _pseudo_pixels(axes[2], run)
     elif stopped:
         _loss_curves(axes[2], run)
     else:

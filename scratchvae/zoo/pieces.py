@@ -15,8 +15,9 @@ import numpy as np
 
 from ..evaluation import chunk_log_weights, posterior
 from ..models import VAE
-from ..distributions import DiagonalGaussian, GaussianKL
+from ..distributions import DiagonalGaussian, GaussianKL, VampPrior
 from ..distributions.gaussian import _SampleCache
+from ..nn.activations import sigmoid
 from ..objective import BCE, IWAE, BCEWithLogits
 
 
@@ -157,6 +158,34 @@ class MeanOfLogWeights(IWAE):
         _, recon, kl = super()._run(vae, x, target, eps)
         self.cache = self.cache._replace(weights=np.full_like(self.cache.weights, 1 / self.k))  # (N, K)
         return (recon + vae.beta * kl).mean(axis=1), recon, kl  # (N,)   <- the bug: mean of the log-weights
+
+
+class UnboundedVampPrior(VampPrior):
+    """WRONG: the VampPrior's pseudo-inputs are the raw Parameter, u = a, with nothing keeping them
+    images [VAMP-1] (Tomczak and Welling clip them with hardtanh; the library squashes them with a sigmoid).
+
+    right:  u = sigmoid(a), inside [0, 1] whatever step Adam takes;   da = du * u * (1 - u)   [VAMP-3]
+    here:   u = a: each step moves a pseudo-pixel wherever the gradient points, below 0 or above 1,
+            into inputs the encoder never sees in the data;   da = du
+    Starts from the library's initial pseudo-inputs (a = sigmoid(a0), from_prior), so the two models
+    begin with the same u and differ only in where training may take it. The density and its
+    backward are the library's mixture on encoder(u): consistent, a gradient check passes.
+    """
+
+    @classmethod
+    def from_prior(cls, prior: VampPrior) -> UnboundedVampPrior:
+        """The bug in place of ``prior``: its latent size, M and image shape, and u = its current pseudo-inputs."""
+        m, *shape = prior.pseudo_logits.shape
+        bug = cls(prior.latent_dim, m, tuple(shape))
+        bug.pseudo_logits.data[...] = sigmoid(prior.pseudo_logits.data)   # (M, C, H, W): the same u
+        return bug
+
+    def pseudo_inputs(self) -> np.ndarray:
+        self._u = self.pseudo_logits.data                        # (M, C, H, W)   <- the bug: sigmoid(a)
+        return self._u
+
+    def pseudo_backward(self, du: np.ndarray) -> None:
+        self.pseudo_logits.grad += du                            # (M, C, H, W)   <- the bug: du * u * (1 - u)
 
 
 def log_weights(model: VAE, x: np.ndarray, k: int, rng: np.random.Generator, batch_size: int = 1000) -> np.ndarray:

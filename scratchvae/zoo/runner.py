@@ -176,6 +176,7 @@ def trained_verdicts(correct: Trained, buggy: Trained, reference: str = "-ELBO")
     out.append(det.Verdict("samples: diversity", f"pixel std across {SAMPLES} samples {div_b:.3f}, correct "
                            f"{div_c:.3f} (x{ratio:.2f})" + ("" if finite else ", the buggy's last weights"),
                            not 1 / DIVERSITY_FACTOR <= ratio <= DIVERSITY_FACTOR, {"buggy": div_b, "correct": div_c}))
+    out.append(det.pseudo_inputs_in_range(buggy.model))         # the buggy's last weights, if it stopped
     return out
 
 
