@@ -3,7 +3,7 @@ and the machine it ran on, ready to paste over the old one.
 
     python benchmarks/tables.py speed [--runs 3]   README "Speed": bench.py --vs-torch --nll 100, each run in
                                                    fresh processes; a cell shows the range over the runs
-    python benchmarks/tables.py evaluate           README "Evaluate": the two 10-epoch runs trained, then
+    python benchmarks/tables.py evaluate           docs/evaluation.md: the two 10-epoch runs trained, then
                                                    evaluate --k 1000 --n 1000: numbers, time, peak memory
     python benchmarks/tables.py zoo [BUG ...]      docs/zoo.md: each bug's default run, and the table of
                                                    what catches what built from those runs (--figures
