@@ -58,12 +58,19 @@ def epoch_seconds(run: Path) -> float:
     return marks[-1] - marks[-2]
 
 
+def _recipe(config: dict) -> str:
+    """The flags of a run that differ from `scratchvae train`'s defaults: what the table shows."""
+    from scratchvae.commands.train_flags import DEFAULTS
+    shown = {k: v for k, v in config.items() if k not in DEFAULTS or DEFAULTS[k] != v}
+    return " ".join(_flags({k: v for k, v in shown.items() if k not in ("kind", "latent_dim", "seed")}))
+
+
 def table(runs: list[Path], timings: dict) -> list[dict]:
     rows = []
     for run in runs:
         config, result = _config(run), json.loads((run / "eval.json").read_text())
         seconds = timings[str(run)]
-        rows.append({"run": run.name, "flags": " ".join(_flags(config)), "epochs": config["epochs"],
+        rows.append({"run": run.name, "flags": _recipe(config), "epochs": config["epochs"],
                      "epoch_s": seconds, "minutes": config["epochs"] * seconds / 60, "nll": result["nll"],
                      "stderr": result["nll_stderr"], "elbo": result["elbo"], "k": result["k"], "n": result["n"]})
     return rows
