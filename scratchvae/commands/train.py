@@ -32,6 +32,7 @@ from ..errors import UsageError, make_folder
 from ..gradflow import GradTracer, save_gradflow_figure
 from ..models import ARCHITECTURES, prior_refusal
 from ..nn.init import manual_seed
+from ..nn.module import batch_coupling
 from ..optim import Adam
 from ..parallel import DataParallel, default_workers
 from ..plots import save_grid, save_loss_curves, save_reconstructions
@@ -156,7 +157,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise UsageError("--trace-grads runs on one worker; use --workers 1")
     refuse_workers(model, config["workers"])
     _refuse_coupled_samples(config, model)
-    if config["batch_size"] < 2 and any(m.couples_batch for m in model.modules()):
+    if config["batch_size"] < 2 and batch_coupling(model) is not None:
         raise UsageError(f"--batch-size 1: the '{config['model']}' model has BatchNorm, which needs at least 2 "
                          f"images per batch (a lone image has no batch statistics)")
     config["workers"] = config["workers"] or (1 if trace else default_workers(model))
@@ -220,9 +221,8 @@ def _refuse_objective(config: dict) -> None:
 
 
 def _refuse_coupled_samples(config: dict, model) -> None:
-    coupled = sorted({type(m).__name__ for m in model.modules() if m.couples_batch})
-    if config["objective"] == "iwae" and coupled:
-        raise UsageError(f"--objective iwae: the '{config['model']}' model has {', '.join(coupled)}, whose batch "
+    if config["objective"] == "iwae" and (coupled := batch_coupling(model)) is not None:
+        raise UsageError(f"--objective iwae: the '{config['model']}' model has {coupled}, whose batch "
                          f"statistics would couple an image's K samples (they must be independent draws)")
 
 
