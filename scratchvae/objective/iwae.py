@@ -50,8 +50,8 @@ class IWAE:
     log q - log p; the total is the bound, never above recon + beta * kl (log of a mean >= mean
     of logs), equal to it at K = 1.
 
-    Memory: the decoder sees N*K rows. Above MAX_ROWS, forward runs it in chunks keeping no
-    caches (only the log-weights), and backward, which needs the weights of all K samples
+    Memory: the decoder sees N*K rows. Above MAX_ROWS, forward runs it in chunks of whole images,
+    each chunk's caches replacing the last's (it keeps the log-weights), and backward, which needs the weights of all K samples
     first, runs each chunk's forward again and its backward at once: two decoder forwards, but
     only a chunk's layer outputs alive at a time.
     backward(dloss) starts the chain at dloss: a float (parallel.py: n_k / n) or (N,) per image.
@@ -96,8 +96,8 @@ class IWAE:
         mu, logvar = mu[:, None, :], logvar[:, None, :]          # (N, 1, L) each
         std = np.exp(0.5 * logvar)                               # (N, 1, L)
         z = mu + std * eps                                       # (N, K, L)   [REP-1]
-        chunked = n * self.k > self.max_rows
-        recon = self._recon(vae, z, target, keep=not chunked)    # (N, K) float64
+        chunked = len(self._chunks(n)) > 1
+        recon = self._recon(vae, z, target)                      # (N, K) float64
         kl = (vae.posterior.log_prob(eps, logvar) - vae.prior.log_prob(z)).astype(np.float64)  # (N, K)   [KL-4]
         log_w = -recon - vae.beta * kl                           # (N, K)   [IWG-1]
         top = log_w.max(axis=1, keepdims=True)                   # (N, 1): log-sum-exp without overflow
@@ -107,21 +107,18 @@ class IWAE:
         self.cache = _IWCache(z, eps, std, target, ratio / total, chunked)  # weights (N, K)   [IWG-3]
         return loss, recon, kl
 
-    def _recon(self, vae: VAE, z: np.ndarray, target: np.ndarray, keep: bool) -> np.ndarray:
-        """recon_nk = -log p(x_n | z_nk), (N, K) float64: in one pass whose caches backward uses
-        (keep), or chunk by chunk keeping none."""
+    def _recon(self, vae: VAE, z: np.ndarray, target: np.ndarray) -> np.ndarray:
+        """recon_nk = -log p(x_n | z_nk), (N, K) float64, a chunk of whole images at a time (_chunks):
+        with one chunk, its caches are what backward uses; with several, backward reruns each."""
         n, k, latent = z.shape
-        if keep:
-            pred = vae.decoder.forward(z.reshape(n * k, latent))  # (N*K, C, H, W)
-            return vae.recon_loss.forward_rows(pred, _repeat(target, k)).reshape(n, k)  # (N, K)
-        rows = []
-        for part in self._chunks(n):
-            pred = vae.decoder.forward(z[part].reshape(-1, latent))  # (B*K, C, H, W)
-            rows.append(vae.recon_loss.per_image(*_flat_pair(pred, _repeat(target[part], k))))  # (B*K,)
-        return np.concatenate(rows).reshape(n, k)                # (N, K)
+        rows = [vae.recon_loss.forward_rows(vae.decoder.forward(z[part].reshape(-1, latent)),  # (B*K, C, H, W)
+                                            _repeat(target[part], k))
+                for part in self._chunks(n)]                     # (B*K,) each
+        return (rows[0] if len(rows) == 1 else np.concatenate(rows)).reshape(n, k)  # (N, K)
 
     def _chunks(self, n: int) -> list[slice]:
-        images = max(1, self.max_rows // self.k)                 # whole images per chunk
+        """All N images at once when their N*K decoder rows fit in max_rows, else whole images by max_rows."""
+        images = n if n * self.k <= self.max_rows else max(1, self.max_rows // self.k)
         return [slice(a, min(a + images, n)) for a in range(0, n, images)]
 
     # -- backward ------------------------------------------------------------------------------------
@@ -173,8 +170,3 @@ class IWAE:
 def _repeat(target: np.ndarray, k: int) -> np.ndarray:
     """Each image k times in a row, (N*K, ...): the rows of the samples z_n1..z_nK."""
     return np.repeat(target, k, axis=0) if k > 1 else target
-
-
-def _flat_pair(pred: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    n = pred.shape[0]
-    return pred.reshape(n, -1), target.reshape(n, -1).astype(pred.dtype, copy=False)
