@@ -74,3 +74,34 @@ def test_an_unknown_preset_is_a_one_line_error(capsys, tmp_path):
         main(["train", "--preset", "fastest", "--out", str(tmp_path / "r")])
     err = capsys.readouterr().err
     assert exit_.value.code == 2 and "invalid choice: 'fastest'" in err.splitlines()[-1]
+
+
+def _fake_run(root, name: str, epochs: int, nll: float, **config) -> "Path":
+    run = root / name
+    run.mkdir()
+    cfg = {"model": "conv", "kind": "vae", "latent_dim": 32, "binarize": "dynamic", "seed": 1, "epochs": epochs,
+           "lr": 1e-3, "lr_schedule": "constant", **config}
+    (run / "config.json").write_text(json.dumps(cfg))
+    (run / "eval.json").write_text(json.dumps({"nll": nll, "nll_stderr": 0.2, "elbo": nll + 4, "k": 100,
+                                               "n": 10000}))
+    return run
+
+
+def test_the_recipes_table_and_figure_read_the_runs(tmp_path, capsys):
+    """benchmarks/recipes.py table: minutes = epochs x the measured epoch time; the recipe column
+    shows only the flags that differ from train's defaults; the figure plots every run."""
+    import sys
+    from pathlib import Path
+    import pngs
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+    import recipes
+    a = _fake_run(tmp_path, "a", 30, 89.1)
+    b = _fake_run(tmp_path, "b", 12, 87.7, prior="vamp", lr_schedule="cosine")
+    timings = tmp_path / "t.json"
+    timings.write_text(json.dumps({str(a): 10.0, str(b): 15.0}))
+    figure = tmp_path / "f.png"
+    assert recipes.main(["table", str(a), str(b), "--timings", str(timings), "--figure", str(figure)]) == 0
+    out = capsys.readouterr().out
+    assert "| a | `--model conv --binarize dynamic` | 30 | 10.0 | 5.0 | 89.10 ± 0.20 | 93.10 |" in out
+    assert "| b | `--model conv --binarize dynamic --lr-schedule cosine --prior vamp` | 12 | 15.0 | 3.0 |" in out
+    pngs.assert_plots(figure, 1, min_span=0.6)   # two points at the x extremes: ~90% of the axis apart
