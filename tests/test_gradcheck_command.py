@@ -239,6 +239,7 @@ def test_iwae_checkpoint_is_checked_on_its_own_bound(capsys, tmp_path):
     (["--model", "mlp", "--iw-samples", "3"], ["--iw-samples 3 needs --objective iwae"]),
     (["--model", "mlp", "--objective", "elbo", "--iw-samples", "2"], ["--iw-samples 2 needs --objective iwae"]),
     (["--model", "mlp", "--kind", "ae", "--objective", "iwae"], ["--objective iwae", "--kind vae"]),
+    (["--model", "faces", "--objective", "iwae"], ["--objective iwae", "BatchNorm2d", "independent draws"]),
     (["--layer", "relu", "--objective", "iwae"], ["--objective", "--layer"]),
     (["--loss", "bce", "--iw-samples", "2"], ["--iw-samples", "--loss"]),
 ])

@@ -21,7 +21,7 @@ from ..checkpoint import load_model
 from ..distributions import PRIORS
 from ..errors import UsageError
 from ..gradcheck import DEFAULT_TOLERANCE, GradCheckReport, check_kl, check_loss, check_model, check_module
-from ..models import ARCHITECTURES, build_model, prior_refusal
+from ..models import ARCHITECTURES, build_model, objective_refusal, prior_refusal
 from ..nn.registry import LAYERS  # --layer name -> the class (tests swap in a broken one to see the check fail)
 from ..objective import LOSSES, OBJECTIVES, IWAE, make_loss
 from .argtypes import non_negative_int, positive_float, positive_int
@@ -226,6 +226,8 @@ def _check_model(args: argparse.Namespace, rng: np.random.Generator) -> tuple[Gr
         nn.manual_seed(args.seed)
         model = build_model(arch, kind, args.latent_dim, loss, rng=np.random.default_rng(args.seed),
                             prior=prior, prior_components=components, objective=objective, iw_samples=k)
+        if (why := objective_refusal(model, arch, objective)) is not None:
+            raise UsageError(why)
         shape = ARCHITECTURES[arch][1]
         what = {"model": arch, "kind": kind, "latent_dim": model.latent_dim, "loss": loss, "seed": args.seed,
                 **({"prior": prior, "prior_components": components} if kind == "vae" else {})}

@@ -30,7 +30,7 @@ from ..data import check_model_fits, load_dataset, prepare
 from ..distributions import prior_label
 from ..errors import UsageError, make_folder
 from ..gradflow import GradTracer, save_gradflow_figure
-from ..models import ARCHITECTURES, prior_refusal
+from ..models import ARCHITECTURES, objective_refusal, prior_refusal
 from ..nn.init import manual_seed
 from ..nn.module import batch_coupling
 from ..optim import Adam
@@ -156,7 +156,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     if trace and (config["workers"] or 1) > 1:
         raise UsageError("--trace-grads runs on one worker; use --workers 1")
     refuse_workers(model, config["workers"])
-    _refuse_coupled_samples(config, model)
+    if (why := objective_refusal(model, config["model"], config["objective"])) is not None:
+        raise UsageError(why)
     if config["batch_size"] < 2 and batch_coupling(model) is not None:
         raise UsageError(f"--batch-size 1: the '{config['model']}' model has BatchNorm, which needs at least 2 "
                          f"images per batch (a lone image has no batch statistics)")
@@ -218,12 +219,6 @@ def _refuse_objective(config: dict) -> None:
         raise UsageError(f"--iw-samples {config['iw_samples']} needs --objective iwae (the ELBO draws one z per image)")
     if config["objective"] == "iwae" and config["kind"] != "vae":
         raise UsageError("--objective iwae trains a VAE (--kind vae): an autoencoder has no q(z|x) to sample")
-
-
-def _refuse_coupled_samples(config: dict, model) -> None:
-    if config["objective"] == "iwae" and (coupled := batch_coupling(model)) is not None:
-        raise UsageError(f"--objective iwae: the '{config['model']}' model has {coupled}, whose batch "
-                         f"statistics would couple an image's K samples (they must be independent draws)")
 
 
 class _Run:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..distributions import DEFAULT_COMPONENTS, make_prior
+from ..nn.module import batch_coupling
 from ..objective import make_loss
 from .conv import faces_conv, keras_conv, mnist_conv
 from .mlp import mlp_decoder, mlp_encoder
@@ -72,5 +73,14 @@ def prior_refusal(arch: str, prior: str) -> str | None:
     return None
 
 
+def objective_refusal(model, arch: str, objective: str) -> str | None:
+    """Why the model cannot train on that objective, or None: the importance-weighted bound needs
+    an image's K samples to be independent draws, which BatchNorm's batch statistics would couple."""
+    if objective == "iwae" and (coupled := batch_coupling(model)) is not None:
+        return (f"--objective iwae: the '{arch}' model has {coupled}, whose batch statistics would couple "
+                f"an image's K samples (they must be independent draws)")
+    return None
+
+
 __all__ = ["ARCHITECTURES", "Autoencoder", "Losses", "VAE", "build_model", "faces_conv", "keras_conv",
-           "mlp_decoder", "mlp_encoder", "mnist_conv", "prior_refusal"]
+           "mlp_decoder", "mlp_encoder", "mnist_conv", "objective_refusal", "prior_refusal"]
