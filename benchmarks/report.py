@@ -12,14 +12,15 @@ def print_report(report: dict) -> None:
     print(report["processes"])
     print(report["protocol"])
     vs = report["results"] and "torch_train_ms" in report["results"][0]
-    head = f"{'model':<6} {'workers':>7} {'train ms':>9} {'img/s':>8} {'s/epoch':>8} {'GFLOP/s':>8} {'%peak':>6}"
+    w = _name_width(report["results"])
+    head = f"{'model':<{w}} {'workers':>7} {'train ms':>9} {'img/s':>8} {'s/epoch':>8} {'GFLOP/s':>8} {'%peak':>6}"
     head += f" {'torch ms':>9} {'ratio':>6}" if vs else ""
     head += f" | {'infer ms':>9} {'img/s':>8}" + (f" {'torch ms':>9} {'ratio':>6}" if vs else "")
     print(f"\ntraining step (forward + backward + Adam), batch {report['results'][0]['batch_size']}; "
           f"inference = encode + decode, batch {report['results'][0]['inference_batch']}; medians")
     print(head)
     for r in report["results"]:
-        line = (f"{r['model']:<6} {r['workers']:7d} {r['train_ms']:9.1f} {r['train_images_per_s']:8.0f} "
+        line = (f"{r['model']:<{w}} {r['workers']:7d} {r['train_ms']:9.1f} {r['train_images_per_s']:8.0f} "
                 f"{r['mnist_epoch_s']:8.1f} "
                 f"{r['gflops']:8.1f} {100 * r['fraction_of_peak']:5.0f}%")
         line += f" {r['torch_train_ms']:9.1f} {r['train_ratio']:5.2f}x" if vs else ""
@@ -39,6 +40,11 @@ def print_report(report: dict) -> None:
               f"{s['peak_rss_mb']:.0f} MB")
 
 
+def _name_width(rows: list[dict]) -> int:
+    """The model column's width: the longest variant name ('conv-iwae5'), so the columns line up."""
+    return max([6] + [len(r["model"]) for r in rows])
+
+
 def _print_page_faults(rows: list[dict], vs: bool) -> None:
     if rows[0]["page_faults_per_step"] is None:
         return
@@ -51,8 +57,9 @@ def _print_page_faults(rows: list[dict], vs: bool) -> None:
 def _print_products(rows: list[dict], vs: bool) -> None:
     print("matrix products alone, run as the step and inference run them (the floor NumPy's BLAS sets "
           "under them; see benchmarks/floor.py):")
+    w = _name_width(rows)
     for r in rows:
-        line = f"  {r['model']:<6}"
+        line = f"  {r['model']:<{w}}"
         for what, ms, ours, over_torch in (("step", "products_ms", "train_ms", "products_over_torch"),
                                            ("inference", "inference_products_ms", "inference_ms",
                                             "inference_products_over_torch")):
@@ -85,8 +92,9 @@ def _print_nll(rows: list[dict]) -> None:
     r0 = rows[0]
     print(f"importance-sampled nll, K = {r0['nll_k']} on {r0['nll_images']} test images, "
           f"{r0['nll_batch_size']} decoded rows at a time (see nll.py), median seconds per estimate:")
+    w = _name_width(rows)
     for r in rows:
-        line = f"  {r['model']:<6} {r['nll_s']:7.2f} s"
+        line = f"  {r['model']:<{w}} {r['nll_s']:7.2f} s"
         if "torch_nll_s" in r:
             line += (f"   PyTorch {r['torch_nll_s']:7.2f} s   ratio {r['nll_ratio']:4.2f}x   "
                      f"estimates agree to {r['nll_max_abs_diff']:.1e} nats")
