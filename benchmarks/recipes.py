@@ -92,7 +92,10 @@ def save_figure(rows: list[dict], path: Path) -> None:
     fig, ax = plt.subplots(figsize=(6.4, 4))
     for r in rows:
         ax.errorbar(r["minutes"], r["nll"], yerr=r["stderr"], fmt="o", capsize=3)
-        ax.annotate(r["run"], (r["minutes"], r["nll"]), textcoords="offset points", xytext=(6, 4), fontsize=8)
+        # a label above its point, or below it when a close neighbour sits lower, so the two do not overlap
+        below = any(abs(o["minutes"] - r["minutes"]) < 2 and 0 < o["nll"] - r["nll"] < 0.5 for o in rows)
+        ax.annotate(r["run"], (r["minutes"], r["nll"]), textcoords="offset points", xytext=(6, -11 if below else 4),
+                    fontsize=8)
     ax.set_xlabel("training minutes (epochs x the idle machine's epoch time)")
     ax.set_ylabel(f"held-out nll, nats (K = {rows[0]['k']})")
     ax.grid(alpha=0.3)

@@ -25,7 +25,7 @@ from .argtypes import positive_int, refuse_workers
 # 2.9-3.0 s for conv per 100,000 (image, sample) pairs, i.e. about 5 and 30 us each.
 _HELP_RATES = ("The cost is linear in K*N: measured here (2 cores, idle), about 5 us per image and sample for "
                "the mlp model, 30 us for conv. So K=1000 on the 10,000 MNIST test images takes about 50 s "
-               "for mlp (~5 min for conv: 4.4 min measured for the --preset best model, docs/recipes.md), "
+               "for mlp (~5 min for conv: 4.1 min measured for the --preset best model, docs/recipes.md), "
                "K=5000 (Burda et al.) about 4 min (~25 min for conv), the default K=100 ~5 s (mlp); longer on "
                "a busy machine.")
 _GREY_BCE_NOTE = ("Bernoulli (bce) likelihood on grey-level images: the nll is NOT -log p(x) of any "
